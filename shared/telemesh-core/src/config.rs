@@ -1,0 +1,434 @@
+//! Owns configuration loading and the settings sections every service shares.
+//!
+//! Layering (later wins): each type's documented defaults → the TOML file → environment
+//! variables `TELEMESH__<SECTION>__<KEY>` (`__` separates levels). The environment is passed
+//! in as a map so tests never touch process variables. Errors name the offending key.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::codec::Encoding;
+
+/// Prefix of every environment override.
+pub const ENV_PREFIX: &str = "TELEMESH";
+/// Separator between the prefix, sections and keys of an environment override.
+pub const ENV_SEPARATOR: &str = "__";
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {detail}")]
+    File { path: String, detail: String },
+    #[error("invalid config key `{key}`: {detail}")]
+    Key { key: String, detail: String },
+    #[error("invalid config: {0}")]
+    Other(String),
+}
+
+impl ConfigError {
+    /// The dotted key at fault, when there is one (e.g. `http.addr`).
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Key { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// Loads `T` from its defaults, an optional TOML file and the `TELEMESH__…` entries of `env`.
+///
+/// `list_keys` names the dotted keys whose environment values are comma-separated lists.
+pub fn load<T: DeserializeOwned>(
+    file: Option<&Path>,
+    env: &HashMap<String, String>,
+    list_keys: &[&str],
+) -> Result<T, ConfigError> {
+    let mut builder = config::Config::builder();
+    if let Some(path) = file {
+        if !path.is_file() {
+            return Err(ConfigError::File {
+                path: path.display().to_string(),
+                detail: "no such file; pass an existing TOML file or leave --config out".into(),
+            });
+        }
+        builder = builder.add_source(
+            config::File::from(path)
+                .format(config::FileFormat::Toml)
+                .required(true),
+        );
+    }
+    let list_vars: Vec<String> = list_keys.iter().map(|k| env_var_name(k)).collect();
+    let ours: HashMap<String, String> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}{ENV_SEPARATOR}")))
+        .map(|(k, v)| {
+            let value = if list_vars.contains(k) {
+                // `a, b,,c` means [a, b, c]
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            } else {
+                v.clone()
+            };
+            (k.clone(), value)
+        })
+        .collect();
+    let mut environment = config::Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator(ENV_SEPARATOR)
+        .separator(ENV_SEPARATOR)
+        .try_parsing(true)
+        .source(Some(ours));
+    if !list_keys.is_empty() {
+        environment = environment.list_separator(",");
+        for key in list_keys {
+            environment = environment.with_list_parse_key(key);
+        }
+    }
+    let built = builder
+        .add_source(environment)
+        .build()
+        .map_err(|e| match file {
+            Some(path) => ConfigError::File {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            },
+            None => ConfigError::Other(e.to_string()),
+        })?;
+    serde_path_to_error::deserialize(built).map_err(|e| {
+        let key = e.path().to_string();
+        let detail = e.inner().to_string();
+        if key.is_empty() || key == "." {
+            ConfigError::Other(detail)
+        } else {
+            ConfigError::Key { key, detail }
+        }
+    })
+}
+
+/// The environment variable that overrides a dotted key: `http.addr` → `TELEMESH__HTTP__ADDR`.
+pub fn env_var_name(key: &str) -> String {
+    let path: Vec<String> = key.split('.').map(str::to_ascii_uppercase).collect();
+    format!("{ENV_PREFIX}{ENV_SEPARATOR}{}", path.join(ENV_SEPARATOR))
+}
+
+/// The process environment as a map, for [`load`] at the edges of the program.
+pub fn process_env() -> HashMap<String, String> {
+    std::env::vars().collect()
+}
+
+/// A secret string: never printed by `Debug`/`Display`, serialized as `<redacted>`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret value, for the one place that must hand it to a client library.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "<redacted>" })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "<redacted>" })
+    }
+}
+
+/// A connection URL whose password is redacted whenever it is shown.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+
+    /// The URL with any `user:password@` password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host…` with `***`; other text is kept.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+impl Serialize for SecretUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+/// `[service]`: who this process is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceSettings {
+    /// Instance name in snapshot sources and message keys. Default: the host name.
+    pub instance: String,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        let instance = hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "local".to_owned());
+        Self { instance }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`: what is logged and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// A `RUST_LOG`-style filter, e.g. `info` or `info,telemesh_aggregator=debug`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Human,
+        }
+    }
+}
+
+/// `[http]`: where the HTTP API listens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Listen address; port 0 picks a free port.
+    pub addr: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// `[kafka]`: how to reach the Kafka cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Comma-separated `host:port` list; empty means Kafka is not configured.
+    pub brokers: String,
+    pub client_id: String,
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    pub security_protocol: String,
+    /// SASL mechanism (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`) when SASL is used.
+    pub sasl_mechanism: String,
+    pub username: String,
+    pub password: Secret,
+    /// CA bundle for TLS, empty for the system store.
+    pub ssl_ca_location: String,
+    /// Namespace prepended to every topic name (empty in production).
+    pub topic_prefix: String,
+    /// Encoding of produced snapshots.
+    pub encoding: Encoding,
+    /// Consumer group of the aggregator.
+    pub group_id: String,
+    /// How long a produce may wait for `acks=all` before it counts as failed and is retried.
+    pub message_timeout_ms: u64,
+    /// Timeout of metadata and admin requests.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: String::new(),
+            client_id: "telemesh".into(),
+            security_protocol: "plaintext".into(),
+            sasl_mechanism: String::new(),
+            username: String::new(),
+            password: Secret::default(),
+            ssl_ca_location: String::new(),
+            topic_prefix: String::new(),
+            encoding: Encoding::Bincode,
+            group_id: "telemesh-aggregator".into(),
+            message_timeout_ms: 30_000,
+            request_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl KafkaSettings {
+    /// True when at least one broker is configured.
+    pub fn is_configured(&self) -> bool {
+        !self.broker_list().is_empty()
+    }
+
+    /// The configured brokers, trimmed, blanks dropped.
+    pub fn broker_list(&self) -> Vec<String> {
+        self.brokers
+            .split(',')
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// A description safe to show anywhere: brokers, protocol and whether credentials are set.
+    pub fn describe(&self) -> String {
+        if !self.is_configured() {
+            return "kafka not configured".into();
+        }
+        let mut parts = vec![
+            format!("bootstrap={}", self.broker_list().join(",")),
+            format!("security={}", self.security_protocol),
+            "acks=all".to_owned(),
+            format!("client_id={}", self.client_id),
+        ];
+        if !self.sasl_mechanism.is_empty() {
+            parts.push(format!("sasl={}", self.sasl_mechanism));
+        }
+        if !self.username.is_empty() {
+            parts.push("username=***".into());
+        }
+        if !self.password.is_empty() {
+            parts.push("password=***".into());
+        }
+        format!("Kafka({})", parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Sample {
+        http: HttpSettings,
+        kafka: KafkaSettings,
+        log: LogSettings,
+        list: ListSection,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct ListSection {
+        items: Vec<String>,
+        count: u32,
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_apply_without_file_or_env() {
+        let s: Sample = load(None, &HashMap::new(), &[]).unwrap();
+        assert_eq!(s.http.addr, "127.0.0.1:8080");
+        assert!(!s.kafka.is_configured());
+        assert_eq!(s.kafka.describe(), "kafka not configured");
+    }
+
+    #[test]
+    fn env_overrides_file_and_lists_split_on_commas() {
+        let dir = std::env::temp_dir().join(format!("telemesh-config-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.toml");
+        std::fs::write(&path, "[http]\naddr = \"0.0.0.0:1\"\n[kafka]\nbrokers = \"a:1\"\n").unwrap();
+        let s: Sample = load(
+            Some(&path),
+            &env(&[
+                ("TELEMESH__HTTP__ADDR", "127.0.0.1:9"),
+                ("TELEMESH__KAFKA__PASSWORD", "12345"),
+                ("TELEMESH__LIST__ITEMS", "x, y"),
+                ("TELEMESH__LIST__COUNT", "7"),
+                ("OTHER__HTTP__ADDR", "ignored"),
+            ]),
+            &["list.items"],
+        )
+        .unwrap();
+        assert_eq!(s.http.addr, "127.0.0.1:9");
+        assert_eq!(s.kafka.broker_list(), vec!["a:1"]);
+        assert_eq!(s.kafka.password.expose(), "12345");
+        assert_eq!(s.list.items, vec!["x", "y"]);
+        assert_eq!(s.list.count, 7);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn errors_name_the_bad_key() {
+        let err = load::<Sample>(None, &env(&[("TELEMESH__LIST__COUNT", "many")]), &[]).unwrap_err();
+        assert_eq!(err.key(), Some("list.count"), "{err}");
+        let err = load::<Sample>(None, &env(&[("TELEMESH__HTTP__PORTT", "1")]), &[]).unwrap_err();
+        assert!(err.to_string().contains("portt"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        let url = SecretUrl::new("postgres://u:hunter2@db:5432/t?sslmode=require");
+        assert_eq!(url.redacted(), "postgres://u:***@db:5432/t?sslmode=require");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}

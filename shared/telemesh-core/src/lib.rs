@@ -1,0 +1,23 @@
+//! The telemesh wire contract and the plumbing every telemesh service shares.
+//!
+//! - [`snapshot`]: the snapshot envelope v1 and its building blocks ([`Grade`], [`Component`], …).
+//! - [`codec`]: bincode 1.3 and JSON encodings, chosen by the `content-type` header.
+//! - [`topics`]: the Kafka topic names of the external contract.
+//! - [`config`]: layered configuration (TOML file, then `TELEMESH__SECTION__KEY` variables).
+//! - [`telemetry`]: tracing subscriber setup (human or JSON lines).
+//! - [`transport`]: the transport trait and its Kafka and in-process implementations.
+//!
+//! Architecture invariant: this crate opens no database connection; the only sockets it opens
+//! are the Kafka clients a caller asks [`transport::kafka`] for.
+
+pub mod codec;
+pub mod config;
+pub mod grade;
+pub mod snapshot;
+pub mod telemetry;
+pub mod topics;
+pub mod transport;
+
+pub use codec::{CodecError, ContentType, Encoding};
+pub use grade::Grade;
+pub use snapshot::{Component, DetailValue, Details, Snapshot, Source};

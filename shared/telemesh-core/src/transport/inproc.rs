@@ -1,0 +1,238 @@
+//! Owns the in-process transport of `telemesh standalone`: one bounded channel from every
+//! publisher to the one subscriber, so a slow consumer blocks publishers (backpressure)
+//! instead of dropping messages. Messages for topics nobody subscribed to (the dead-letter
+//! topic in standalone mode) are retained in a bounded buffer and logged.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use tokio::sync::mpsc;
+
+use crate::transport::{
+    Delivered, InboundMessage, OutboundMessage, Position, Publisher, Subscriber, TransportError,
+};
+
+/// How many messages of unsubscribed topics are kept for inspection.
+const RETAINED_CAPACITY: usize = 1000;
+
+/// The in-process bus. Create it once, hand [`InProcessBus::publisher`] to every service and
+/// take the one [`InProcessBus::subscriber`] for the aggregator.
+#[derive(Debug)]
+pub struct InProcessBus {
+    routed: HashSet<String>,
+    tx: mpsc::Sender<InboundMessage>,
+    rx: Mutex<Option<mpsc::Receiver<InboundMessage>>>,
+    offsets: Mutex<HashMap<String, i64>>,
+    retained: Mutex<VecDeque<InboundMessage>>,
+}
+
+impl InProcessBus {
+    /// A bus whose subscriber receives `routed` topics through a channel of `capacity`.
+    pub fn new<I, S>(capacity: usize, routed: I) -> Arc<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        Arc::new(Self {
+            routed: routed.into_iter().map(Into::into).collect(),
+            tx,
+            rx: Mutex::new(Some(rx)),
+            offsets: Mutex::default(),
+            retained: Mutex::default(),
+        })
+    }
+
+    pub fn publisher(self: &Arc<Self>) -> Arc<dyn Publisher> {
+        Arc::new(InProcessPublisher {
+            bus: Arc::clone(self),
+        })
+    }
+
+    /// The subscriber of the routed topics; `None` after the first call.
+    pub fn subscriber(self: &Arc<Self>) -> Option<InProcessSubscriber> {
+        let rx = self.rx.lock().ok()?.take()?;
+        Some(InProcessSubscriber {
+            rx,
+            bus: Arc::clone(self),
+            committed: HashMap::new(),
+            paused: false,
+        })
+    }
+
+    /// Messages published to topics nobody subscribed to (newest last).
+    pub fn retained(&self, topic: &str) -> Vec<InboundMessage> {
+        self.retained
+            .lock()
+            .map(|r| r.iter().filter(|m| m.topic == topic).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Messages waiting in the channel: the in-process equivalent of consumer lag.
+    pub fn backlog(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    fn next_offset(&self, topic: &str) -> i64 {
+        let mut offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+        let next = offsets.entry(topic.to_owned()).or_insert(0);
+        let offset = *next;
+        *next += 1;
+        offset
+    }
+}
+
+/// Publishes onto an [`InProcessBus`]; waits while the channel is full.
+#[derive(Debug, Clone)]
+pub struct InProcessPublisher {
+    bus: Arc<InProcessBus>,
+}
+
+#[async_trait]
+impl Publisher for InProcessPublisher {
+    async fn publish(&self, message: OutboundMessage) -> Result<Delivered, TransportError> {
+        let offset = self.bus.next_offset(&message.topic);
+        let inbound = InboundMessage {
+            topic: message.topic,
+            partition: 0,
+            offset,
+            key: message.key.map(String::into_bytes),
+            headers: message.headers,
+            payload: message.payload,
+            timestamp: Some(Utc::now()),
+        };
+        if self.bus.routed.contains(&inbound.topic) {
+            self.bus
+                .tx
+                .send(inbound)
+                .await
+                .map_err(|_| TransportError::Closed)?;
+        } else {
+            tracing::warn!(topic = %inbound.topic, offset, "in-process message retained: no subscriber for this topic");
+            let mut retained = self.bus.retained.lock().unwrap_or_else(|e| e.into_inner());
+            if retained.len() == RETAINED_CAPACITY {
+                retained.pop_front();
+            }
+            retained.push_back(inbound);
+        }
+        Ok(Delivered {
+            partition: 0,
+            offset,
+        })
+    }
+
+    async fn check(&self, _timeout: Duration) -> Result<(), TransportError> {
+        if self.bus.tx.is_closed() {
+            Err(TransportError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The aggregator's end of an [`InProcessBus`].
+#[derive(Debug)]
+pub struct InProcessSubscriber {
+    rx: mpsc::Receiver<InboundMessage>,
+    bus: Arc<InProcessBus>,
+    committed: HashMap<(String, i32), i64>,
+    paused: bool,
+}
+
+impl InProcessSubscriber {
+    /// The highest committed offset of a topic's partition 0, if any.
+    pub fn committed(&self, topic: &str) -> Option<i64> {
+        self.committed.get(&(topic.to_owned(), 0)).copied()
+    }
+
+    pub fn bus(&self) -> &Arc<InProcessBus> {
+        &self.bus
+    }
+}
+
+#[async_trait]
+impl Subscriber for InProcessSubscriber {
+    async fn poll(&mut self, timeout: Duration) -> Result<Option<InboundMessage>, TransportError> {
+        if self.paused {
+            tokio::time::sleep(timeout).await;
+            return Ok(None);
+        }
+        match tokio::time::timeout(timeout, self.rx.recv()).await {
+            Ok(Some(message)) => Ok(Some(message)),
+            Ok(None) => Err(TransportError::Closed),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn commit(&mut self, processed: &[Position]) -> Result<(), TransportError> {
+        for p in processed {
+            let entry = self
+                .committed
+                .entry((p.topic.clone(), p.partition))
+                .or_insert(p.offset);
+            *entry = (*entry).max(p.offset);
+        }
+        Ok(())
+    }
+
+    fn pause(&mut self) -> Result<(), TransportError> {
+        self.paused = true;
+        Ok(())
+    }
+
+    fn resume(&mut self) -> Result<(), TransportError> {
+        self.paused = false;
+        Ok(())
+    }
+
+    async fn check(&self, _timeout: Duration) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<(), TransportError> {
+        self.rx.close();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(topic: &str) -> OutboundMessage {
+        OutboundMessage {
+            topic: topic.into(),
+            key: Some("svc/1".into()),
+            headers: vec![],
+            payload: b"x".to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn routed_messages_flow_in_order_and_a_full_channel_blocks() {
+        let bus = InProcessBus::new(2, ["a"]);
+        let publisher = bus.publisher();
+        let mut sub = bus.subscriber().unwrap();
+        assert!(bus.subscriber().is_none());
+        publisher.publish(msg("a")).await.unwrap();
+        publisher.publish(msg("a")).await.unwrap();
+        // the third publish waits for room: backpressure, not a drop
+        let blocked = tokio::time::timeout(Duration::from_millis(50), publisher.publish(msg("a"))).await;
+        assert!(blocked.is_err());
+        assert_eq!(bus.backlog(), 2);
+        let first = sub.poll(Duration::from_secs(1)).await.unwrap().unwrap();
+        assert_eq!((first.offset, first.key.as_deref()), (0, Some(&b"svc/1"[..])));
+        sub.commit(&[first.position()]).unwrap();
+        assert_eq!(sub.committed("a"), Some(0));
+    }
+
+    #[tokio::test]
+    async fn unrouted_topics_are_retained() {
+        let bus = InProcessBus::new(2, ["a"]);
+        bus.publisher().publish(msg("dlq")).await.unwrap();
+        assert_eq!(bus.retained("dlq").len(), 1);
+    }
+}

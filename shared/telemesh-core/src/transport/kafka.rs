@@ -1,0 +1,382 @@
+//! Owns the Kafka transport (rdkafka with its bundled librdkafka).
+//!
+//! Delivery contract:
+//! - Producer: `acks=all`, `enable.idempotence=true`; `publish` resolves only when the broker
+//!   acknowledged the write (or failed it, which the caller counts and retries).
+//! - Consumer: `enable.auto.commit=true` with `enable.auto.offset.store=false`. Offsets are
+//!   *stored* only through [`Subscriber::commit`], which the aggregator calls after the
+//!   journal transaction holding those messages committed; the background committer then
+//!   commits stored offsets only. On partition revoke and on close, stored offsets are
+//!   committed synchronously. A crash therefore replays at most the uncommitted tail, and the
+//!   journal's idempotent insert turns that replay into no new rows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{TimeZone, Utc};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::config::KafkaSettings;
+use crate::transport::{
+    Delivered, InboundMessage, OutboundMessage, Position, Publisher, Subscriber, TransportError,
+};
+
+/// The settings every client shares: brokers, security, client id.
+pub fn client_config(settings: &KafkaSettings) -> Result<ClientConfig, TransportError> {
+    if !settings.is_configured() {
+        return Err(TransportError::NotConfigured);
+    }
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", settings.broker_list().join(","))
+        .set("client.id", &settings.client_id)
+        .set("security.protocol", &settings.security_protocol)
+        .set("socket.timeout.ms", settings.request_timeout_ms.max(1000).to_string())
+        .set("log_level", "4");
+    if !settings.sasl_mechanism.is_empty() {
+        config.set("sasl.mechanism", &settings.sasl_mechanism);
+    }
+    if !settings.username.is_empty() {
+        config.set("sasl.username", &settings.username);
+    }
+    if !settings.password.is_empty() {
+        config.set("sasl.password", settings.password.expose());
+    }
+    if !settings.ssl_ca_location.is_empty() {
+        config.set("ssl.ca.location", &settings.ssl_ca_location);
+    }
+    Ok(config)
+}
+
+fn setup_error(e: KafkaError) -> TransportError {
+    TransportError::Setup(e.to_string())
+}
+
+/// Fetches cluster metadata within `timeout`; returns the ids of the brokers that answered.
+pub fn check_connectivity(
+    consumer: &BaseConsumer,
+    timeout: Duration,
+) -> Result<Vec<i32>, TransportError> {
+    let metadata = consumer
+        .fetch_metadata(None, timeout)
+        .map_err(|e| TransportError::Unreachable(format!("{e}; check [kafka] brokers and that the cluster is up")))?;
+    Ok(metadata.brokers().iter().map(|b| b.id()).collect())
+}
+
+/// A producer with `acks=all` and idempotence on.
+#[derive(Clone)]
+pub struct KafkaPublisher {
+    producer: FutureProducer,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for KafkaPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaPublisher").field("timeout", &self.timeout).finish()
+    }
+}
+
+impl KafkaPublisher {
+    pub fn new(settings: &KafkaSettings) -> Result<Self, TransportError> {
+        let producer: FutureProducer = client_config(settings)?
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", settings.message_timeout_ms.to_string())
+            .create()
+            .map_err(setup_error)?;
+        Ok(Self {
+            producer,
+            timeout: Duration::from_millis(settings.message_timeout_ms),
+        })
+    }
+
+    /// Waits until every queued message is delivered or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<(), TransportError> {
+        self.producer.flush(timeout).map_err(|e| TransportError::Publish {
+            topic: "*".into(),
+            detail: e.to_string(),
+        })
+    }
+}
+
+#[async_trait]
+impl Publisher for KafkaPublisher {
+    async fn publish(&self, message: OutboundMessage) -> Result<Delivered, TransportError> {
+        let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
+        for (key, value) in &message.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        let mut record = FutureRecord::to(&message.topic)
+            .payload(&message.payload)
+            .headers(headers);
+        if let Some(key) = &message.key {
+            record = record.key(key);
+        }
+        match self.producer.send(record, self.timeout).await {
+            Ok(delivery) => Ok(Delivered {
+                partition: delivery.partition,
+                offset: delivery.offset,
+            }),
+            Err((err, _)) => Err(TransportError::Publish {
+                topic: message.topic.clone(),
+                detail: err.to_string(),
+            }),
+        }
+    }
+
+    async fn check(&self, timeout: Duration) -> Result<(), TransportError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, timeout)
+                .map(|_| ())
+                .map_err(|e| TransportError::Unreachable(e.to_string()))
+        })
+        .await
+        .map_err(|e| TransportError::Unreachable(e.to_string()))?
+    }
+}
+
+/// Commits stored offsets synchronously when partitions are revoked, so the next owner of a
+/// partition starts after the last journaled message, not at an older auto-commit.
+#[derive(Debug, Default)]
+pub struct CommitOnRevoke;
+
+impl ClientContext for CommitOnRevoke {}
+
+impl ConsumerContext for CommitOnRevoke {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) => tracing::info!(partitions = partitions.count(), "committed stored offsets on revoke"),
+                // nothing stored since the last commit is not a failure
+                Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => tracing::warn!(error = %e, "commit on revoke failed; the next owner may replay journaled messages (deduplicated)"),
+            }
+        }
+    }
+}
+
+/// A consumer-group member of the subscribed topics.
+pub struct KafkaSubscriber {
+    consumer: StreamConsumer<CommitOnRevoke>,
+    /// A group-less client for metadata checks, which block and so run off the event loop.
+    probe: Arc<BaseConsumer>,
+    paused: Option<TopicPartitionList>,
+}
+
+impl std::fmt::Debug for KafkaSubscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSubscriber").field("paused", &self.paused.is_some()).finish()
+    }
+}
+
+impl KafkaSubscriber {
+    /// Joins `settings.group_id` and subscribes to `topics`, reading from the earliest offset
+    /// when the group has none.
+    pub fn new(settings: &KafkaSettings, topics: &[String]) -> Result<Self, TransportError> {
+        let consumer: StreamConsumer<CommitOnRevoke> = client_config(settings)?
+            .set("group.id", &settings.group_id)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", "1000")
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .create_with_context(CommitOnRevoke)
+            .map_err(setup_error)?;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&names).map_err(setup_error)?;
+        let probe: BaseConsumer = client_config(settings)?.create().map_err(setup_error)?;
+        Ok(Self {
+            consumer,
+            probe: Arc::new(probe),
+            paused: None,
+        })
+    }
+}
+
+fn to_inbound<M: Message>(message: &M) -> InboundMessage {
+    let headers = message
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|header| {
+                    (
+                        header.key.to_owned(),
+                        header.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    InboundMessage {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        headers,
+        payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        timestamp: message
+            .timestamp()
+            .to_millis()
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+    }
+}
+
+#[async_trait]
+impl Subscriber for KafkaSubscriber {
+    async fn poll(&mut self, timeout: Duration) -> Result<Option<InboundMessage>, TransportError> {
+        match tokio::time::timeout(timeout, self.consumer.recv()).await {
+            Err(_) => Ok(None),
+            Ok(Ok(message)) => Ok(Some(to_inbound(&message))),
+            Ok(Err(KafkaError::PartitionEOF(_))) => Ok(None),
+            Ok(Err(e)) => Err(TransportError::Consume(e.to_string())),
+        }
+    }
+
+    fn commit(&mut self, processed: &[Position]) -> Result<(), TransportError> {
+        if processed.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in processed {
+            // the stored offset is the next one to read: last processed + 1
+            tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.offset + 1))
+                .map_err(|e| TransportError::Commit(e.to_string()))?;
+        }
+        match self.consumer.store_offsets(&tpl) {
+            Ok(()) => Ok(()),
+            // the partition was revoked meanwhile: its new owner replays, the journal dedupes
+            Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => {
+                tracing::info!("offsets of revoked partitions not stored; the new owner will replay them");
+                Ok(())
+            }
+            Err(e) => Err(TransportError::Commit(e.to_string())),
+        }
+    }
+
+    fn pause(&mut self) -> Result<(), TransportError> {
+        if self.paused.is_none() {
+            let assignment = self
+                .consumer
+                .assignment()
+                .map_err(|e| TransportError::Consume(e.to_string()))?;
+            self.consumer
+                .pause(&assignment)
+                .map_err(|e| TransportError::Consume(e.to_string()))?;
+            self.paused = Some(assignment);
+        }
+        Ok(())
+    }
+
+    fn resume(&mut self) -> Result<(), TransportError> {
+        if let Some(assignment) = self.paused.take() {
+            self.consumer
+                .resume(&assignment)
+                .map_err(|e| TransportError::Consume(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn check(&self, timeout: Duration) -> Result<(), TransportError> {
+        let probe = Arc::clone(&self.probe);
+        tokio::task::spawn_blocking(move || check_connectivity(probe.as_ref(), timeout))
+            .await
+            .map_err(|e| TransportError::Unreachable(e.to_string()))?
+            .map(|_| ())
+    }
+
+    async fn close(&mut self) -> Result<(), TransportError> {
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+            Err(e) => Err(TransportError::Commit(e.to_string())),
+        }
+    }
+}
+
+/// A topic the mesh needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+}
+
+/// What [`ensure_topics`] did per topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnsureTopicsReport {
+    pub existing: Vec<String>,
+    pub created: Vec<String>,
+    pub failed: Vec<(String, String)>,
+}
+
+/// Creates the topics of `specs` that do not exist yet. A topic that already exists (or was
+/// created concurrently) counts as existing; every other failure is reported per topic.
+pub async fn ensure_topics(
+    settings: &KafkaSettings,
+    specs: &[TopicSpec],
+) -> Result<EnsureTopicsReport, TransportError> {
+    let timeout = Duration::from_millis(settings.request_timeout_ms);
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(settings)?.create().map_err(setup_error)?;
+    let probe: BaseConsumer = client_config(settings)?.create().map_err(setup_error)?;
+    let metadata = tokio::task::spawn_blocking(move || probe.fetch_metadata(None, timeout))
+        .await
+        .map_err(|e| TransportError::Unreachable(e.to_string()))?
+        .map_err(|e| TransportError::Unreachable(e.to_string()))?;
+    let mut report = EnsureTopicsReport::default();
+    let mut missing = Vec::new();
+    for spec in specs {
+        if metadata.topics().iter().any(|t| t.name() == spec.name && t.error().is_none()) {
+            report.existing.push(spec.name.clone());
+        } else {
+            missing.push(spec);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(report);
+    }
+    let new_topics: Vec<NewTopic<'_>> = missing
+        .iter()
+        .map(|s| NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication_factor)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(timeout.saturating_mul(2)));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .map_err(|e| TransportError::Unreachable(e.to_string()))?;
+    for result in results {
+        match result {
+            Ok(name) => report.created.push(name),
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => report.existing.push(name),
+            Err((name, code)) => report.failed.push((name, code.to_string())),
+        }
+    }
+    for spec in &missing {
+        let answered = report.created.contains(&spec.name)
+            || report.existing.contains(&spec.name)
+            || report.failed.iter().any(|(n, _)| n == &spec.name);
+        if !answered {
+            report.failed.push((spec.name.clone(), "no result returned".into()));
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,119 @@
+//! Owns [`SnapshotPublisher`]: encodes snapshots, names their topic, key and headers, and
+//! retries failed publishes with backoff so a snapshot is never silently dropped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::codec::{self, Encoding, CONTENT_TYPE_HEADER};
+use crate::snapshot::Snapshot;
+use crate::topics;
+use crate::transport::{Delivered, OutboundMessage, Publisher, TransportError};
+
+/// Counters of one publisher, shared with whoever reports them.
+#[derive(Debug, Default)]
+pub struct PublishStats {
+    pub published: AtomicU64,
+    pub failed_attempts: AtomicU64,
+    pub given_up: AtomicU64,
+}
+
+/// Publishes snapshots on a [`Publisher`].
+#[derive(Debug, Clone)]
+pub struct SnapshotPublisher {
+    inner: Arc<dyn Publisher>,
+    encoding: Encoding,
+    topic_prefix: String,
+    max_attempts: u32,
+    stats: Arc<PublishStats>,
+}
+
+/// Why a snapshot was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("cannot encode snapshot: {0}")]
+    Encode(#[from] codec::CodecError),
+    #[error("gave up after {attempts} attempts: {last}")]
+    GaveUp {
+        attempts: u32,
+        last: TransportError,
+    },
+}
+
+impl SnapshotPublisher {
+    pub fn new(inner: Arc<dyn Publisher>, encoding: Encoding, topic_prefix: impl Into<String>) -> Self {
+        Self {
+            inner,
+            encoding,
+            topic_prefix: topic_prefix.into(),
+            max_attempts: 8,
+            stats: Arc::default(),
+        }
+    }
+
+    /// Sets how many attempts are made before giving up (at least 1).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    pub fn stats(&self) -> Arc<PublishStats> {
+        Arc::clone(&self.stats)
+    }
+
+    pub fn transport(&self) -> &Arc<dyn Publisher> {
+        &self.inner
+    }
+
+    /// Builds the message of a snapshot: topic = prefix + kind, key = `<service>/<instance>`,
+    /// `content-type` header naming the encoding.
+    pub fn message(&self, snapshot: &Snapshot) -> Result<OutboundMessage, codec::CodecError> {
+        let (payload, content_type) = codec::encode(snapshot, self.encoding)?;
+        Ok(OutboundMessage {
+            topic: topics::topic_name(&self.topic_prefix, &snapshot.kind),
+            key: Some(snapshot.source.key()),
+            headers: vec![(
+                CONTENT_TYPE_HEADER.to_owned(),
+                content_type.to_string().into_bytes(),
+            )],
+            payload,
+        })
+    }
+
+    /// Publishes, retrying with exponential backoff (100 ms doubling to 5 s). Each failed
+    /// attempt is counted and logged; the same snapshot id is resent, so the journal's
+    /// idempotent insert absorbs any duplicate a retry creates.
+    pub async fn publish(&self, snapshot: &Snapshot) -> Result<Delivered, PublishError> {
+        let message = self.message(snapshot)?;
+        let mut backoff = Duration::from_millis(100);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.inner.publish(message.clone()).await {
+                Ok(delivered) => {
+                    self.stats.published.fetch_add(1, Ordering::Relaxed);
+                    return Ok(delivered);
+                }
+                Err(err) => {
+                    self.stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        topic = %message.topic,
+                        snapshot_id = %snapshot.id,
+                        attempt,
+                        error = %err,
+                        "snapshot publish failed"
+                    );
+                    if attempt >= self.max_attempts {
+                        self.stats.given_up.fetch_add(1, Ordering::Relaxed);
+                        return Err(PublishError::GaveUp {
+                            attempts: attempt,
+                            last: err,
+                        });
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
