@@ -99,3 +99,112 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+pub mod fixtures {
+    //! Snapshots, topics and a Kafka-backed aggregator for tests.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::Utc;
+    use telemesh_aggregator::settings::JournalSettings;
+    use telemesh_aggregator::{subscribed_topics, Aggregator, AggregatorSettings, Journal, TransportParts};
+    use telemesh_core::config::{KafkaSettings, SecretUrl};
+    use telemesh_core::transport::kafka::{ensure_topics, KafkaPublisher, KafkaSubscriber, TopicSpec};
+    use telemesh_core::transport::{InboundMessage, Publisher, Subscriber};
+    use telemesh_core::{topics, Component, Grade, Snapshot, Source};
+
+    /// A snapshot of `kind` from `service/instance` graded `grade`.
+    pub fn snapshot(kind: &str, service: &str, instance: &str, grade: Grade) -> Snapshot {
+        let mut s = Snapshot::new(kind, Source::new(service, instance), Utc::now());
+        s.push(Component::new("probe", grade, format!("probe is {grade}")));
+        s.summary = format!("{service} is {grade}");
+        s.metric("interval_seconds", 30.0);
+        s.markdown = s.render_markdown(kind);
+        s
+    }
+
+    /// Creates every snapshot topic and the dead-letter topic of the namespace.
+    pub async fn create_topics(kafka: &KafkaSettings, partitions: i32) {
+        let mut specs: Vec<TopicSpec> = subscribed_topics(&kafka.topic_prefix)
+            .into_iter()
+            .map(|name| TopicSpec {
+                name,
+                partitions,
+                replication_factor: 1,
+            })
+            .collect();
+        specs.push(TopicSpec {
+            name: topics::topic_name(&kafka.topic_prefix, topics::DLQ),
+            partitions: 1,
+            replication_factor: 1,
+        });
+        let report = ensure_topics(kafka, &specs).await.expect("create test topics");
+        assert!(report.failed.is_empty(), "topic creation failed: {:?}", report.failed);
+    }
+
+    /// Aggregator settings suited to tests (small linger).
+    pub fn aggregator_settings() -> AggregatorSettings {
+        AggregatorSettings {
+            batch_linger_ms: 20,
+            ..AggregatorSettings::default()
+        }
+    }
+
+    /// Opens the PostgreSQL journal at `url`.
+    pub async fn pg_journal(url: &str) -> Journal {
+        Journal::connect(&JournalSettings {
+            url: SecretUrl::new(url),
+            ..JournalSettings::default()
+        })
+        .await
+        .expect("open postgres journal")
+    }
+
+    /// Starts an aggregator consuming the namespace's topics from Kafka into `journal_url`.
+    pub async fn kafka_aggregator(kafka: &KafkaSettings, journal_url: &str, settings: &AggregatorSettings) -> Aggregator {
+        let subscriber = KafkaSubscriber::new(kafka, &subscribed_topics(&kafka.topic_prefix)).expect("kafka subscriber");
+        let publisher: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(kafka).expect("kafka publisher"));
+        Aggregator::start(
+            settings,
+            "127.0.0.1:0",
+            &kafka.topic_prefix,
+            pg_journal(journal_url).await,
+            TransportParts {
+                subscriber: Box::new(subscriber),
+                publisher,
+                name: "kafka",
+                kafka_coords: true,
+            },
+        )
+        .await
+        .expect("start aggregator")
+    }
+
+    /// Reads `n` messages of `topic` from the beginning with a throwaway group.
+    pub async fn read_topic(kafka: &KafkaSettings, topic: &str, n: usize, timeout: Duration) -> Vec<InboundMessage> {
+        let settings = KafkaSettings {
+            group_id: format!("{}-reader-{}", kafka.group_id, uuid::Uuid::now_v7().simple()),
+            ..kafka.clone()
+        };
+        let mut sub = KafkaSubscriber::new(&settings, &[topic.to_owned()]).expect("reader");
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut out = Vec::new();
+        while out.len() < n && tokio::time::Instant::now() < deadline {
+            if let Some(m) = sub.poll(Duration::from_millis(500)).await.expect("read topic") {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    /// Rows in the journal at `url`: (all rows, distinct ids).
+    pub async fn journal_counts(url: &str) -> (i64, i64) {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect journal db");
+        sqlx::query_as("SELECT count(*), count(DISTINCT id) FROM telemetry_snapshots")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count journal rows")
+    }
+}

@@ -1,1 +1,18 @@
-//! placeholder
+//! The telemesh aggregator: consumes snapshots from the transport, journals each exactly once
+//! (PostgreSQL/TimescaleDB, or SQLite standalone), keeps the latest state, and serves the
+//! HTTP API (health, metrics, summary, history).
+//!
+//! Architecture invariant: this is the only crate that talks to the journal database.
+
+pub mod actors;
+pub mod http;
+pub mod ingress;
+pub mod journal;
+pub mod metrics;
+pub mod settings;
+pub mod startup;
+pub mod summary;
+
+pub use journal::Journal;
+pub use settings::{AggregatorSettings, JournalSettings};
+pub use startup::{subscribed_topics, Aggregator, TransportParts};

@@ -1,0 +1,197 @@
+//! Owns the read API: `/api/v1/summary` (JSON or Markdown), `/api/v1/snapshots` (journal
+//! history with validated filters) and `/api/v1/snapshots/latest`.
+
+use std::collections::HashSet;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use telemesh_core::topics;
+
+use super::{ApiError, AppState};
+use crate::actors::journal::QuerySnapshots;
+use crate::actors::summary::{GetLatest, GetSummary};
+use crate::journal::SnapshotQuery;
+
+/// Default and maximum of `limit`.
+pub const DEFAULT_LIMIT: u32 = 100;
+pub const MAX_LIMIT: u32 = 1000;
+
+type Params = web::Query<Vec<(String, String)>>;
+
+/// Rejects unknown and repeated parameters; returns the known ones.
+fn check_params<'a>(params: &'a [(String, String)], allowed: &[&str]) -> Result<Vec<(&'a str, &'a str)>, ApiError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (k, v) in params {
+        if !allowed.contains(&k.as_str()) {
+            return Err(ApiError::bad_request(
+                "unknown_parameter",
+                format!("unknown query parameter {k:?}; allowed: {}", allowed.join(", ")),
+            ));
+        }
+        if !seen.insert(k.as_str()) {
+            return Err(ApiError::bad_request("repeated_parameter", format!("query parameter {k:?} is given twice")));
+        }
+        out.push((k.as_str(), v.as_str()));
+    }
+    Ok(out)
+}
+
+fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            ApiError::bad_request(
+                "invalid_time",
+                format!("{name}={value:?} is not an RFC 3339 time ({e}); use e.g. 2026-11-28T03:00:00Z"),
+            )
+        })
+}
+
+/// Parses the `/api/v1/snapshots` query.
+pub fn parse_snapshot_query(params: &[(String, String)]) -> Result<SnapshotQuery, ApiError> {
+    let mut query = SnapshotQuery {
+        limit: DEFAULT_LIMIT,
+        ..SnapshotQuery::default()
+    };
+    for (k, v) in check_params(params, &["kind", "service", "since", "until", "limit"])? {
+        match k {
+            "kind" => {
+                if !topics::is_snapshot_kind(v) {
+                    return Err(ApiError::bad_request(
+                        "unknown_kind",
+                        format!("unknown kind {v:?}; known kinds: {}", topics::SNAPSHOT_KINDS.join(", ")),
+                    ));
+                }
+                query.kind = Some(v.to_owned());
+            }
+            "service" => {
+                if v.trim().is_empty() || v.len() > 200 {
+                    return Err(ApiError::bad_request("invalid_service", "service must be 1 to 200 characters"));
+                }
+                query.service = Some(v.to_owned());
+            }
+            "since" => query.since = Some(parse_time("since", v)?),
+            "until" => query.until = Some(parse_time("until", v)?),
+            "limit" => {
+                query.limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|l| (1..=MAX_LIMIT).contains(l))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_limit",
+                            format!("limit={v:?} must be a whole number from 1 to {MAX_LIMIT}"),
+                        )
+                    })?;
+            }
+            _ => {}
+        }
+    }
+    if let (Some(since), Some(until)) = (query.since, query.until) {
+        if since >= until {
+            return Err(ApiError::bad_request("invalid_range", "since must be before until"));
+        }
+    }
+    Ok(query)
+}
+
+pub(super) async fn summary(state: web::Data<AppState>, params: Params) -> Result<HttpResponse, ApiError> {
+    let mut markdown = false;
+    for (k, v) in check_params(&params, &["format"])? {
+        if k == "format" {
+            markdown = match v {
+                "json" => false,
+                "markdown" | "md" => true,
+                other => {
+                    return Err(ApiError::bad_request(
+                        "invalid_format",
+                        format!("format={other:?}; use json or markdown"),
+                    ))
+                }
+            };
+        }
+    }
+    let summary = state
+        .summary
+        .send(GetSummary { now: Utc::now() })
+        .await
+        .map_err(|e| ApiError::unavailable(format!("summary actor: {e}")))?;
+    Ok(if markdown {
+        HttpResponse::Ok()
+            .content_type("text/markdown; charset=utf-8")
+            .body(summary.to_markdown())
+    } else {
+        HttpResponse::Ok().json(summary)
+    })
+}
+
+pub(super) async fn snapshots(state: web::Data<AppState>, params: Params) -> Result<HttpResponse, ApiError> {
+    let query = parse_snapshot_query(&params)?;
+    let rows = state
+        .journal
+        .send(QuerySnapshots(query))
+        .await
+        .map_err(|e| ApiError::unavailable(format!("journal actor: {e}")))?
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "count": rows.len(), "snapshots": rows })))
+}
+
+pub(super) async fn latest(state: web::Data<AppState>, params: Params) -> Result<HttpResponse, ApiError> {
+    check_params(&params, &[])?;
+    let latest = state
+        .summary
+        .send(GetLatest)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("summary actor: {e}")))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "count": latest.len(), "snapshots": latest })))
+}
+
+pub(super) async fn not_found(req: HttpRequest) -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::not_found(format!(
+        "no route for {} {}; see /api/v1/summary, /api/v1/snapshots, /health, /metrics",
+        req.method(),
+        req.path()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Result<SnapshotQuery, ApiError> {
+        let params: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        parse_snapshot_query(&params)
+    }
+
+    #[test]
+    fn bad_filters_are_rejected_with_a_reason() {
+        for (pairs, code) in [
+            (vec![("since", "yesterday")], "invalid_time"),
+            (vec![("limit", "-1")], "invalid_limit"),
+            (vec![("limit", "0")], "invalid_limit"),
+            (vec![("limit", "1001")], "invalid_limit"),
+            (vec![("kind", "telemetry.nope")], "unknown_kind"),
+            (vec![("bogus", "1")], "unknown_parameter"),
+            (vec![("limit", "1"), ("limit", "2")], "repeated_parameter"),
+            (vec![("since", "2026-11-28T03:00:00Z"), ("until", "2026-11-28T02:00:00Z")], "invalid_range"),
+        ] {
+            let err = q(&pairs).unwrap_err();
+            assert_eq!((err.status, err.error), (400, code), "{pairs:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn good_filters_parse() {
+        let query = q(&[
+            ("kind", "telemetry.kafka.readiness"),
+            ("service", "kafka-readiness"),
+            ("since", "2026-11-28T02:00:00+01:00"),
+            ("limit", "5"),
+        ])
+        .unwrap();
+        assert_eq!(query.limit, 5);
+        assert_eq!(query.since.unwrap().to_rfc3339(), "2026-11-28T01:00:00+00:00");
+        assert_eq!(q(&[]).unwrap().limit, DEFAULT_LIMIT);
+    }
+}

@@ -1,0 +1,153 @@
+//! Owns the health endpoints and `/metrics`: liveness (process up), readiness (journal and
+//! transport reachable, ingestion not blocked; 503 otherwise) and graded runtime health
+//! (503 when `fail`).
+
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use serde::Serialize;
+use telemesh_core::Grade;
+
+use super::AppState;
+use crate::actors::journal::Ping;
+use crate::actors::summary::GetSummary;
+use crate::metrics::label;
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: &'static str,
+    status: Grade,
+    summary: String,
+}
+
+async fn journal_check(state: &AppState) -> Check {
+    let outcome = tokio::time::timeout(CHECK_TIMEOUT, state.journal.send(Ping)).await;
+    let (status, summary) = match outcome {
+        Ok(Ok(Ok(()))) => (Grade::Ok, format!("journal answers ({})", layout_name(state))),
+        Ok(Ok(Err(e))) => (Grade::Fail, e.to_string()),
+        Ok(Err(e)) => (Grade::Fail, format!("journal actor: {e}")),
+        Err(_) => (Grade::Fail, format!("journal did not answer within {CHECK_TIMEOUT:?}")),
+    };
+    Check {
+        name: "journal",
+        status,
+        summary,
+    }
+}
+
+fn layout_name(state: &AppState) -> String {
+    serde_json::to_value(&state.layout)
+        .ok()
+        .and_then(|v| v.get("backend").and_then(|b| b.as_str()).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+async fn transport_check(state: &AppState) -> Check {
+    let (status, summary) = match state.transport.check(CHECK_TIMEOUT).await {
+        Ok(()) => (Grade::Ok, format!("{} transport answers", state.transport_name)),
+        Err(e) => (Grade::Fail, e.to_string()),
+    };
+    Check {
+        name: "transport",
+        status,
+        summary,
+    }
+}
+
+fn ingress_check(state: &AppState) -> Check {
+    let status = state.ingress.lock().map(|s| s.clone()).unwrap_or_default();
+    let (grade, summary) = if !status.running {
+        (Grade::Fail, "ingress is not running".to_owned())
+    } else if status.paused {
+        (
+            Grade::Fail,
+            format!(
+                "consumption paused: journal writes fail ({})",
+                status.last_error.unwrap_or_default()
+            ),
+        )
+    } else {
+        (
+            Grade::Ok,
+            format!(
+                "consuming: {} consumed, {} journaled, {} duplicates, {} dead-lettered",
+                status.consumed, status.journaled, status.duplicates, status.dead_lettered
+            ),
+        )
+    };
+    Check {
+        name: "ingress",
+        status: grade,
+        summary,
+    }
+}
+
+pub(super) async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "live" }))
+}
+
+pub(super) async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let checks = vec![
+        journal_check(&state).await,
+        transport_check(&state).await,
+        ingress_check(&state),
+    ];
+    let ready = checks.iter().all(|c| c.status == Grade::Ok);
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "checks": checks,
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+pub(super) async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let now = Utc::now();
+    let mut checks = vec![
+        journal_check(&state).await,
+        transport_check(&state).await,
+        ingress_check(&state),
+    ];
+    match state.summary.send(GetSummary { now }).await {
+        Ok(summary) => checks.push(Check {
+            name: "domains",
+            status: summary.status,
+            summary: summary.headline,
+        }),
+        Err(e) => checks.push(Check {
+            name: "domains",
+            status: Grade::Fail,
+            summary: format!("summary actor: {e}"),
+        }),
+    }
+    let status = Grade::worst(checks.iter().map(|c| c.status));
+    let body = serde_json::json!({ "status": status, "generated_at": now, "checks": checks });
+    if status == Grade::Fail {
+        HttpResponse::ServiceUnavailable().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    }
+}
+
+pub(super) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if let Ok(summary) = state.summary.send(GetSummary { now: Utc::now() }).await {
+        for (kind, block) in &summary.domains {
+            let labels = label("kind", kind);
+            state.metrics.domain_grade.get_or_create(&labels).set(block.status.as_number());
+            state
+                .metrics
+                .domain_age_seconds
+                .get_or_create(&labels)
+                .set(block.age_seconds.unwrap_or(f64::NAN));
+        }
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.encode())
+}

@@ -1,0 +1,61 @@
+//! Owns the aggregator's HTTP API (actix-web): health, metrics, summary and snapshot history.
+
+mod api;
+mod error;
+mod health;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpServer};
+use telemesh_core::transport::Publisher;
+
+pub use error::ApiError;
+
+use crate::actors::journal::{JournalActor, JournalHealth};
+use crate::actors::summary::SummaryActor;
+use crate::ingress::SharedIngressStatus;
+use crate::journal::Layout;
+use crate::metrics::AggregatorMetrics;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub journal: Addr<JournalActor>,
+    pub summary: Addr<SummaryActor>,
+    pub journal_health: Arc<JournalHealth>,
+    pub transport: Arc<dyn Publisher>,
+    pub transport_name: &'static str,
+    pub ingress: SharedIngressStatus,
+    pub metrics: Arc<AggregatorMetrics>,
+    pub layout: Layout,
+}
+
+/// Registers every route on an actix-web app.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::QueryConfig::default().error_handler(|err, _| {
+        ApiError::bad_request("invalid_query", err.to_string()).into()
+    }))
+    .route("/health/live", web::get().to(health::live))
+    .route("/health/ready", web::get().to(health::ready))
+    .route("/health", web::get().to(health::health))
+    .route("/metrics", web::get().to(health::metrics))
+    .route("/api/v1/summary", web::get().to(api::summary))
+    .route("/api/v1/snapshots/latest", web::get().to(api::latest))
+    .route("/api/v1/snapshots", web::get().to(api::snapshots))
+    .default_service(web::to(api::not_found));
+}
+
+/// Starts the server on an already bound listener (so port 0 works); returns its handle.
+pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<(ServerHandle, actix_web::dev::Server)> {
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(configure))
+        .workers(2)
+        .disable_signals()
+        .shutdown_timeout(5)
+        .listen(listener)?
+        .run();
+    Ok((server.handle(), server))
+}

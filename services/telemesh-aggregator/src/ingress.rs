@@ -1,0 +1,353 @@
+//! Owns the ingress loop: consume, decode, dead-letter what cannot be decoded, journal in
+//! batches, then record progress, then update the summary.
+//!
+//! Delivery rules (the heart of the aggregator):
+//! - a message's position is committed only after the journal transaction holding it (or the
+//!   dead-letter publish of it) succeeded: at-least-once from the transport, and the
+//!   idempotent journal insert makes the effect exactly-once;
+//! - a message that cannot be decoded goes to `telemetry.dlq` with headers naming its topic,
+//!   partition, offset and the error (Kafka Connect's `__connect.errors.*` convention);
+//! - when the journal is down, consumption pauses (the subscriber stays in its group), the
+//!   batch is retried with backoff, and consumption resumes when the journal is back;
+//! - actors are called with `send().await`, which honours mailbox capacity (backpressure).
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use telemesh_core::codec::{self, CodecError, CONTENT_TYPE_HEADER};
+use telemesh_core::topics;
+use telemesh_core::transport::{
+    highest_positions, InboundMessage, OutboundMessage, Publisher, Subscriber,
+};
+use telemesh_core::Snapshot;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::actors::journal::{AppendBatch, JournalActor};
+use crate::actors::summary::{Observe, SummaryActor};
+use crate::journal::{JournalRecord, KafkaCoords};
+use crate::metrics::{label, AggregatorMetrics};
+
+/// Header prefix of dead-letter metadata (Kafka Connect convention).
+pub const DLQ_HEADER_PREFIX: &str = "__connect.errors.";
+
+/// What the ingress loop is doing, for readiness and diagnostics.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngressStatus {
+    pub running: bool,
+    /// True while consumption is paused because the journal is down.
+    pub paused: bool,
+    pub last_error: Option<String>,
+    pub last_message_at: Option<DateTime<Utc>>,
+    pub consumed: u64,
+    pub journaled: u64,
+    pub duplicates: u64,
+    pub dead_lettered: u64,
+}
+
+/// Shared handle on [`IngressStatus`].
+pub type SharedIngressStatus = Arc<Mutex<IngressStatus>>;
+
+/// What the loop needs.
+#[derive(Debug)]
+pub struct Ingress {
+    pub subscriber: Box<dyn Subscriber>,
+    pub dlq: Arc<dyn Publisher>,
+    pub topic_prefix: String,
+    /// Whether positions are Kafka coordinates worth journaling.
+    pub record_kafka_coords: bool,
+    pub journal: Addr<JournalActor>,
+    pub summary: Addr<SummaryActor>,
+    pub metrics: Arc<AggregatorMetrics>,
+    pub status: SharedIngressStatus,
+    pub batch_size: usize,
+    pub batch_linger: Duration,
+}
+
+/// A decoded message waiting for its journal commit.
+struct Accepted {
+    snapshot: Snapshot,
+    message: InboundMessage,
+}
+
+const IDLE_POLL: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+impl Ingress {
+    fn update(&self, f: impl FnOnce(&mut IngressStatus)) {
+        if let Ok(mut status) = self.status.lock() {
+            f(&mut status);
+        }
+    }
+
+    /// Runs until `shutdown` turns true; then commits stored progress and returns.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        self.update(|s| s.running = true);
+        let mut pending: VecDeque<InboundMessage> = VecDeque::new();
+        while !*shutdown.borrow() {
+            let batch = tokio::select! {
+                batch = self.collect_batch(&mut pending) => batch,
+                _ = shutdown.changed() => break,
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            if !self.process(batch, &mut pending, &mut shutdown).await {
+                break;
+            }
+        }
+        if let Err(e) = self.subscriber.close().await {
+            tracing::warn!(error = %e, "final offset commit failed; uncommitted messages will be replayed (and deduplicated)");
+        }
+        self.update(|s| s.running = false);
+        tracing::info!("ingress stopped");
+    }
+
+    /// Up to `batch_size` messages: waits for the first, then lingers for more.
+    async fn collect_batch(&mut self, pending: &mut VecDeque<InboundMessage>) -> Vec<InboundMessage> {
+        let mut batch: Vec<InboundMessage> = Vec::new();
+        while batch.len() < self.batch_size {
+            match pending.pop_front() {
+                Some(m) => batch.push(m),
+                None => break,
+            }
+        }
+        let deadline = Instant::now() + self.batch_linger;
+        while batch.len() < self.batch_size {
+            let wait = if batch.is_empty() {
+                IDLE_POLL
+            } else {
+                deadline.saturating_duration_since(Instant::now())
+            };
+            if !batch.is_empty() && wait.is_zero() {
+                break;
+            }
+            match self.subscriber.poll(wait).await {
+                Ok(Some(message)) => batch.push(message),
+                Ok(None) => {
+                    if batch.is_empty() {
+                        return batch;
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "consume error; retrying");
+                    self.update(|s| s.last_error = Some(e.to_string()));
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
+                }
+            }
+        }
+        batch
+    }
+
+    /// Decodes, dead-letters, journals and commits one batch. Returns false on shutdown.
+    async fn process(
+        &mut self,
+        batch: Vec<InboundMessage>,
+        pending: &mut VecDeque<InboundMessage>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let positions: Vec<_> = batch.iter().map(InboundMessage::position).collect();
+        let now = Utc::now();
+        let mut accepted = Vec::with_capacity(batch.len());
+        for message in batch {
+            let kind = topics::kind_of_topic(&self.topic_prefix, &message.topic).unwrap_or("unknown");
+            self.metrics.consumed.get_or_create(&label("kind", kind)).inc();
+            match self.decode(&message) {
+                Ok(snapshot) => accepted.push(Accepted { snapshot, message }),
+                Err(error) => {
+                    if !self.dead_letter(&message, &error, shutdown).await {
+                        return false;
+                    }
+                }
+            }
+        }
+        let records: Vec<JournalRecord> = accepted
+            .iter()
+            .map(|a| JournalRecord {
+                snapshot: a.snapshot.clone(),
+                received_at: now,
+                kafka: self.record_kafka_coords.then(|| KafkaCoords {
+                    topic: a.message.topic.clone(),
+                    partition: a.message.partition,
+                    offset: a.message.offset,
+                }),
+            })
+            .collect();
+        let inserted: HashSet<Uuid> = if records.is_empty() {
+            HashSet::new()
+        } else {
+            match self.journal_until_done(records, pending, shutdown).await {
+                Some(ids) => ids.into_iter().collect(),
+                None => return false,
+            }
+        };
+        if let Err(e) = self.subscriber.commit(&highest_positions(&positions)) {
+            tracing::warn!(error = %e, "offset store failed; these messages may be replayed (and deduplicated)");
+        }
+        let committed_at = Utc::now();
+        let mut duplicates = 0;
+        for a in &accepted {
+            if inserted.contains(&a.snapshot.id) {
+                let lag = (committed_at - a.snapshot.generated_at)
+                    .num_microseconds()
+                    .unwrap_or(0) as f64
+                    / 1e6;
+                self.metrics.end_to_end_lag_seconds.observe(lag.max(0.0));
+                self.metrics
+                    .journaled
+                    .get_or_create(&label("kind", &a.snapshot.kind))
+                    .inc();
+            } else {
+                duplicates += 1;
+            }
+        }
+        self.metrics.duplicates.inc_by(duplicates);
+        self.update(|s| {
+            s.consumed += positions.len() as u64;
+            s.journaled += inserted.len() as u64;
+            s.duplicates += duplicates;
+            s.last_message_at = Some(committed_at);
+        });
+        let snapshots: Vec<Snapshot> = accepted.into_iter().map(|a| a.snapshot).collect();
+        if !snapshots.is_empty() {
+            if let Err(e) = self.summary.send(Observe(snapshots)).await {
+                tracing::error!(error = %e, "summary actor unavailable");
+            }
+        }
+        true
+    }
+
+    fn decode(&self, message: &InboundMessage) -> Result<Snapshot, CodecError> {
+        let snapshot = codec::decode(message.header(CONTENT_TYPE_HEADER), &message.payload)?;
+        let expected = topics::kind_of_topic(&self.topic_prefix, &message.topic);
+        if expected != Some(snapshot.kind.as_str()) {
+            return Err(CodecError::Malformed {
+                encoding: "envelope",
+                detail: format!(
+                    "snapshot kind {:?} arrived on topic {:?}; publish each kind on its own topic",
+                    snapshot.kind, message.topic
+                ),
+            });
+        }
+        Ok(snapshot)
+    }
+
+    /// Publishes a poison message to the dead-letter topic, retrying until it is accepted:
+    /// moving past it before that would lose it. Returns false on shutdown.
+    async fn dead_letter(
+        &mut self,
+        message: &InboundMessage,
+        error: &CodecError,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let mut headers = message.headers.clone();
+        let mut meta = |k: &str, v: String| headers.push((format!("{DLQ_HEADER_PREFIX}{k}"), v.into_bytes()));
+        meta("topic", message.topic.clone());
+        meta("partition", message.partition.to_string());
+        meta("offset", message.offset.to_string());
+        meta("stage", "decode".into());
+        meta("connector.name", "telemesh-aggregator".into());
+        meta("exception.class.name", error.class().into());
+        meta("exception.message", error.to_string());
+        let dlq = OutboundMessage {
+            topic: topics::topic_name(&self.topic_prefix, topics::DLQ),
+            key: message.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()),
+            headers,
+            payload: message.payload.clone(),
+        };
+        tracing::warn!(
+            topic = %message.topic,
+            partition = message.partition,
+            offset = message.offset,
+            error = %error,
+            "undecodable message sent to the dead-letter topic"
+        );
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.dlq.publish(dlq.clone()).await {
+                Ok(_) => {
+                    self.metrics
+                        .dead_letters
+                        .get_or_create(&label("reason", error.class()))
+                        .inc();
+                    self.update(|s| s.dead_lettered += 1);
+                    return true;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "dead-letter publish failed; retrying before moving on");
+                    self.update(|s| s.last_error = Some(e.to_string()));
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => return false,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Writes the batch, pausing consumption and retrying while the journal is down.
+    /// Returns the ids of the new rows, or `None` on shutdown.
+    async fn journal_until_done(
+        &mut self,
+        records: Vec<JournalRecord>,
+        pending: &mut VecDeque<InboundMessage>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Vec<Uuid>> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let outcome = match self.journal.send(AppendBatch(records.clone())).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(e) => Err(format!("journal actor unavailable: {e}")),
+            };
+            match outcome {
+                Ok(inserted) => {
+                    if self.status.lock().map(|s| s.paused).unwrap_or(false) {
+                        tracing::info!("journal is back; resuming consumption");
+                        if let Err(e) = self.subscriber.resume() {
+                            tracing::warn!(error = %e, "resume failed");
+                        }
+                        self.metrics.ingress_paused.set(0);
+                        self.update(|s| {
+                            s.paused = false;
+                            s.last_error = None;
+                        });
+                    }
+                    return Some(inserted);
+                }
+                Err(error) => {
+                    let first = !self.status.lock().map(|s| s.paused).unwrap_or(true);
+                    if first {
+                        tracing::error!(error = %error, "journal write failed; pausing consumption until it recovers");
+                        if let Err(e) = self.subscriber.pause() {
+                            tracing::warn!(error = %e, "pause failed");
+                        }
+                        self.metrics.ingress_paused.set(1);
+                    }
+                    self.update(|s| {
+                        s.paused = true;
+                        s.last_error = Some(error);
+                    });
+                    // keep the group membership alive while waiting; keep anything that arrives
+                    let wait = tokio::select! {
+                        polled = self.subscriber.poll(backoff) => polled,
+                        _ = shutdown.changed() => return None,
+                    };
+                    if let Ok(Some(message)) = wait {
+                        pending.push_back(message);
+                    }
+                    if *shutdown.borrow() {
+                        return None;
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Owns the aggregator's Prometheus metrics (names follow `telemesh_<subsystem>_<name>_<unit>`,
+//! counters end in `_total`, labels are low-cardinality: kind, reason) and their text encoding.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// A label set such as `[("kind", "telemetry.kafka.readiness")]`.
+pub type Labels = Vec<(String, String)>;
+
+/// Builds a one-label set.
+pub fn label(name: &str, value: &str) -> Labels {
+    vec![(name.to_owned(), value.to_owned())]
+}
+
+/// Every metric the aggregator exports.
+#[derive(Debug)]
+pub struct AggregatorMetrics {
+    registry: Registry,
+    pub consumed: Family<Labels, Counter>,
+    pub journaled: Family<Labels, Counter>,
+    pub duplicates: Counter,
+    pub dead_letters: Family<Labels, Counter>,
+    pub journal_errors: Counter,
+    pub batch_size: Histogram,
+    pub journal_write_seconds: Histogram,
+    pub end_to_end_lag_seconds: Histogram,
+    pub journal_up: Gauge,
+    pub ingress_paused: Gauge,
+    pub domain_grade: Family<Labels, Gauge>,
+    pub domain_age_seconds: Family<Labels, Gauge<f64, AtomicU64>>,
+}
+
+impl Default for AggregatorMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AggregatorMetrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("telemesh");
+        let m = Self {
+            consumed: Family::default(),
+            journaled: Family::default(),
+            duplicates: Counter::default(),
+            dead_letters: Family::default(),
+            journal_errors: Counter::default(),
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            journal_write_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            end_to_end_lag_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
+            journal_up: Gauge::default(),
+            ingress_paused: Gauge::default(),
+            domain_grade: Family::default(),
+            domain_age_seconds: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("aggregator_messages_consumed", "Messages read from the transport, by kind", m.consumed.clone());
+        registry.register("aggregator_snapshots_journaled", "Snapshots newly written to the journal, by kind", m.journaled.clone());
+        registry.register("aggregator_snapshots_duplicate", "Snapshots already in the journal (redelivered), skipped", m.duplicates.clone());
+        registry.register("aggregator_dead_letters", "Messages sent to the dead-letter topic, by reason", m.dead_letters.clone());
+        registry.register("aggregator_journal_errors", "Failed journal writes (each is retried)", m.journal_errors.clone());
+        registry.register("aggregator_journal_batch_size_snapshots", "Snapshots per journal transaction", m.batch_size.clone());
+        registry.register("aggregator_journal_write_duration_seconds", "Time of one journal transaction", m.journal_write_seconds.clone());
+        registry.register("aggregator_end_to_end_lag_seconds", "Time from generated_at to journal commit", m.end_to_end_lag_seconds.clone());
+        registry.register("aggregator_journal_up", "1 when the last journal operation succeeded", m.journal_up.clone());
+        registry.register("aggregator_ingress_paused", "1 while consumption is paused by a journal outage", m.ingress_paused.clone());
+        registry.register("domain_grade", "Latest grade per domain: 0 ok, 1 warn, 2 fail", m.domain_grade.clone());
+        registry.register("domain_snapshot_age_seconds", "Age of the newest snapshot per domain", m.domain_age_seconds.clone());
+        let build_info: Family<Labels, Gauge> = Family::default();
+        build_info
+            .get_or_create(&label("version", env!("CARGO_PKG_VERSION")))
+            .set(1);
+        registry.register("build_info", "Build information", build_info);
+        Self { registry, ..m }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // writing into a String cannot fail
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,106 @@
+//! Owns the aggregator's configuration sections: `[aggregator]` and `[journal]`.
+
+use serde::{Deserialize, Serialize};
+use telemesh_core::config::SecretUrl;
+
+/// `[aggregator]`: batching and summary behaviour.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AggregatorSettings {
+    /// Most snapshots written in one journal transaction.
+    pub batch_size: usize,
+    /// How long a batch waits for more messages before it is written.
+    pub batch_linger_ms: u64,
+    /// A block is stale when older than `stale_factor` × its expected interval.
+    pub stale_factor: f64,
+    /// Expected publish interval of a source that does not state its own
+    /// (sources state theirs in the `interval_seconds` metric).
+    pub default_interval_seconds: f64,
+    /// Kinds that must report; a missing one shows as a `warn` block in the summary.
+    pub expected_kinds: Vec<String>,
+    /// On start, the summary is seeded with the newest journaled snapshots of this window.
+    pub seed_window_hours: u64,
+    /// Capacity of the actors' mailboxes on the ingest path.
+    pub mailbox_capacity: usize,
+}
+
+impl Default for AggregatorSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            batch_linger_ms: 50,
+            stale_factor: 3.0,
+            default_interval_seconds: 30.0,
+            expected_kinds: Vec::new(),
+            seed_window_hours: 24,
+            mailbox_capacity: 64,
+        }
+    }
+}
+
+/// Whether to use TimescaleDB when the server has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimescaleMode {
+    /// Create the extension and a hypertable when available; plain PostgreSQL otherwise.
+    #[default]
+    Auto,
+    /// Never use TimescaleDB.
+    Off,
+}
+
+/// `[journal]`: where snapshots are journaled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JournalSettings {
+    /// `postgres://user:password@host:port/db` or `sqlite:///path/telemesh.db`. Required by
+    /// `serve aggregator`; standalone defaults to a SQLite file in `--data-dir`.
+    pub url: SecretUrl,
+    pub max_connections: u32,
+    /// How long a write waits for a connection before it counts as a journal outage.
+    pub acquire_timeout_ms: u64,
+    pub timescale: TimescaleMode,
+}
+
+impl Default for JournalSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretUrl::default(),
+            max_connections: 5,
+            acquire_timeout_ms: 3_000,
+            timescale: TimescaleMode::Auto,
+        }
+    }
+}
+
+/// The list-valued keys of these sections, for the config loader.
+pub const LIST_KEYS: &[&str] = &["aggregator.expected_kinds"];
+
+impl AggregatorSettings {
+    /// Rejects values that cannot work, naming the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.batch_size == 0 {
+            return Err("aggregator.batch_size must be at least 1".into());
+        }
+        if !(self.stale_factor.is_finite() && self.stale_factor >= 1.0) {
+            return Err("aggregator.stale_factor must be a number >= 1".into());
+        }
+        if !(self.default_interval_seconds.is_finite() && self.default_interval_seconds > 0.0) {
+            return Err("aggregator.default_interval_seconds must be > 0".into());
+        }
+        if self.mailbox_capacity == 0 {
+            return Err("aggregator.mailbox_capacity must be at least 1".into());
+        }
+        if let Some(kind) = self
+            .expected_kinds
+            .iter()
+            .find(|k| !telemesh_core::topics::is_snapshot_kind(k))
+        {
+            return Err(format!(
+                "aggregator.expected_kinds: unknown kind {kind:?}; known kinds: {}",
+                telemesh_core::topics::SNAPSHOT_KINDS.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}

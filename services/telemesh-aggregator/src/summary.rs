@@ -1,0 +1,318 @@
+//! Owns the summary state and the "professional runtime summary": the latest snapshot per
+//! (kind, source), graded into one block per domain with age and staleness, plus the overall
+//! grade, as JSON and as Markdown. Pure: time comes in as an argument.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use telemesh_core::snapshot::escape_cell;
+use telemesh_core::{Grade, Snapshot, Source};
+
+/// The metric through which a source states its publish interval.
+pub const INTERVAL_METRIC: &str = "interval_seconds";
+
+/// How staleness is judged.
+#[derive(Debug, Clone)]
+pub struct StalenessPolicy {
+    pub stale_factor: f64,
+    pub default_interval_seconds: f64,
+    pub expected_kinds: Vec<String>,
+}
+
+/// The latest snapshot of every (kind, source).
+#[derive(Debug, Default, Clone)]
+pub struct SummaryState {
+    latest: BTreeMap<(String, Source), Snapshot>,
+}
+
+/// One source of a domain.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SourceBlock {
+    pub service: String,
+    pub instance: String,
+    pub status: Grade,
+    pub generated_at: DateTime<Utc>,
+    pub age_seconds: f64,
+    pub stale: bool,
+}
+
+/// One domain (snapshot kind) of the summary.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DomainBlock {
+    /// Worst of its sources; a stale source counts as at least `warn`.
+    pub status: Grade,
+    pub generated_at: Option<DateTime<Utc>>,
+    pub age_seconds: Option<f64>,
+    pub stale: bool,
+    pub expected_interval_seconds: f64,
+    /// The snapshot that decided the status (the worst source, newest on ties).
+    pub snapshot: Option<Snapshot>,
+    pub markdown: String,
+    pub sources: Vec<SourceBlock>,
+}
+
+/// The runtime summary.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Summary {
+    pub status: Grade,
+    pub generated_at: DateTime<Utc>,
+    /// One line for people.
+    pub headline: String,
+    pub domains: BTreeMap<String, DomainBlock>,
+}
+
+impl SummaryState {
+    /// Records a snapshot unless a newer one of the same (kind, source) is already known.
+    pub fn observe(&mut self, snapshot: Snapshot) {
+        let key = (snapshot.kind.clone(), snapshot.source.clone());
+        match self.latest.get(&key) {
+            Some(known) if known.generated_at > snapshot.generated_at => {}
+            _ => {
+                self.latest.insert(key, snapshot);
+            }
+        }
+    }
+
+    pub fn latest(&self) -> impl Iterator<Item = &Snapshot> {
+        self.latest.values()
+    }
+
+    /// Builds the summary as of `now`.
+    pub fn summary(&self, policy: &StalenessPolicy, now: DateTime<Utc>) -> Summary {
+        let mut by_kind: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();
+        for ((kind, _), snapshot) in &self.latest {
+            by_kind.entry(kind.as_str()).or_default().push(snapshot);
+        }
+        let mut domains = BTreeMap::new();
+        for (kind, snapshots) in by_kind {
+            domains.insert(kind.to_owned(), domain_block(policy, &snapshots, now));
+        }
+        for kind in &policy.expected_kinds {
+            domains.entry(kind.clone()).or_insert_with(|| DomainBlock {
+                status: Grade::Warn,
+                generated_at: None,
+                age_seconds: None,
+                stale: true,
+                expected_interval_seconds: policy.default_interval_seconds,
+                snapshot: None,
+                markdown: format!("### {kind}: WARN\n\nno snapshot received yet\n"),
+                sources: Vec::new(),
+            });
+        }
+        let status = if domains.is_empty() {
+            Grade::Warn
+        } else {
+            Grade::worst(domains.values().map(|d| d.status))
+        };
+        let headline = headline(&domains);
+        Summary {
+            status,
+            generated_at: now,
+            headline,
+            domains,
+        }
+    }
+}
+
+fn interval_of(policy: &StalenessPolicy, snapshot: &Snapshot) -> f64 {
+    snapshot
+        .metrics
+        .get(INTERVAL_METRIC)
+        .copied()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .unwrap_or(policy.default_interval_seconds)
+}
+
+fn age_seconds(snapshot: &Snapshot, now: DateTime<Utc>) -> f64 {
+    ((now - snapshot.generated_at).num_milliseconds() as f64 / 1000.0).max(0.0)
+}
+
+fn domain_block(policy: &StalenessPolicy, snapshots: &[&Snapshot], now: DateTime<Utc>) -> DomainBlock {
+    let sources: Vec<(SourceBlock, &Snapshot, Grade)> = snapshots
+        .iter()
+        .map(|s| {
+            let age = age_seconds(s, now);
+            let stale = age > policy.stale_factor * interval_of(policy, s);
+            let mut effective = s.status;
+            if stale {
+                effective.escalate(Grade::Warn);
+            }
+            (
+                SourceBlock {
+                    service: s.source.service.clone(),
+                    instance: s.source.instance.clone(),
+                    status: s.status,
+                    generated_at: s.generated_at,
+                    age_seconds: age,
+                    stale,
+                },
+                *s,
+                effective,
+            )
+        })
+        .collect();
+    let deciding = sources
+        .iter()
+        .max_by(|a, b| a.2.cmp(&b.2).then(a.1.generated_at.cmp(&b.1.generated_at)))
+        .map(|(_, s, _)| *s);
+    let status = Grade::worst(sources.iter().map(|(_, _, g)| *g));
+    let stale = sources.iter().any(|(b, _, _)| b.stale);
+    let mut markdown = deciding.map(|s| s.markdown.clone()).unwrap_or_default();
+    if stale {
+        markdown = format!("> **stale**: at least one source stopped reporting\n\n{markdown}");
+    }
+    DomainBlock {
+        status,
+        generated_at: deciding.map(|s| s.generated_at),
+        age_seconds: deciding.map(|s| age_seconds(s, now)),
+        stale,
+        expected_interval_seconds: deciding
+            .map(|s| interval_of(policy, s))
+            .unwrap_or(policy.default_interval_seconds),
+        snapshot: deciding.cloned(),
+        markdown,
+        sources: sources.into_iter().map(|(b, _, _)| b).collect(),
+    }
+}
+
+fn headline(domains: &BTreeMap<String, DomainBlock>) -> String {
+    if domains.is_empty() {
+        return "no snapshots received yet".into();
+    }
+    let count = |g: Grade| domains.values().filter(|d| d.status == g).count();
+    let stale = domains.values().filter(|d| d.stale).count();
+    format!(
+        "{} domains: {} fail, {} warn, {} ok; {} stale",
+        domains.len(),
+        count(Grade::Fail),
+        count(Grade::Warn),
+        count(Grade::Ok),
+        stale
+    )
+}
+
+fn format_age(age: Option<f64>) -> String {
+    match age {
+        None => "never".into(),
+        Some(a) if a < 120.0 => format!("{a:.0}s"),
+        Some(a) if a < 7200.0 => format!("{:.0}m", a / 60.0),
+        Some(a) => format!("{:.1}h", a / 3600.0),
+    }
+}
+
+impl Summary {
+    /// The summary as Markdown: overall grade, a table of domains (worst first), then each
+    /// domain's own Markdown.
+    pub fn to_markdown(&self) -> String {
+        let mut out = format!(
+            "# telemesh runtime summary: {}\n\n{} (as of {})\n\n| Domain | Status | Age | Stale | Summary |\n| --- | --- | --- | --- | --- |\n",
+            self.status.as_upper(),
+            self.headline,
+            self.generated_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+        );
+        let mut ordered: Vec<(&String, &DomainBlock)> = self.domains.iter().collect();
+        ordered.sort_by(|a, b| b.1.status.cmp(&a.1.status).then(a.0.cmp(b.0)));
+        for (kind, block) in &ordered {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                kind,
+                block.status.as_upper(),
+                format_age(block.age_seconds),
+                if block.stale { "yes" } else { "no" },
+                escape_cell(
+                    block
+                        .snapshot
+                        .as_ref()
+                        .map_or("no snapshot received yet", |s| s.summary.as_str())
+                )
+            ));
+        }
+        for (_, block) in ordered {
+            out.push('\n');
+            out.push_str(&block.markdown);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use telemesh_core::Component;
+
+    fn policy() -> StalenessPolicy {
+        StalenessPolicy {
+            stale_factor: 3.0,
+            default_interval_seconds: 10.0,
+            expected_kinds: vec![],
+        }
+    }
+
+    fn snap(kind: &str, instance: &str, grade: Grade, at: DateTime<Utc>) -> Snapshot {
+        let mut s = Snapshot::new(kind, Source::new("svc", instance), at);
+        s.push(Component::new("c", grade, format!("{grade}")));
+        s.summary = format!("{instance} is {grade}");
+        s.markdown = s.render_markdown(kind);
+        s
+    }
+
+    #[test]
+    fn newest_snapshot_per_source_wins_and_blocks_take_the_worst_source() {
+        let now = Utc::now();
+        let mut state = SummaryState::default();
+        let newer = snap("k", "a", Grade::Ok, now);
+        state.observe(newer.clone());
+        state.observe(snap("k", "a", Grade::Fail, now - chrono::Duration::seconds(5)));
+        state.observe(snap("k", "b", Grade::Warn, now - chrono::Duration::seconds(2)));
+        let summary = state.summary(&policy(), now);
+        let block = &summary.domains["k"];
+        assert_eq!(block.status, Grade::Warn);
+        assert_eq!(block.snapshot.as_ref().unwrap().source.instance, "b");
+        assert_eq!(block.sources.len(), 2);
+        assert!(!block.stale);
+        assert_eq!(summary.status, Grade::Warn);
+    }
+
+    #[test]
+    fn a_block_is_stale_past_three_intervals_and_counts_as_warn() {
+        let now = Utc::now();
+        let mut state = SummaryState::default();
+        state.observe(snap("k", "a", Grade::Ok, now - chrono::Duration::seconds(30)));
+        assert!(!state.summary(&policy(), now).domains["k"].stale, "exactly 3 intervals is not stale");
+        let mut state = SummaryState::default();
+        state.observe(snap("k", "a", Grade::Ok, now - chrono::Duration::seconds(31)));
+        let summary = state.summary(&policy(), now);
+        assert!(summary.domains["k"].stale);
+        assert_eq!(summary.domains["k"].status, Grade::Warn);
+        // a source stating a longer interval is not stale yet
+        let mut s = snap("k", "a", Grade::Ok, now - chrono::Duration::seconds(31));
+        s.metric(INTERVAL_METRIC, 60.0);
+        let mut state = SummaryState::default();
+        state.observe(s);
+        assert!(!state.summary(&policy(), now).domains["k"].stale);
+    }
+
+    #[test]
+    fn empty_and_missing_domains_are_not_ok() {
+        let now = Utc::now();
+        let state = SummaryState::default();
+        assert_eq!(state.summary(&policy(), now).status, Grade::Warn);
+        let mut p = policy();
+        p.expected_kinds = vec!["telemetry.ingest.trends".into()];
+        let summary = state.summary(&p, now);
+        assert!(summary.domains["telemetry.ingest.trends"].snapshot.is_none());
+        assert!(summary.to_markdown().contains("no snapshot received yet"));
+    }
+
+    #[test]
+    fn markdown_lists_worst_domains_first() {
+        let now = Utc::now();
+        let mut state = SummaryState::default();
+        state.observe(snap("a.ok", "x", Grade::Ok, now));
+        state.observe(snap("b.fail", "x", Grade::Fail, now));
+        let md = state.summary(&policy(), now).to_markdown();
+        assert!(md.starts_with("# telemesh runtime summary: FAIL"));
+        assert!(md.find("| b.fail |").unwrap() < md.find("| a.ok |").unwrap());
+    }
+}

@@ -1,0 +1,63 @@
+//! Owns the small HTTP server of a domain service (`serve kafka-readiness`, …): liveness,
+//! readiness (the transport answers) and the last snapshot, for Kubernetes probes and people.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context as _;
+use futures::future::BoxFuture;
+use telemesh_core::transport::Publisher;
+use telemesh_core::Snapshot;
+
+/// Asks the service for its last snapshot.
+pub type LastSnapshot = Arc<dyn Fn() -> BoxFuture<'static, Option<Snapshot>> + Send + Sync>;
+
+#[derive(Clone)]
+struct State {
+    transport: Arc<dyn Publisher>,
+    last: LastSnapshot,
+}
+
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "live" }))
+}
+
+async fn ready(state: web::Data<State>) -> HttpResponse {
+    match state.transport.check(Duration::from_secs(2)).await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "status": "not_ready", "detail": e.to_string() })),
+    }
+}
+
+async fn snapshot(state: web::Data<State>) -> HttpResponse {
+    let last: Option<Snapshot> = (state.last)().await;
+    match last {
+        Some(s) => HttpResponse::Ok().json(s),
+        None => HttpResponse::NotFound()
+            .json(serde_json::json!({ "error": "not_found", "detail": "no snapshot evaluated yet" })),
+    }
+}
+
+/// Starts the server on `addr`; returns its handle (stop it on shutdown).
+pub fn start(addr: &str, transport: Arc<dyn Publisher>, last: LastSnapshot) -> anyhow::Result<actix_web::dev::ServerHandle> {
+    let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}; set [http] addr"))?;
+    tracing::info!(http = %listener.local_addr()?, "service endpoints listening");
+    let state = web::Data::new(State { transport, last });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/health/live", web::get().to(live))
+            .route("/health/ready", web::get().to(ready))
+            .route("/api/v1/snapshot", web::get().to(snapshot))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    Ok(handle)
+}

@@ -1,0 +1,1 @@
+//! placeholder until the e2e test lands
