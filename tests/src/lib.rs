@@ -55,7 +55,9 @@ impl TestEnv {
         use sqlx::Connection;
         let mut admin = sqlx::PgConnection::connect(&self.database_url)
             .await
-            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at TELEMESH_TEST_DATABASE_URL: {e}"));
+            .unwrap_or_else(|e| {
+                panic!("cannot reach PostgreSQL at TELEMESH_TEST_DATABASE_URL: {e}")
+            });
         sqlx::query(&format!("CREATE DATABASE \"{ns}\""))
             .execute(&mut admin)
             .await
@@ -95,7 +97,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -108,9 +113,13 @@ pub mod fixtures {
 
     use chrono::Utc;
     use telemesh_aggregator::settings::JournalSettings;
-    use telemesh_aggregator::{subscribed_topics, Aggregator, AggregatorSettings, Journal, TransportParts};
+    use telemesh_aggregator::{
+        subscribed_topics, Aggregator, AggregatorSettings, Journal, TransportParts,
+    };
     use telemesh_core::config::{KafkaSettings, SecretUrl};
-    use telemesh_core::transport::kafka::{ensure_topics, KafkaPublisher, KafkaSubscriber, TopicSpec};
+    use telemesh_core::transport::kafka::{
+        ensure_topics, KafkaPublisher, KafkaSubscriber, TopicSpec,
+    };
     use telemesh_core::transport::{InboundMessage, Publisher, Subscriber};
     use telemesh_core::{topics, Component, Grade, Snapshot, Source};
 
@@ -139,8 +148,14 @@ pub mod fixtures {
             partitions: 1,
             replication_factor: 1,
         });
-        let report = ensure_topics(kafka, &specs).await.expect("create test topics");
-        assert!(report.failed.is_empty(), "topic creation failed: {:?}", report.failed);
+        let report = ensure_topics(kafka, &specs)
+            .await
+            .expect("create test topics");
+        assert!(
+            report.failed.is_empty(),
+            "topic creation failed: {:?}",
+            report.failed
+        );
     }
 
     /// Aggregator settings suited to tests (small linger).
@@ -162,9 +177,15 @@ pub mod fixtures {
     }
 
     /// Starts an aggregator consuming the namespace's topics from Kafka into `journal_url`.
-    pub async fn kafka_aggregator(kafka: &KafkaSettings, journal_url: &str, settings: &AggregatorSettings) -> Aggregator {
-        let subscriber = KafkaSubscriber::new(kafka, &subscribed_topics(&kafka.topic_prefix)).expect("kafka subscriber");
-        let publisher: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(kafka).expect("kafka publisher"));
+    pub async fn kafka_aggregator(
+        kafka: &KafkaSettings,
+        journal_url: &str,
+        settings: &AggregatorSettings,
+    ) -> Aggregator {
+        let subscriber = KafkaSubscriber::new(kafka, &subscribed_topics(&kafka.topic_prefix))
+            .expect("kafka subscriber");
+        let publisher: Arc<dyn Publisher> =
+            Arc::new(KafkaPublisher::new(kafka).expect("kafka publisher"));
         Aggregator::start(
             settings,
             "127.0.0.1:0",
@@ -182,16 +203,29 @@ pub mod fixtures {
     }
 
     /// Reads `n` messages of `topic` from the beginning with a throwaway group.
-    pub async fn read_topic(kafka: &KafkaSettings, topic: &str, n: usize, timeout: Duration) -> Vec<InboundMessage> {
+    pub async fn read_topic(
+        kafka: &KafkaSettings,
+        topic: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<InboundMessage> {
         let settings = KafkaSettings {
-            group_id: format!("{}-reader-{}", kafka.group_id, uuid::Uuid::now_v7().simple()),
+            group_id: format!(
+                "{}-reader-{}",
+                kafka.group_id,
+                uuid::Uuid::now_v7().simple()
+            ),
             ..kafka.clone()
         };
         let mut sub = KafkaSubscriber::new(&settings, &[topic.to_owned()]).expect("reader");
         let deadline = tokio::time::Instant::now() + timeout;
         let mut out = Vec::new();
         while out.len() < n && tokio::time::Instant::now() < deadline {
-            if let Some(m) = sub.poll(Duration::from_millis(500)).await.expect("read topic") {
+            if let Some(m) = sub
+                .poll(Duration::from_millis(500))
+                .await
+                .expect("read topic")
+            {
                 out.push(m);
             }
         }
@@ -201,7 +235,9 @@ pub mod fixtures {
     /// Rows in the journal at `url`: (all rows, distinct ids).
     pub async fn journal_counts(url: &str) -> (i64, i64) {
         use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect journal db");
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .expect("connect journal db");
         sqlx::query_as("SELECT count(*), count(DISTINCT id) FROM telemetry_snapshots")
             .fetch_one(&mut conn)
             .await

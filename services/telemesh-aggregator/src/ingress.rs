@@ -108,7 +108,10 @@ impl Ingress {
     }
 
     /// Up to `batch_size` messages: waits for the first, then lingers for more.
-    async fn collect_batch(&mut self, pending: &mut VecDeque<InboundMessage>) -> Vec<InboundMessage> {
+    async fn collect_batch(
+        &mut self,
+        pending: &mut VecDeque<InboundMessage>,
+    ) -> Vec<InboundMessage> {
         let mut batch: Vec<InboundMessage> = Vec::new();
         while batch.len() < self.batch_size {
             match pending.pop_front() {
@@ -156,8 +159,12 @@ impl Ingress {
         let now = Utc::now();
         let mut accepted = Vec::with_capacity(batch.len());
         for message in batch {
-            let kind = topics::kind_of_topic(&self.topic_prefix, &message.topic).unwrap_or("unknown");
-            self.metrics.consumed.get_or_create(&label("kind", kind)).inc();
+            let kind =
+                topics::kind_of_topic(&self.topic_prefix, &message.topic).unwrap_or("unknown");
+            self.metrics
+                .consumed
+                .get_or_create(&label("kind", kind))
+                .inc();
             match self.decode(&message) {
                 Ok(snapshot) => accepted.push(Accepted { snapshot, message }),
                 Err(error) => {
@@ -247,7 +254,8 @@ impl Ingress {
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
         let mut headers = message.headers.clone();
-        let mut meta = |k: &str, v: String| headers.push((format!("{DLQ_HEADER_PREFIX}{k}"), v.into_bytes()));
+        let mut meta =
+            |k: &str, v: String| headers.push((format!("{DLQ_HEADER_PREFIX}{k}"), v.into_bytes()));
         meta("topic", message.topic.clone());
         meta("partition", message.partition.to_string());
         meta("offset", message.offset.to_string());
@@ -257,7 +265,10 @@ impl Ingress {
         meta("exception.message", error.to_string());
         let dlq = OutboundMessage {
             topic: topics::topic_name(&self.topic_prefix, topics::DLQ),
-            key: message.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()),
+            key: message
+                .key
+                .as_ref()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
             headers,
             payload: message.payload.clone(),
         };

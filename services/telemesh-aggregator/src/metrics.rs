@@ -60,18 +60,66 @@ impl AggregatorMetrics {
             domain_age_seconds: Family::default(),
             registry: Registry::default(),
         };
-        registry.register("aggregator_messages_consumed", "Messages read from the transport, by kind", m.consumed.clone());
-        registry.register("aggregator_snapshots_journaled", "Snapshots newly written to the journal, by kind", m.journaled.clone());
-        registry.register("aggregator_snapshots_duplicate", "Snapshots already in the journal (redelivered), skipped", m.duplicates.clone());
-        registry.register("aggregator_dead_letters", "Messages sent to the dead-letter topic, by reason", m.dead_letters.clone());
-        registry.register("aggregator_journal_errors", "Failed journal writes (each is retried)", m.journal_errors.clone());
-        registry.register("aggregator_journal_batch_size_snapshots", "Snapshots per journal transaction", m.batch_size.clone());
-        registry.register("aggregator_journal_write_duration_seconds", "Time of one journal transaction", m.journal_write_seconds.clone());
-        registry.register("aggregator_end_to_end_lag_seconds", "Time from generated_at to journal commit", m.end_to_end_lag_seconds.clone());
-        registry.register("aggregator_journal_up", "1 when the last journal operation succeeded", m.journal_up.clone());
-        registry.register("aggregator_ingress_paused", "1 while consumption is paused by a journal outage", m.ingress_paused.clone());
-        registry.register("domain_grade", "Latest grade per domain: 0 ok, 1 warn, 2 fail", m.domain_grade.clone());
-        registry.register("domain_snapshot_age_seconds", "Age of the newest snapshot per domain", m.domain_age_seconds.clone());
+        registry.register(
+            "aggregator_messages_consumed",
+            "Messages read from the transport, by kind",
+            m.consumed.clone(),
+        );
+        registry.register(
+            "aggregator_snapshots_journaled",
+            "Snapshots newly written to the journal, by kind",
+            m.journaled.clone(),
+        );
+        registry.register(
+            "aggregator_snapshots_duplicate",
+            "Snapshots already in the journal (redelivered), skipped",
+            m.duplicates.clone(),
+        );
+        registry.register(
+            "aggregator_dead_letters",
+            "Messages sent to the dead-letter topic, by reason",
+            m.dead_letters.clone(),
+        );
+        registry.register(
+            "aggregator_journal_errors",
+            "Failed journal writes (each is retried)",
+            m.journal_errors.clone(),
+        );
+        registry.register(
+            "aggregator_journal_batch_size_snapshots",
+            "Snapshots per journal transaction",
+            m.batch_size.clone(),
+        );
+        registry.register(
+            "aggregator_journal_write_duration_seconds",
+            "Time of one journal transaction",
+            m.journal_write_seconds.clone(),
+        );
+        registry.register(
+            "aggregator_end_to_end_lag_seconds",
+            "Time from generated_at to journal commit",
+            m.end_to_end_lag_seconds.clone(),
+        );
+        registry.register(
+            "aggregator_journal_up",
+            "1 when the last journal operation succeeded",
+            m.journal_up.clone(),
+        );
+        registry.register(
+            "aggregator_ingress_paused",
+            "1 while consumption is paused by a journal outage",
+            m.ingress_paused.clone(),
+        );
+        registry.register(
+            "domain_grade",
+            "Latest grade per domain: 0 ok, 1 warn, 2 fail",
+            m.domain_grade.clone(),
+        );
+        registry.register(
+            "domain_snapshot_age_seconds",
+            "Age of the newest snapshot per domain",
+            m.domain_age_seconds.clone(),
+        );
         let build_info: Family<Labels, Gauge> = Family::default();
         build_info
             .get_or_create(&label("version", env!("CARGO_PKG_VERSION")))

@@ -76,7 +76,13 @@ impl Aggregator {
         };
         tracing::info!(seeded = seed.len(), ?layout, "journal ready");
         let health = Arc::new(JournalHealth::default());
-        let journal = JournalActor::new(journal, Arc::clone(&health), Arc::clone(&metrics), settings.mailbox_capacity).start();
+        let journal = JournalActor::new(
+            journal,
+            Arc::clone(&health),
+            Arc::clone(&metrics),
+            settings.mailbox_capacity,
+        )
+        .start();
         let policy = StalenessPolicy {
             stale_factor: settings.stale_factor,
             default_interval_seconds: settings.default_interval_seconds,
@@ -98,8 +104,9 @@ impl Aggregator {
             batch_linger: Duration::from_millis(settings.batch_linger_ms),
         };
         let ingress = actix_rt::spawn(ingress.run(shutdown_rx));
-        let listener = TcpListener::bind(http_addr)
-            .with_context(|| format!("cannot listen on {http_addr}; pick a free address with --http or [http] addr"))?;
+        let listener = TcpListener::bind(http_addr).with_context(|| {
+            format!("cannot listen on {http_addr}; pick a free address with --http or [http] addr")
+        })?;
         let local = listener.local_addr()?;
         let state = AppState {
             journal: journal.clone(),

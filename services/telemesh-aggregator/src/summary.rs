@@ -128,7 +128,11 @@ fn age_seconds(snapshot: &Snapshot, now: DateTime<Utc>) -> f64 {
     ((now - snapshot.generated_at).num_milliseconds() as f64 / 1000.0).max(0.0)
 }
 
-fn domain_block(policy: &StalenessPolicy, snapshots: &[&Snapshot], now: DateTime<Utc>) -> DomainBlock {
+fn domain_block(
+    policy: &StalenessPolicy,
+    snapshots: &[&Snapshot],
+    now: DateTime<Utc>,
+) -> DomainBlock {
     let sources: Vec<(SourceBlock, &Snapshot, Grade)> = snapshots
         .iter()
         .map(|s| {
@@ -263,8 +267,18 @@ mod tests {
         let mut state = SummaryState::default();
         let newer = snap("k", "a", Grade::Ok, now);
         state.observe(newer.clone());
-        state.observe(snap("k", "a", Grade::Fail, now - chrono::Duration::seconds(5)));
-        state.observe(snap("k", "b", Grade::Warn, now - chrono::Duration::seconds(2)));
+        state.observe(snap(
+            "k",
+            "a",
+            Grade::Fail,
+            now - chrono::Duration::seconds(5),
+        ));
+        state.observe(snap(
+            "k",
+            "b",
+            Grade::Warn,
+            now - chrono::Duration::seconds(2),
+        ));
         let summary = state.summary(&policy(), now);
         let block = &summary.domains["k"];
         assert_eq!(block.status, Grade::Warn);
@@ -278,10 +292,23 @@ mod tests {
     fn a_block_is_stale_past_three_intervals_and_counts_as_warn() {
         let now = Utc::now();
         let mut state = SummaryState::default();
-        state.observe(snap("k", "a", Grade::Ok, now - chrono::Duration::seconds(30)));
-        assert!(!state.summary(&policy(), now).domains["k"].stale, "exactly 3 intervals is not stale");
+        state.observe(snap(
+            "k",
+            "a",
+            Grade::Ok,
+            now - chrono::Duration::seconds(30),
+        ));
+        assert!(
+            !state.summary(&policy(), now).domains["k"].stale,
+            "exactly 3 intervals is not stale"
+        );
         let mut state = SummaryState::default();
-        state.observe(snap("k", "a", Grade::Ok, now - chrono::Duration::seconds(31)));
+        state.observe(snap(
+            "k",
+            "a",
+            Grade::Ok,
+            now - chrono::Duration::seconds(31),
+        ));
         let summary = state.summary(&policy(), now);
         assert!(summary.domains["k"].stale);
         assert_eq!(summary.domains["k"].status, Grade::Warn);
@@ -301,7 +328,9 @@ mod tests {
         let mut p = policy();
         p.expected_kinds = vec!["telemetry.ingest.trends".into()];
         let summary = state.summary(&p, now);
-        assert!(summary.domains["telemetry.ingest.trends"].snapshot.is_none());
+        assert!(summary.domains["telemetry.ingest.trends"]
+            .snapshot
+            .is_none());
         assert!(summary.to_markdown().contains("no snapshot received yet"));
     }
 

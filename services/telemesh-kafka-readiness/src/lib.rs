@@ -1,1 +1,23 @@
-//! placeholder
+//! The Kafka readiness domain service: probes the Kafka cluster (brokers, topics, recent
+//! publishers, consumer-group lag), grades it and publishes `telemetry.kafka.readiness`.
+//!
+//! - [`settings`]: the `[kafka_readiness]` section and its clamped [`ReadinessPolicy`].
+//! - [`state`]: the plain data a probe gathers ([`ReadinessState`]).
+//! - [`probe`]: [`KafkaProbe`], the real I/O with rdkafka.
+//! - [`evaluate`](mod@evaluate): the pure grading ([`evaluate()`]).
+//! - [`service`]: [`ReadinessService`], the actix actor on its own timer.
+
+pub mod evaluate;
+pub mod probe;
+pub mod service;
+pub mod settings;
+pub mod state;
+
+pub use evaluate::evaluate;
+pub use probe::KafkaProbe;
+pub use service::{GetLastSnapshot, ReadinessService};
+pub use settings::{ReadinessPolicy, ReadinessSettings, SettingsError};
+pub use state::{
+    ConnectionState, GroupLag, PartitionLag, ProvisioningState, PublisherState, ReadinessState,
+    TopicState,
+};

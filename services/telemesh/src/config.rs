@@ -62,13 +62,21 @@ impl TelemeshConfig {
     /// Checks values serde cannot: ranges, known kinds, consistent thresholds.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let key_error = |detail: String| {
-            let key = detail.split([' ', ':']).next().unwrap_or_default().to_owned();
+            let key = detail
+                .split([' ', ':'])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             ConfigError::Key { key, detail }
         };
         self.aggregator.validate().map_err(key_error)?;
-        self.kafka_readiness.validate().map_err(|e| key_error(e.to_string()))?;
+        self.kafka_readiness
+            .validate()
+            .map_err(|e| key_error(e.to_string()))?;
         if self.standalone.channel_capacity == 0 {
-            return Err(key_error("standalone.channel_capacity must be at least 1".into()));
+            return Err(key_error(
+                "standalone.channel_capacity must be at least 1".into(),
+            ));
         }
         let protocols = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
         if !protocols.contains(&self.kafka.security_protocol.to_ascii_lowercase().as_str()) {
@@ -79,7 +87,9 @@ impl TelemeshConfig {
             )));
         }
         if self.kafka.message_timeout_ms == 0 || self.kafka.request_timeout_ms == 0 {
-            return Err(key_error("kafka.message_timeout_ms and kafka.request_timeout_ms must be > 0".into()));
+            return Err(key_error(
+                "kafka.message_timeout_ms and kafka.request_timeout_ms must be > 0".into(),
+            ));
         }
         Ok(())
     }

@@ -59,7 +59,11 @@ enum ServiceName {
 }
 
 fn load(file: Option<&PathBuf>) -> Result<TelemeshConfig, ExitCode> {
-    TelemeshConfig::load(file.map(PathBuf::as_path), &telemesh_core::config::process_env()).map_err(|e| {
+    TelemeshConfig::load(
+        file.map(PathBuf::as_path),
+        &telemesh_core::config::process_env(),
+    )
+    .map_err(|e| {
         eprintln!("telemesh: {e}");
         ExitCode::from(2)
     })

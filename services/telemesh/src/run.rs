@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use actix::Actor;
 use anyhow::{bail, Context as _};
-use telemesh_aggregator::{subscribed_topics, Aggregator, Journal, JournalSettings, TransportParts};
+use telemesh_aggregator::{
+    subscribed_topics, Aggregator, Journal, JournalSettings, TransportParts,
+};
 use telemesh_core::config::SecretUrl;
 use telemesh_core::transport::inproc::InProcessBus;
 use telemesh_core::transport::kafka::{KafkaPublisher, KafkaSubscriber};
@@ -70,19 +72,35 @@ async fn connect_journal(settings: &JournalSettings) -> anyhow::Result<Journal> 
     }
 }
 
-fn readiness_service(cfg: &TelemeshConfig, publisher: SnapshotPublisher) -> actix::Addr<ReadinessService> {
+fn readiness_service(
+    cfg: &TelemeshConfig,
+    publisher: SnapshotPublisher,
+) -> actix::Addr<ReadinessService> {
     let source = Source::new("kafka-readiness", cfg.service.instance.clone());
-    ReadinessService::new(cfg.kafka_readiness.clone(), cfg.kafka.clone(), source, publisher).start()
+    ReadinessService::new(
+        cfg.kafka_readiness.clone(),
+        cfg.kafka.clone(),
+        source,
+        publisher,
+    )
+    .start()
 }
 
 /// `telemesh standalone`.
 pub async fn standalone(cfg: TelemeshConfig) -> anyhow::Result<()> {
     let data_dir = PathBuf::from(&cfg.standalone.data_dir);
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create data directory {}; pass --data-dir", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir).with_context(|| {
+        format!(
+            "cannot create data directory {}; pass --data-dir",
+            data_dir.display()
+        )
+    })?;
     let mut journal_settings = cfg.journal.clone();
     if journal_settings.url.is_empty() {
-        let path = data_dir.canonicalize().unwrap_or(data_dir.clone()).join("telemesh.db");
+        let path = data_dir
+            .canonicalize()
+            .unwrap_or(data_dir.clone())
+            .join("telemesh.db");
         journal_settings.url = SecretUrl::new(format!("sqlite://{}", path.display()));
     }
     let journal = connect_journal(&journal_settings).await?;
@@ -152,7 +170,11 @@ pub async fn kafka_readiness(cfg: TelemeshConfig) -> anyhow::Result<()> {
         bail!("serve kafka-readiness needs Kafka: set [kafka] brokers (TELEMESH__KAFKA__BROKERS)");
     }
     let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&cfg.kafka)?);
-    let publisher = SnapshotPublisher::new(Arc::clone(&transport), cfg.kafka.encoding, cfg.kafka.topic_prefix.clone());
+    let publisher = SnapshotPublisher::new(
+        Arc::clone(&transport),
+        cfg.kafka.encoding,
+        cfg.kafka.topic_prefix.clone(),
+    );
     let service = readiness_service(&cfg, publisher);
     let server = service_http::start(
         &cfg.http.addr,

@@ -36,14 +36,20 @@ async fn snapshot(state: web::Data<State>) -> HttpResponse {
     let last: Option<Snapshot> = (state.last)().await;
     match last {
         Some(s) => HttpResponse::Ok().json(s),
-        None => HttpResponse::NotFound()
-            .json(serde_json::json!({ "error": "not_found", "detail": "no snapshot evaluated yet" })),
+        None => HttpResponse::NotFound().json(
+            serde_json::json!({ "error": "not_found", "detail": "no snapshot evaluated yet" }),
+        ),
     }
 }
 
 /// Starts the server on `addr`; returns its handle (stop it on shutdown).
-pub fn start(addr: &str, transport: Arc<dyn Publisher>, last: LastSnapshot) -> anyhow::Result<actix_web::dev::ServerHandle> {
-    let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}; set [http] addr"))?;
+pub fn start(
+    addr: &str,
+    transport: Arc<dyn Publisher>,
+    last: LastSnapshot,
+) -> anyhow::Result<actix_web::dev::ServerHandle> {
+    let listener = TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr}; set [http] addr"))?;
     tracing::info!(http = %listener.local_addr()?, "service endpoints listening");
     let state = web::Data::new(State { transport, last });
     let server = HttpServer::new(move || {

@@ -21,7 +21,9 @@ pub const CONTENT_TYPE_HEADER: &str = "content-type";
 const MEDIA_TYPE_PREFIX: &str = "application/vnd.telemesh.snapshot.v";
 
 /// How a snapshot is encoded on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     #[default]
@@ -131,15 +133,20 @@ fn bincode_options() -> impl Options {
 }
 
 /// Encodes a valid snapshot; returns the payload and the content type to put in the header.
-pub fn encode(snapshot: &Snapshot, encoding: Encoding) -> Result<(Vec<u8>, ContentType), CodecError> {
+pub fn encode(
+    snapshot: &Snapshot,
+    encoding: Encoding,
+) -> Result<(Vec<u8>, ContentType), CodecError> {
     snapshot.validate()?;
     let bytes = match encoding {
-        Encoding::Bincode => bincode_options()
-            .serialize(snapshot)
-            .map_err(|e| CodecError::Malformed {
-                encoding: "bincode",
-                detail: e.to_string(),
-            })?,
+        Encoding::Bincode => {
+            bincode_options()
+                .serialize(snapshot)
+                .map_err(|e| CodecError::Malformed {
+                    encoding: "bincode",
+                    detail: e.to_string(),
+                })?
+        }
         Encoding::Json => serde_json::to_vec(snapshot).map_err(|e| CodecError::Malformed {
             encoding: "json",
             detail: e.to_string(),
@@ -156,7 +163,9 @@ pub fn encode(snapshot: &Snapshot, encoding: Encoding) -> Result<(Vec<u8>, Conte
 
 /// Decodes a payload given its `content-type` header value (`None` when the header is absent).
 pub fn decode(content_type: Option<&str>, payload: &[u8]) -> Result<Snapshot, CodecError> {
-    let content_type: ContentType = content_type.ok_or(CodecError::MissingContentType)?.parse()?;
+    let content_type: ContentType = content_type
+        .ok_or(CodecError::MissingContentType)?
+        .parse()?;
     if content_type.version != ENVELOPE_VERSION {
         return Err(CodecError::UnsupportedVersion(content_type.version));
     }
@@ -216,7 +225,10 @@ mod tests {
             Err(CodecError::UnsupportedVersion(2))
         );
         let garbage = [0xffu8; 64];
-        for ct in [ContentType::current(Encoding::Bincode), ContentType::current(Encoding::Json)] {
+        for ct in [
+            ContentType::current(Encoding::Bincode),
+            ContentType::current(Encoding::Json),
+        ] {
             let err = decode(Some(&ct.to_string()), &garbage).unwrap_err();
             assert_eq!(err.class(), "malformed", "{err}");
         }

@@ -144,7 +144,11 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { "<redacted>" })
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "<redacted>"
+        })
     }
 }
 
@@ -377,7 +381,10 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -393,7 +400,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("telemesh-config-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.toml");
-        std::fs::write(&path, "[http]\naddr = \"0.0.0.0:1\"\n[kafka]\nbrokers = \"a:1\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[http]\naddr = \"0.0.0.0:1\"\n[kafka]\nbrokers = \"a:1\"\n",
+        )
+        .unwrap();
         let s: Sample = load(
             Some(&path),
             &env(&[
@@ -416,7 +427,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_bad_key() {
-        let err = load::<Sample>(None, &env(&[("TELEMESH__LIST__COUNT", "many")]), &[]).unwrap_err();
+        let err =
+            load::<Sample>(None, &env(&[("TELEMESH__LIST__COUNT", "many")]), &[]).unwrap_err();
         assert_eq!(err.key(), Some("list.count"), "{err}");
         let err = load::<Sample>(None, &env(&[("TELEMESH__HTTP__PORTT", "1")]), &[]).unwrap_err();
         assert!(err.to_string().contains("portt"), "{err}");

@@ -94,7 +94,10 @@ mod tests {
         g.escalate(Grade::Fail);
         assert_eq!(g, Grade::Fail);
         assert_eq!(Grade::worst([]), Grade::Ok);
-        assert_eq!(Grade::worst([Grade::Ok, Grade::Fail, Grade::Warn]), Grade::Fail);
+        assert_eq!(
+            Grade::worst([Grade::Ok, Grade::Fail, Grade::Warn]),
+            Grade::Fail
+        );
     }
 
     #[test]

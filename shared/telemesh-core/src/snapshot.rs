@@ -386,7 +386,10 @@ mod tests {
     fn validate_rejects_what_encoders_cannot_carry() {
         let mut s = sample();
         s.metric("lag", f64::NAN);
-        assert_eq!(s.validate(), Err(InvalidSnapshot::NonFiniteMetric("lag".into())));
+        assert_eq!(
+            s.validate(),
+            Err(InvalidSnapshot::NonFiniteMetric("lag".into()))
+        );
         let mut s = sample();
         s.status = Grade::Ok;
         assert!(matches!(

@@ -49,8 +49,14 @@ mod tests {
 
     #[test]
     fn topics_map_to_kinds_under_a_prefix() {
-        assert_eq!(topic_name("t1.", KAFKA_READINESS), "t1.telemetry.kafka.readiness");
-        assert_eq!(kind_of_topic("t1.", "t1.telemetry.kafka.readiness"), Some(KAFKA_READINESS));
+        assert_eq!(
+            topic_name("t1.", KAFKA_READINESS),
+            "t1.telemetry.kafka.readiness"
+        );
+        assert_eq!(
+            kind_of_topic("t1.", "t1.telemetry.kafka.readiness"),
+            Some(KAFKA_READINESS)
+        );
         assert_eq!(kind_of_topic("", "telemetry.dlq"), None);
         assert_eq!(kind_of_topic("t1.", "telemetry.kafka.readiness"), None);
     }

@@ -23,7 +23,10 @@ fn golden_snapshot() -> Snapshot {
         metrics: BTreeMap::new(),
         markdown: String::new(),
     };
-    s.push(Component::new("connection", Grade::Ok, "2 of 2 brokers answered").detail("brokers", vec![1i64, 2]));
+    s.push(
+        Component::new("connection", Grade::Ok, "2 of 2 brokers answered")
+            .detail("brokers", vec![1i64, 2]),
+    );
     s.push(
         Component::new("consumer_lag", Grade::Warn, "total lag 1500 > 1000")
             .detail("total_lag", 1500i64)
@@ -33,7 +36,10 @@ fn golden_snapshot() -> Snapshot {
             .detail("last_error", DetailValue::Null)
             .detail(
                 "partitions",
-                DetailValue::Map(BTreeMap::from([("telemetry.kafka.readiness/0".to_owned(), DetailValue::Int(1500))])),
+                DetailValue::Map(BTreeMap::from([(
+                    "telemetry.kafka.readiness/0".to_owned(),
+                    DetailValue::Int(1500),
+                )])),
             ),
     );
     s.push(Component::new("topics", Grade::Ok, "6 of 6 topics exist"));
@@ -44,7 +50,9 @@ fn golden_snapshot() -> Snapshot {
 }
 
 fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
 }
 
 fn check_golden(encoding: Encoding, file: &str) {
@@ -55,8 +63,12 @@ fn check_golden(encoding: Encoding, file: &str) {
     if std::env::var_os("TELEMESH_BLESS").is_some() {
         std::fs::write(&path, &bytes).unwrap();
     }
-    let golden = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}; run with TELEMESH_BLESS=1 to create it", path.display()));
+    let golden = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "read {}: {e}; run with TELEMESH_BLESS=1 to create it",
+            path.display()
+        )
+    });
     assert!(
         bytes == golden,
         "{} changed: the v1 wire format must not change (bless only with a new envelope version)",
@@ -115,8 +127,18 @@ fn detail() -> impl Strategy<Value = DetailValue> {
 }
 
 fn component() -> impl Strategy<Value = Component> {
-    ("[a-z_]{1,12}", grade(), ".{0,40}", prop::collection::btree_map("[a-z_]{1,8}", detail(), 0..4))
-        .prop_map(|(name, status, summary, details)| Component { name, status, summary, details })
+    (
+        "[a-z_]{1,12}",
+        grade(),
+        ".{0,40}",
+        prop::collection::btree_map("[a-z_]{1,8}", detail(), 0..4),
+    )
+        .prop_map(|(name, status, summary, details)| Component {
+            name,
+            status,
+            summary,
+            details,
+        })
 }
 
 fn snapshot() -> impl Strategy<Value = Snapshot> {
@@ -131,20 +153,22 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
         prop::collection::btree_map(".{1,10}", -1e15f64..1e15, 0..5),
         ".{0,80}",
     )
-        .prop_map(|(id, kind, service, instance, micros, summary, components, metrics, markdown)| {
-            let status = Grade::worst(components.iter().map(|c| c.status));
-            Snapshot {
-                id: Uuid::from_u128(id),
-                kind,
-                source: Source::new(service, instance),
-                generated_at: Utc.timestamp_micros(micros).unwrap(),
-                status,
-                summary,
-                components,
-                metrics,
-                markdown,
-            }
-        })
+        .prop_map(
+            |(id, kind, service, instance, micros, summary, components, metrics, markdown)| {
+                let status = Grade::worst(components.iter().map(|c| c.status));
+                Snapshot {
+                    id: Uuid::from_u128(id),
+                    kind,
+                    source: Source::new(service, instance),
+                    generated_at: Utc.timestamp_micros(micros).unwrap(),
+                    status,
+                    summary,
+                    components,
+                    metrics,
+                    markdown,
+                }
+            },
+        )
 }
 
 proptest! {

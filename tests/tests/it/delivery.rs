@@ -23,7 +23,8 @@ async fn the_same_snapshot_delivered_twice_gives_one_row() {
     let aggregator = kafka_aggregator(&kafka, &db, &aggregator_settings()).await;
 
     let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&kafka).unwrap());
-    let publisher = SnapshotPublisher::new(transport, Encoding::Bincode, kafka.topic_prefix.clone());
+    let publisher =
+        SnapshotPublisher::new(transport, Encoding::Bincode, kafka.topic_prefix.clone());
     let s = snapshot(topics::KAFKA_READINESS, "kafka-readiness", "a", Grade::Ok);
     publisher.publish(&s).await.unwrap();
     publisher.publish(&s).await.unwrap();
@@ -59,9 +60,20 @@ async fn a_restart_mid_stream_journals_every_snapshot_exactly_once() {
 
     let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&kafka).unwrap());
     let publisher = SnapshotPublisher::new(transport, Encoding::Json, kafka.topic_prefix.clone());
-    let kinds = [topics::KAFKA_READINESS, topics::INGEST_TRENDS, topics::RETENTION];
+    let kinds = [
+        topics::KAFKA_READINESS,
+        topics::INGEST_TRENDS,
+        topics::RETENTION,
+    ];
     let stream: Vec<_> = (0..TOTAL)
-        .map(|i| snapshot(kinds[i % kinds.len()], "svc", &format!("i{}", i % 7), Grade::Ok))
+        .map(|i| {
+            snapshot(
+                kinds[i % kinds.len()],
+                "svc",
+                &format!("i{}", i % 7),
+                Grade::Ok,
+            )
+        })
         .collect();
     let ids: HashSet<_> = stream.iter().map(|s| s.id).collect();
     let producer = {
@@ -83,7 +95,10 @@ async fn a_restart_mid_stream_journals_every_snapshot_exactly_once() {
     .await;
     first.stop().await;
     let at_stop = journal_counts(&db).await.0;
-    assert!(at_stop < TOTAL as i64, "the stop came too late to test a restart: {at_stop}");
+    assert!(
+        at_stop < TOTAL as i64,
+        "the stop came too late to test a restart: {at_stop}"
+    );
 
     let second = kafka_aggregator(&kafka, &db, &settings).await;
     producer.await.unwrap();

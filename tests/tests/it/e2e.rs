@@ -1,1 +1,93 @@
-//! placeholder until the e2e test lands
+//! End to end: the Kafka readiness service probes the real broker and publishes over Kafka; the
+//! aggregator journals the snapshot in PostgreSQL and `/api/v1/summary` shows the block.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Actor;
+use serde_json::Value;
+use telemesh_core::transport::kafka::KafkaPublisher;
+use telemesh_core::transport::{Publisher, SnapshotPublisher};
+use telemesh_core::{topics, Encoding, Source};
+use telemesh_integration_tests::fixtures::{
+    aggregator_settings, create_topics, journal_counts, kafka_aggregator,
+};
+use telemesh_integration_tests::{namespace, wait_until, TestEnv};
+use telemesh_kafka_readiness::{ReadinessService, ReadinessSettings};
+
+#[actix_rt::test]
+async fn kafka_readiness_travels_over_kafka_into_the_journal_and_the_summary() {
+    let env = TestEnv::get();
+    let ns = namespace();
+    let kafka = env.kafka(&ns);
+    create_topics(&kafka, 1).await;
+    let db = env.fresh_database(&ns).await;
+    let aggregator = kafka_aggregator(&kafka, &db, &aggregator_settings()).await;
+
+    let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&kafka).unwrap());
+    let publisher =
+        SnapshotPublisher::new(transport, Encoding::Bincode, kafka.topic_prefix.clone());
+    let settings = ReadinessSettings {
+        interval_seconds: 1,
+        min_publishers: 0,
+        ..ReadinessSettings::default()
+    };
+    let _service = ReadinessService::new(
+        settings,
+        kafka.clone(),
+        Source::new("kafka-readiness", "e2e"),
+        publisher,
+    )
+    .start();
+
+    let url = format!("http://{}/api/v1/summary", aggregator.http_addr);
+    let block: Value = wait_until(
+        "kafka readiness in the summary",
+        Duration::from_secs(60),
+        || {
+            let url = url.clone();
+            async move {
+                let body = reqwest::get(url).await.ok()?.text().await.ok()?;
+                let json: Value = serde_json::from_str(&body).ok()?;
+                let block = json["domains"][topics::KAFKA_READINESS].clone();
+                block.is_object().then_some(block)
+            }
+        },
+    )
+    .await;
+    let snapshot = &block["snapshot"];
+    assert_eq!(snapshot["source"]["service"], "kafka-readiness");
+    assert!(
+        ["ok", "warn"].contains(&block["status"].as_str().unwrap()),
+        "a reachable broker with every topic is not fail: {block}"
+    );
+    assert_eq!(block["stale"], false);
+    assert!(block["age_seconds"].as_f64().unwrap() < 30.0);
+    let connection = snapshot["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "connection")
+        .expect("connection component");
+    assert_eq!(connection["status"], "ok", "{connection}");
+    assert!(journal_counts(&db).await.0 >= 1);
+
+    // the journaled row carries its Kafka coordinates
+    let (status, body) = {
+        let r = reqwest::get(format!(
+            "http://{}/api/v1/snapshots?kind={}&limit=1",
+            aggregator.http_addr,
+            topics::KAFKA_READINESS
+        ))
+        .await
+        .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(status, 200);
+    let history: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        history["snapshots"][0]["kafka"]["topic"],
+        topics::topic_name(&kafka.topic_prefix, topics::KAFKA_READINESS)
+    );
+    aggregator.stop().await;
+}

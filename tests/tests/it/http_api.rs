@@ -32,11 +32,16 @@ async fn start() -> (Aggregator, SnapshotPublisher) {
     )
     .await
     .unwrap();
-    (aggregator, SnapshotPublisher::new(bus.publisher(), Encoding::Json, ""))
+    (
+        aggregator,
+        SnapshotPublisher::new(bus.publisher(), Encoding::Json, ""),
+    )
 }
 
 async fn get(aggregator: &Aggregator, path: &str) -> (u16, String) {
-    let response = reqwest::get(format!("http://{}{}", aggregator.http_addr, path)).await.unwrap();
+    let response = reqwest::get(format!("http://{}{}", aggregator.http_addr, path))
+        .await
+        .unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
@@ -53,13 +58,20 @@ async fn bad_queries_answer_400_with_a_json_error() {
     ] {
         let (status, body) = get(&aggregator, path).await;
         assert_eq!(status, 400, "{path}: {body}");
-        let json: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"));
+        let json: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"));
         assert_eq!(json["error"], code, "{path}: {body}");
-        assert!(json["detail"].as_str().is_some_and(|d| !d.is_empty()), "{path}: {body}");
+        assert!(
+            json["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{path}: {body}"
+        );
     }
     let (status, body) = get(&aggregator, "/no/such/route").await;
     assert_eq!(status, 404);
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"], "not_found");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"],
+        "not_found"
+    );
     aggregator.stop().await;
 }
 
@@ -68,17 +80,38 @@ async fn summary_history_and_health_reflect_what_was_journaled() {
     let (aggregator, publisher) = start().await;
     let (status, body) = get(&aggregator, "/api/v1/summary").await;
     assert_eq!(status, 200);
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["status"], "warn", "nothing reported yet is not ok");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["status"],
+        "warn",
+        "nothing reported yet is not ok"
+    );
 
     let failing = snapshot(topics::INGEST_TRENDS, "ingest", "a", Grade::Fail);
-    publisher.publish(&snapshot(topics::KAFKA_READINESS, "kafka-readiness", "a", Grade::Ok)).await.unwrap();
+    publisher
+        .publish(&snapshot(
+            topics::KAFKA_READINESS,
+            "kafka-readiness",
+            "a",
+            Grade::Ok,
+        ))
+        .await
+        .unwrap();
     publisher.publish(&failing).await.unwrap();
     let addr = aggregator.http_addr;
-    let summary: Value = wait_until("both domains in the summary", Duration::from_secs(10), || async move {
-        let body = reqwest::get(format!("http://{addr}/api/v1/summary")).await.ok()?.text().await.ok()?;
-        let json: Value = serde_json::from_str(&body).ok()?;
-        (json["domains"].as_object()?.len() == 2).then_some(json)
-    })
+    let summary: Value = wait_until(
+        "both domains in the summary",
+        Duration::from_secs(10),
+        || async move {
+            let body = reqwest::get(format!("http://{addr}/api/v1/summary"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let json: Value = serde_json::from_str(&body).ok()?;
+            (json["domains"].as_object()?.len() == 2).then_some(json)
+        },
+    )
     .await;
     assert_eq!(summary["status"], "fail");
     let block = &summary["domains"][topics::INGEST_TRENDS];
@@ -92,11 +125,18 @@ async fn summary_history_and_health_reflect_what_was_journaled() {
     assert_eq!(status, 200);
     assert!(md.starts_with("# telemesh runtime summary: FAIL"), "{md}");
 
-    let (status, body) = get(&aggregator, &format!("/api/v1/snapshots?kind={}&limit=5", topics::INGEST_TRENDS)).await;
+    let (status, body) = get(
+        &aggregator,
+        &format!("/api/v1/snapshots?kind={}&limit=5", topics::INGEST_TRENDS),
+    )
+    .await;
     assert_eq!(status, 200);
     let history: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(history["count"], 1);
-    assert_eq!(history["snapshots"][0]["snapshot"]["id"], failing.id.to_string());
+    assert_eq!(
+        history["snapshots"][0]["snapshot"]["id"],
+        failing.id.to_string()
+    );
 
     let (status, body) = get(&aggregator, "/api/v1/snapshots/latest").await;
     assert_eq!(status, 200);
@@ -107,6 +147,9 @@ async fn summary_history_and_health_reflect_what_was_journaled() {
     assert_eq!(get(&aggregator, "/health/live").await.0, 200);
     assert_eq!(get(&aggregator, "/health/ready").await.0, 200);
     let (_, metrics) = get(&aggregator, "/metrics").await;
-    assert!(metrics.contains("telemesh_domain_grade{kind=\"telemetry.ingest.trends\"} 2"), "{metrics}");
+    assert!(
+        metrics.contains("telemesh_domain_grade{kind=\"telemetry.ingest.trends\"} 2"),
+        "{metrics}"
+    );
     aggregator.stop().await;
 }

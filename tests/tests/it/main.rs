@@ -5,5 +5,5 @@
 mod delivery;
 mod e2e;
 mod http_api;
-// mod kafka_readiness;
+mod kafka_readiness;
 mod poison;

@@ -32,39 +32,89 @@ async fn garbage_and_unknown_content_types_are_dead_lettered_and_consumption_goe
         payload: payload.to_vec(),
     };
     let garbage = transport
-        .publish(raw(Some("application/vnd.telemesh.snapshot.v1+bincode"), &[0xde, 0xad, 0xbe, 0xef]))
+        .publish(raw(
+            Some("application/vnd.telemesh.snapshot.v1+bincode"),
+            &[0xde, 0xad, 0xbe, 0xef],
+        ))
         .await
         .unwrap();
-    transport.publish(raw(Some("text/plain"), b"hello")).await.unwrap();
+    transport
+        .publish(raw(Some("text/plain"), b"hello"))
+        .await
+        .unwrap();
     transport.publish(raw(None, b"{}")).await.unwrap();
     transport
-        .publish(raw(Some("application/vnd.telemesh.snapshot.v9+json"), b"{}"))
+        .publish(raw(
+            Some("application/vnd.telemesh.snapshot.v9+json"),
+            b"{}",
+        ))
         .await
         .unwrap();
-    let good = SnapshotPublisher::new(Arc::clone(&transport), Encoding::Bincode, kafka.topic_prefix.clone());
-    good.publish(&snapshot(topics::KAFKA_READINESS, "kafka-readiness", "a", Grade::Ok))
-        .await
-        .unwrap();
+    let good = SnapshotPublisher::new(
+        Arc::clone(&transport),
+        Encoding::Bincode,
+        kafka.topic_prefix.clone(),
+    );
+    good.publish(&snapshot(
+        topics::KAFKA_READINESS,
+        "kafka-readiness",
+        "a",
+        Grade::Ok,
+    ))
+    .await
+    .unwrap();
 
     let db_url = db.clone();
-    wait_until("the good snapshot journaled after the poison", Duration::from_secs(30), || {
-        let db_url = db_url.clone();
-        async move { (journal_counts(&db_url).await.0 == 1).then_some(()) }
-    })
+    wait_until(
+        "the good snapshot journaled after the poison",
+        Duration::from_secs(30),
+        || {
+            let db_url = db_url.clone();
+            async move { (journal_counts(&db_url).await.0 == 1).then_some(()) }
+        },
+    )
     .await;
 
-    let dlq = read_topic(&kafka, &topics::topic_name(&kafka.topic_prefix, topics::DLQ), 4, Duration::from_secs(30)).await;
+    let dlq = read_topic(
+        &kafka,
+        &topics::topic_name(&kafka.topic_prefix, topics::DLQ),
+        4,
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(dlq.len(), 4, "four dead letters");
-    let header = |i: usize, name: &str| dlq[i].header(&format!("{DLQ_HEADER_PREFIX}{name}")).map(str::to_owned);
+    let header = |i: usize, name: &str| {
+        dlq[i]
+            .header(&format!("{DLQ_HEADER_PREFIX}{name}"))
+            .map(str::to_owned)
+    };
     assert_eq!(header(0, "topic").as_deref(), Some(topic.as_str()));
     assert_eq!(header(0, "partition").as_deref(), Some("0"));
     assert_eq!(header(0, "offset"), Some(garbage.offset.to_string()));
-    assert_eq!(header(0, "exception.class.name").as_deref(), Some("malformed"));
-    assert_eq!(header(1, "exception.class.name").as_deref(), Some("unknown_content_type"));
-    assert_eq!(header(2, "exception.class.name").as_deref(), Some("missing_content_type"));
-    assert_eq!(header(3, "exception.class.name").as_deref(), Some("unsupported_version"));
-    assert!(header(1, "exception.message").unwrap().contains("text/plain"));
-    assert_eq!(dlq[0].payload, vec![0xde, 0xad, 0xbe, 0xef], "the original payload is kept");
+    assert_eq!(
+        header(0, "exception.class.name").as_deref(),
+        Some("malformed")
+    );
+    assert_eq!(
+        header(1, "exception.class.name").as_deref(),
+        Some("unknown_content_type")
+    );
+    assert_eq!(
+        header(2, "exception.class.name").as_deref(),
+        Some("missing_content_type")
+    );
+    assert_eq!(
+        header(3, "exception.class.name").as_deref(),
+        Some("unsupported_version")
+    );
+    assert!(header(1, "exception.message")
+        .unwrap()
+        .contains("text/plain"));
+    assert_eq!(
+        dlq[0].payload,
+        vec![0xde, 0xad, 0xbe, 0xef],
+        "the original payload is kept"
+    );
     assert_eq!(dlq[0].key.as_deref(), Some(&b"evil/1"[..]));
 
     let metrics = reqwest::get(format!("http://{}/metrics", aggregator.http_addr))

@@ -77,7 +77,7 @@ impl Handler<GetLatest> for SummaryActor {
 
     fn handle(&mut self, _: GetLatest, _: &mut Self::Context) -> Self::Result {
         let mut latest: Vec<Snapshot> = self.state.latest().cloned().collect();
-        latest.sort_by(|a, b| b.generated_at.cmp(&a.generated_at));
+        latest.sort_by_key(|s| std::cmp::Reverse(s.generated_at));
         MessageResult(latest)
     }
 }

@@ -19,18 +19,27 @@ pub const MAX_LIMIT: u32 = 1000;
 type Params = web::Query<Vec<(String, String)>>;
 
 /// Rejects unknown and repeated parameters; returns the known ones.
-fn check_params<'a>(params: &'a [(String, String)], allowed: &[&str]) -> Result<Vec<(&'a str, &'a str)>, ApiError> {
+fn check_params<'a>(
+    params: &'a [(String, String)],
+    allowed: &[&str],
+) -> Result<Vec<(&'a str, &'a str)>, ApiError> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (k, v) in params {
         if !allowed.contains(&k.as_str()) {
             return Err(ApiError::bad_request(
                 "unknown_parameter",
-                format!("unknown query parameter {k:?}; allowed: {}", allowed.join(", ")),
+                format!(
+                    "unknown query parameter {k:?}; allowed: {}",
+                    allowed.join(", ")
+                ),
             ));
         }
         if !seen.insert(k.as_str()) {
-            return Err(ApiError::bad_request("repeated_parameter", format!("query parameter {k:?} is given twice")));
+            return Err(ApiError::bad_request(
+                "repeated_parameter",
+                format!("query parameter {k:?} is given twice"),
+            ));
         }
         out.push((k.as_str(), v.as_str()));
     }
@@ -43,7 +52,9 @@ fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
         .map_err(|e| {
             ApiError::bad_request(
                 "invalid_time",
-                format!("{name}={value:?} is not an RFC 3339 time ({e}); use e.g. 2026-11-28T03:00:00Z"),
+                format!(
+                    "{name}={value:?} is not an RFC 3339 time ({e}); use e.g. 2026-11-28T03:00:00Z"
+                ),
             )
         })
 }
@@ -60,14 +71,20 @@ pub fn parse_snapshot_query(params: &[(String, String)]) -> Result<SnapshotQuery
                 if !topics::is_snapshot_kind(v) {
                     return Err(ApiError::bad_request(
                         "unknown_kind",
-                        format!("unknown kind {v:?}; known kinds: {}", topics::SNAPSHOT_KINDS.join(", ")),
+                        format!(
+                            "unknown kind {v:?}; known kinds: {}",
+                            topics::SNAPSHOT_KINDS.join(", ")
+                        ),
                     ));
                 }
                 query.kind = Some(v.to_owned());
             }
             "service" => {
                 if v.trim().is_empty() || v.len() > 200 {
-                    return Err(ApiError::bad_request("invalid_service", "service must be 1 to 200 characters"));
+                    return Err(ApiError::bad_request(
+                        "invalid_service",
+                        "service must be 1 to 200 characters",
+                    ));
                 }
                 query.service = Some(v.to_owned());
             }
@@ -90,13 +107,19 @@ pub fn parse_snapshot_query(params: &[(String, String)]) -> Result<SnapshotQuery
     }
     if let (Some(since), Some(until)) = (query.since, query.until) {
         if since >= until {
-            return Err(ApiError::bad_request("invalid_range", "since must be before until"));
+            return Err(ApiError::bad_request(
+                "invalid_range",
+                "since must be before until",
+            ));
         }
     }
     Ok(query)
 }
 
-pub(super) async fn summary(state: web::Data<AppState>, params: Params) -> Result<HttpResponse, ApiError> {
+pub(super) async fn summary(
+    state: web::Data<AppState>,
+    params: Params,
+) -> Result<HttpResponse, ApiError> {
     let mut markdown = false;
     for (k, v) in check_params(&params, &["format"])? {
         if k == "format" {
@@ -126,7 +149,10 @@ pub(super) async fn summary(state: web::Data<AppState>, params: Params) -> Resul
     })
 }
 
-pub(super) async fn snapshots(state: web::Data<AppState>, params: Params) -> Result<HttpResponse, ApiError> {
+pub(super) async fn snapshots(
+    state: web::Data<AppState>,
+    params: Params,
+) -> Result<HttpResponse, ApiError> {
     let query = parse_snapshot_query(&params)?;
     let rows = state
         .journal
@@ -137,7 +163,10 @@ pub(super) async fn snapshots(state: web::Data<AppState>, params: Params) -> Res
     Ok(HttpResponse::Ok().json(serde_json::json!({ "count": rows.len(), "snapshots": rows })))
 }
 
-pub(super) async fn latest(state: web::Data<AppState>, params: Params) -> Result<HttpResponse, ApiError> {
+pub(super) async fn latest(
+    state: web::Data<AppState>,
+    params: Params,
+) -> Result<HttpResponse, ApiError> {
     check_params(&params, &[])?;
     let latest = state
         .summary
@@ -160,7 +189,10 @@ mod tests {
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> Result<SnapshotQuery, ApiError> {
-        let params: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let params: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         parse_snapshot_query(&params)
     }
 
@@ -174,7 +206,13 @@ mod tests {
             (vec![("kind", "telemetry.nope")], "unknown_kind"),
             (vec![("bogus", "1")], "unknown_parameter"),
             (vec![("limit", "1"), ("limit", "2")], "repeated_parameter"),
-            (vec![("since", "2026-11-28T03:00:00Z"), ("until", "2026-11-28T02:00:00Z")], "invalid_range"),
+            (
+                vec![
+                    ("since", "2026-11-28T03:00:00Z"),
+                    ("until", "2026-11-28T02:00:00Z"),
+                ],
+                "invalid_range",
+            ),
         ] {
             let err = q(&pairs).unwrap_err();
             assert_eq!((err.status, err.error), (400, code), "{pairs:?}: {err}");
@@ -191,7 +229,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(query.limit, 5);
-        assert_eq!(query.since.unwrap().to_rfc3339(), "2026-11-28T01:00:00+00:00");
+        assert_eq!(
+            query.since.unwrap().to_rfc3339(),
+            "2026-11-28T01:00:00+00:00"
+        );
         assert_eq!(q(&[]).unwrap().limit, DEFAULT_LIMIT);
     }
 }

@@ -26,10 +26,16 @@ struct Check {
 async fn journal_check(state: &AppState) -> Check {
     let outcome = tokio::time::timeout(CHECK_TIMEOUT, state.journal.send(Ping)).await;
     let (status, summary) = match outcome {
-        Ok(Ok(Ok(()))) => (Grade::Ok, format!("journal answers ({})", layout_name(state))),
+        Ok(Ok(Ok(()))) => (
+            Grade::Ok,
+            format!("journal answers ({})", layout_name(state)),
+        ),
         Ok(Ok(Err(e))) => (Grade::Fail, e.to_string()),
         Ok(Err(e)) => (Grade::Fail, format!("journal actor: {e}")),
-        Err(_) => (Grade::Fail, format!("journal did not answer within {CHECK_TIMEOUT:?}")),
+        Err(_) => (
+            Grade::Fail,
+            format!("journal did not answer within {CHECK_TIMEOUT:?}"),
+        ),
     };
     Check {
         name: "journal",
@@ -47,7 +53,10 @@ fn layout_name(state: &AppState) -> String {
 
 async fn transport_check(state: &AppState) -> Check {
     let (status, summary) = match state.transport.check(CHECK_TIMEOUT).await {
-        Ok(()) => (Grade::Ok, format!("{} transport answers", state.transport_name)),
+        Ok(()) => (
+            Grade::Ok,
+            format!("{} transport answers", state.transport_name),
+        ),
         Err(e) => (Grade::Fail, e.to_string()),
     };
     Check {
@@ -139,7 +148,11 @@ pub(super) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Ok(summary) = state.summary.send(GetSummary { now: Utc::now() }).await {
         for (kind, block) in &summary.domains {
             let labels = label("kind", kind);
-            state.metrics.domain_grade.get_or_create(&labels).set(block.status.as_number());
+            state
+                .metrics
+                .domain_grade
+                .get_or_create(&labels)
+                .set(block.status.as_number());
             state
                 .metrics
                 .domain_age_seconds

@@ -35,9 +35,10 @@ pub struct AppState {
 
 /// Registers every route on an actix-web app.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::QueryConfig::default().error_handler(|err, _| {
-        ApiError::bad_request("invalid_query", err.to_string()).into()
-    }))
+    cfg.app_data(
+        web::QueryConfig::default()
+            .error_handler(|err, _| ApiError::bad_request("invalid_query", err.to_string()).into()),
+    )
     .route("/health/live", web::get().to(health::live))
     .route("/health/ready", web::get().to(health::ready))
     .route("/health", web::get().to(health::health))
@@ -49,7 +50,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Starts the server on an already bound listener (so port 0 works); returns its handle.
-pub fn serve(listener: TcpListener, state: AppState) -> std::io::Result<(ServerHandle, actix_web::dev::Server)> {
+pub fn serve(
+    listener: TcpListener,
+    state: AppState,
+) -> std::io::Result<(ServerHandle, actix_web::dev::Server)> {
     let data = web::Data::new(state);
     let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(configure))
         .workers(2)

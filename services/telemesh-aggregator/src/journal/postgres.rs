@@ -30,11 +30,13 @@ pub struct PgJournal {
 
 impl PgJournal {
     pub(super) async fn connect(settings: &JournalSettings) -> Result<Self, JournalError> {
-        let options: PgConnectOptions = settings
-            .url
-            .expose()
-            .parse()
-            .map_err(|e: sqlx::Error| JournalError::Unavailable(format!("bad journal url {}: {e}", settings.url.redacted())))?;
+        let options: PgConnectOptions =
+            settings.url.expose().parse().map_err(|e: sqlx::Error| {
+                JournalError::Unavailable(format!(
+                    "bad journal url {}: {e}",
+                    settings.url.redacted()
+                ))
+            })?;
         let options = options.application_name("telemesh-aggregator");
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
@@ -54,7 +56,10 @@ impl PgJournal {
         &self.layout
     }
 
-    pub(super) async fn insert_batch(&self, records: &[JournalRecord]) -> Result<Vec<Uuid>, JournalError> {
+    pub(super) async fn insert_batch(
+        &self,
+        records: &[JournalRecord],
+    ) -> Result<Vec<Uuid>, JournalError> {
         let mut ids = Vec::with_capacity(records.len());
         let mut kinds = Vec::with_capacity(records.len());
         let mut services = Vec::with_capacity(records.len());
@@ -113,7 +118,10 @@ impl PgJournal {
         Ok(inserted)
     }
 
-    pub(super) async fn query(&self, q: &SnapshotQuery) -> Result<Vec<StoredSnapshot>, JournalError> {
+    pub(super) async fn query(
+        &self,
+        q: &SnapshotQuery,
+    ) -> Result<Vec<StoredSnapshot>, JournalError> {
         let rows = sqlx::query(
             "SELECT body::text AS body, received_at, kafka_topic, kafka_partition, kafka_offset \
              FROM telemetry_snapshots \
@@ -174,10 +182,12 @@ impl PgJournal {
 
     /// Number of journaled rows with this id (0 or 1): for tests and diagnostics.
     pub async fn count_id(&self, id: Uuid) -> Result<i64, JournalError> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM telemetry_snapshots WHERE id = $1")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM telemetry_snapshots WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -214,7 +224,10 @@ async fn prepare_layout(pool: &PgPool, try_timescale: bool) -> Result<Layout, Jo
 /// has it; `None` (plain PostgreSQL) when it is absent or cannot be created.
 async fn timescale_version(pool: &PgPool) -> Result<Option<String>, JournalError> {
     const INSTALLED: &str = "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'";
-    if let Some(version) = sqlx::query_scalar::<_, String>(INSTALLED).fetch_optional(pool).await? {
+    if let Some(version) = sqlx::query_scalar::<_, String>(INSTALLED)
+        .fetch_optional(pool)
+        .await?
+    {
         return Ok(Some(version));
     }
     let available: Option<i32> =
@@ -225,10 +238,16 @@ async fn timescale_version(pool: &PgPool) -> Result<Option<String>, JournalError
         tracing::info!("timescaledb is not installed on the server; using plain PostgreSQL (BRIN on generated_at)");
         return Ok(None);
     }
-    match sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb").execute(pool).await {
-        Ok(_) => Ok(sqlx::query_scalar::<_, String>(INSTALLED).fetch_optional(pool).await?),
+    match sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        .execute(pool)
+        .await
+    {
+        Ok(_) => Ok(sqlx::query_scalar::<_, String>(INSTALLED)
+            .fetch_optional(pool)
+            .await?),
         Err(sqlx::Error::Database(e))
-            if e.code().is_some_and(|c| TIMESCALE_FALLBACK_STATES.contains(&c.as_ref())) =>
+            if e.code()
+                .is_some_and(|c| TIMESCALE_FALLBACK_STATES.contains(&c.as_ref())) =>
         {
             tracing::warn!(error = %e, "timescaledb unavailable; using plain PostgreSQL");
             Ok(None)

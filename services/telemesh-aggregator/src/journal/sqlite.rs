@@ -37,7 +37,12 @@ pub struct SqliteJournal {
 impl SqliteJournal {
     pub(super) async fn connect(settings: &JournalSettings) -> Result<Self, JournalError> {
         let options = SqliteConnectOptions::from_str(settings.url.expose())
-            .map_err(|e| JournalError::Unavailable(format!("bad journal url {}: {e}", settings.url.redacted())))?
+            .map_err(|e| {
+                JournalError::Unavailable(format!(
+                    "bad journal url {}: {e}",
+                    settings.url.redacted()
+                ))
+            })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -54,7 +59,10 @@ impl SqliteJournal {
         Ok(Self { pool })
     }
 
-    pub(super) async fn insert_batch(&self, records: &[JournalRecord]) -> Result<Vec<Uuid>, JournalError> {
+    pub(super) async fn insert_batch(
+        &self,
+        records: &[JournalRecord],
+    ) -> Result<Vec<Uuid>, JournalError> {
         let mut tx = self.pool.begin().await?;
         let mut inserted = Vec::new();
         for r in records {
@@ -87,7 +95,10 @@ impl SqliteJournal {
         Ok(inserted)
     }
 
-    pub(super) async fn query(&self, q: &SnapshotQuery) -> Result<Vec<StoredSnapshot>, JournalError> {
+    pub(super) async fn query(
+        &self,
+        q: &SnapshotQuery,
+    ) -> Result<Vec<StoredSnapshot>, JournalError> {
         let rows = sqlx::query(
             "SELECT body, received_at, kafka_topic, kafka_partition, kafka_offset \
              FROM telemetry_snapshots \
@@ -152,7 +163,11 @@ mod tests {
     use telemesh_core::{Component, Grade, Source};
 
     fn record(kind: &str, service: &str, minutes_ago: i64) -> JournalRecord {
-        let mut s = Snapshot::new(kind, Source::new(service, "i1"), Utc::now() - chrono::Duration::minutes(minutes_ago));
+        let mut s = Snapshot::new(
+            kind,
+            Source::new(service, "i1"),
+            Utc::now() - chrono::Duration::minutes(minutes_ago),
+        );
         s.push(Component::new("c", Grade::Warn, "w"));
         JournalRecord {
             snapshot: s,
@@ -163,7 +178,10 @@ mod tests {
 
     async fn journal(dir: &tempfile::TempDir) -> Journal {
         let settings = JournalSettings {
-            url: telemesh_core::config::SecretUrl::new(format!("sqlite://{}/j.db", dir.path().display())),
+            url: telemesh_core::config::SecretUrl::new(format!(
+                "sqlite://{}/j.db",
+                dir.path().display()
+            )),
             ..JournalSettings::default()
         };
         Journal::connect(&settings).await.unwrap()
@@ -176,9 +194,25 @@ mod tests {
         let a = record("telemetry.kafka.readiness", "kr", 10);
         let b = record("telemetry.kafka.readiness", "kr", 5);
         let c = record("telemetry.ingest.trends", "ingest", 1);
-        assert_eq!(j.insert_batch(&[a.clone(), b.clone(), c.clone()]).await.unwrap().len(), 3);
-        assert!(j.insert_batch(&[a.clone(), b.clone()]).await.unwrap().is_empty());
-        let all = j.query(&SnapshotQuery { limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(
+            j.insert_batch(&[a.clone(), b.clone(), c.clone()])
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(j
+            .insert_batch(&[a.clone(), b.clone()])
+            .await
+            .unwrap()
+            .is_empty());
+        let all = j
+            .query(&SnapshotQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(all.len(), 3);
         assert_eq!(all[0].snapshot, c.snapshot);
         let kr = j
@@ -192,7 +226,10 @@ mod tests {
             .unwrap();
         assert_eq!(kr.len(), 1);
         assert_eq!(kr[0].snapshot, b.snapshot);
-        let latest = j.latest(Utc::now() - chrono::Duration::hours(1)).await.unwrap();
+        let latest = j
+            .latest(Utc::now() - chrono::Duration::hours(1))
+            .await
+            .unwrap();
         assert_eq!(latest.len(), 2);
         assert!(latest.contains(&b.snapshot) && latest.contains(&c.snapshot));
     }

@@ -220,11 +220,15 @@ mod tests {
         publisher.publish(msg("a")).await.unwrap();
         publisher.publish(msg("a")).await.unwrap();
         // the third publish waits for room: backpressure, not a drop
-        let blocked = tokio::time::timeout(Duration::from_millis(50), publisher.publish(msg("a"))).await;
+        let blocked =
+            tokio::time::timeout(Duration::from_millis(50), publisher.publish(msg("a"))).await;
         assert!(blocked.is_err());
         assert_eq!(bus.backlog(), 2);
         let first = sub.poll(Duration::from_secs(1)).await.unwrap().unwrap();
-        assert_eq!((first.offset, first.key.as_deref()), (0, Some(&b"svc/1"[..])));
+        assert_eq!(
+            (first.offset, first.key.as_deref()),
+            (0, Some(&b"svc/1"[..]))
+        );
         sub.commit(&[first.position()]).unwrap();
         assert_eq!(sub.committed("a"), Some(0));
     }

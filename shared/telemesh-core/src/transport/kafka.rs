@@ -42,7 +42,10 @@ pub fn client_config(settings: &KafkaSettings) -> Result<ClientConfig, Transport
         .set("bootstrap.servers", settings.broker_list().join(","))
         .set("client.id", &settings.client_id)
         .set("security.protocol", &settings.security_protocol)
-        .set("socket.timeout.ms", settings.request_timeout_ms.max(1000).to_string())
+        .set(
+            "socket.timeout.ms",
+            settings.request_timeout_ms.max(1000).to_string(),
+        )
         .set("log_level", "4");
     if !settings.sasl_mechanism.is_empty() {
         config.set("sasl.mechanism", &settings.sasl_mechanism);
@@ -68,9 +71,11 @@ pub fn check_connectivity(
     consumer: &BaseConsumer,
     timeout: Duration,
 ) -> Result<Vec<i32>, TransportError> {
-    let metadata = consumer
-        .fetch_metadata(None, timeout)
-        .map_err(|e| TransportError::Unreachable(format!("{e}; check [kafka] brokers and that the cluster is up")))?;
+    let metadata = consumer.fetch_metadata(None, timeout).map_err(|e| {
+        TransportError::Unreachable(format!(
+            "{e}; check [kafka] brokers and that the cluster is up"
+        ))
+    })?;
     Ok(metadata.brokers().iter().map(|b| b.id()).collect())
 }
 
@@ -83,7 +88,9 @@ pub struct KafkaPublisher {
 
 impl std::fmt::Debug for KafkaPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaPublisher").field("timeout", &self.timeout).finish()
+        f.debug_struct("KafkaPublisher")
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
@@ -93,7 +100,10 @@ impl KafkaPublisher {
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", settings.message_timeout_ms.to_string())
+            .set(
+                "message.timeout.ms",
+                settings.message_timeout_ms.to_string(),
+            )
             .create()
             .map_err(setup_error)?;
         Ok(Self {
@@ -104,10 +114,12 @@ impl KafkaPublisher {
 
     /// Waits until every queued message is delivered or `timeout` passes.
     pub fn flush(&self, timeout: Duration) -> Result<(), TransportError> {
-        self.producer.flush(timeout).map_err(|e| TransportError::Publish {
-            topic: "*".into(),
-            detail: e.to_string(),
-        })
+        self.producer
+            .flush(timeout)
+            .map_err(|e| TransportError::Publish {
+                topic: "*".into(),
+                detail: e.to_string(),
+            })
     }
 }
 
@@ -164,10 +176,15 @@ impl ConsumerContext for CommitOnRevoke {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
             match consumer.commit_consumer_state(CommitMode::Sync) {
-                Ok(()) => tracing::info!(partitions = partitions.count(), "committed stored offsets on revoke"),
+                Ok(()) => tracing::info!(
+                    partitions = partitions.count(),
+                    "committed stored offsets on revoke"
+                ),
                 // nothing stored since the last commit is not a failure
                 Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                Err(e) => tracing::warn!(error = %e, "commit on revoke failed; the next owner may replay journaled messages (deduplicated)"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "commit on revoke failed; the next owner may replay journaled messages (deduplicated)")
+                }
             }
         }
     }
@@ -183,7 +200,9 @@ pub struct KafkaSubscriber {
 
 impl std::fmt::Debug for KafkaSubscriber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaSubscriber").field("paused", &self.paused.is_some()).finish()
+        f.debug_struct("KafkaSubscriber")
+            .field("paused", &self.paused.is_some())
+            .finish()
     }
 }
 
@@ -266,7 +285,9 @@ impl Subscriber for KafkaSubscriber {
             Ok(()) => Ok(()),
             // the partition was revoked meanwhile: its new owner replays, the journal dedupes
             Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => {
-                tracing::info!("offsets of revoked partitions not stored; the new owner will replay them");
+                tracing::info!(
+                    "offsets of revoked partitions not stored; the new owner will replay them"
+                );
                 Ok(())
             }
             Err(e) => Err(TransportError::Commit(e.to_string())),
@@ -345,7 +366,11 @@ pub async fn ensure_topics(
     let mut report = EnsureTopicsReport::default();
     let mut missing = Vec::new();
     for spec in specs {
-        if metadata.topics().iter().any(|t| t.name() == spec.name && t.error().is_none()) {
+        if metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == spec.name && t.error().is_none())
+        {
             report.existing.push(spec.name.clone());
         } else {
             missing.push(spec);
@@ -356,7 +381,13 @@ pub async fn ensure_topics(
     }
     let new_topics: Vec<NewTopic<'_>> = missing
         .iter()
-        .map(|s| NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(s.replication_factor)))
+        .map(|s| {
+            NewTopic::new(
+                &s.name,
+                s.partitions,
+                TopicReplication::Fixed(s.replication_factor),
+            )
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(timeout.saturating_mul(2)));
     let results = admin
@@ -375,7 +406,9 @@ pub async fn ensure_topics(
             || report.existing.contains(&spec.name)
             || report.failed.iter().any(|(n, _)| n == &spec.name);
         if !answered {
-            report.failed.push((spec.name.clone(), "no result returned".into()));
+            report
+                .failed
+                .push((spec.name.clone(), "no result returned".into()));
         }
     }
     Ok(report)

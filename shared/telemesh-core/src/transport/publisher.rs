@@ -34,14 +34,15 @@ pub enum PublishError {
     #[error("cannot encode snapshot: {0}")]
     Encode(#[from] codec::CodecError),
     #[error("gave up after {attempts} attempts: {last}")]
-    GaveUp {
-        attempts: u32,
-        last: TransportError,
-    },
+    GaveUp { attempts: u32, last: TransportError },
 }
 
 impl SnapshotPublisher {
-    pub fn new(inner: Arc<dyn Publisher>, encoding: Encoding, topic_prefix: impl Into<String>) -> Self {
+    pub fn new(
+        inner: Arc<dyn Publisher>,
+        encoding: Encoding,
+        topic_prefix: impl Into<String>,
+    ) -> Self {
         Self {
             inner,
             encoding,

@@ -1,0 +1,175 @@
+//! Black-box tests of the built `telemesh` binary: standalone starts with no Kafka and no
+//! PostgreSQL and its summary answers; check-config prints redacted config and names bad keys.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_telemesh");
+
+/// A command with no `TELEMESH__` variables from the caller's environment.
+fn telemesh() -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TELEMESH__") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+#[test]
+fn standalone_starts_without_kafka_or_postgres_and_the_summary_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = telemesh()
+        .args([
+            "standalone",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("TELEMESH__KAFKA_READINESS__INTERVAL_SECONDS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let summary = loop {
+        if let Some((200, body)) = http_get(port, "/api/v1/summary") {
+            let json: serde_json::Value =
+                serde_json::from_str(chunked_body(&body)).unwrap_or_default();
+            if json["domains"]["telemetry.kafka.readiness"].is_object() {
+                break json;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "standalone summary did not show kafka readiness in time"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let block = &summary["domains"]["telemetry.kafka.readiness"];
+    assert_eq!(
+        block["status"], "warn",
+        "kafka not configured is warn, not fail: {block}"
+    );
+    assert!(
+        block["snapshot"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("not configured"),
+        "{block}"
+    );
+    assert!(block["age_seconds"].as_f64().is_some());
+    let (status, _) = http_get(port, "/health/ready").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        dir.path().join("telemesh.db").exists(),
+        "the SQLite journal lives in --data-dir"
+    );
+}
+
+/// Strips HTTP/1.1 chunked framing if present (actix-web answers JSON with a length, but be safe).
+fn chunked_body(body: &str) -> &str {
+    let start = body.find('{').unwrap_or(0);
+    let end = body.rfind('}').map_or(body.len(), |i| i + 1);
+    &body[start..end]
+}
+
+#[test]
+fn check_config_prints_effective_config_with_secrets_redacted() {
+    let out = telemesh()
+        .arg("check-config")
+        .env("TELEMESH__KAFKA__PASSWORD", "hunter2")
+        .env(
+            "TELEMESH__JOURNAL__URL",
+            "postgres://u:hunter2@db:5432/telemesh",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+    assert!(
+        stdout.contains("postgres://u:***@db:5432/telemesh"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[kafka_readiness]"), "{stdout}");
+}
+
+#[test]
+fn check_config_names_the_bad_key_and_exits_2() {
+    for (key, value, expect) in [
+        (
+            "TELEMESH__KAFKA_READINESS__WARN_LAG_MESSAGES",
+            "lots",
+            "kafka_readiness.warn_lag_messages",
+        ),
+        ("TELEMESH__HTTP__PORTT", "1", "portt"),
+        (
+            "TELEMESH__AGGREGATOR__BATCH_SIZE",
+            "0",
+            "aggregator.batch_size",
+        ),
+    ] {
+        let out = telemesh()
+            .arg("check-config")
+            .env(key, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{key}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expect), "{key}: {stderr}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[kafka]\nencoding = \"xml\"\n").unwrap();
+    let out = telemesh()
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kafka.encoding"));
+}
