@@ -232,6 +232,60 @@ pub mod fixtures {
         out
     }
 
+    /// One test's Kafka namespace (topics created), fresh database and running aggregator,
+    /// with a snapshot publisher on the same namespace.
+    #[derive(Debug)]
+    pub struct KafkaTestbed {
+        pub kafka: KafkaSettings,
+        pub db: String,
+        pub aggregator: Aggregator,
+        pub transport: Arc<dyn Publisher>,
+        pub publisher: telemesh_core::transport::SnapshotPublisher,
+    }
+
+    impl KafkaTestbed {
+        /// Sets everything up: `partitions` per snapshot topic, `settings` for the aggregator.
+        pub async fn start(
+            partitions: i32,
+            settings: &AggregatorSettings,
+            encoding: telemesh_core::Encoding,
+        ) -> Self {
+            let env = crate::TestEnv::get();
+            let ns = crate::namespace();
+            let kafka = env.kafka(&ns);
+            create_topics(&kafka, partitions).await;
+            let db = env.fresh_database(&ns).await;
+            let aggregator = kafka_aggregator(&kafka, &db, settings).await;
+            let transport: Arc<dyn Publisher> =
+                Arc::new(KafkaPublisher::new(&kafka).expect("kafka publisher"));
+            let publisher = telemesh_core::transport::SnapshotPublisher::new(
+                Arc::clone(&transport),
+                encoding,
+                kafka.topic_prefix.clone(),
+            );
+            Self {
+                kafka,
+                db,
+                aggregator,
+                transport,
+                publisher,
+            }
+        }
+
+        /// Waits until the journal holds exactly `rows` rows.
+        pub async fn wait_for_rows(&self, rows: i64, timeout: Duration) {
+            wait_for_rows(&self.db, rows, timeout).await;
+        }
+    }
+
+    /// Waits until the journal at `url` holds exactly `rows` rows.
+    pub async fn wait_for_rows(url: &str, rows: i64, timeout: Duration) {
+        crate::wait_until(&format!("{rows} journal rows"), timeout, || async move {
+            (journal_counts(url).await.0 == rows).then_some(())
+        })
+        .await;
+    }
+
     /// Rows in the journal at `url`: (all rows, distinct ids).
     pub async fn journal_counts(url: &str) -> (i64, i64) {
         use sqlx::Connection;

@@ -5,85 +5,64 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use telemesh_core::transport::kafka::KafkaPublisher;
-use telemesh_core::transport::{Publisher, SnapshotPublisher};
+use telemesh_core::transport::SnapshotPublisher;
 use telemesh_core::{topics, Encoding, Grade};
 use telemesh_integration_tests::fixtures::{
-    aggregator_settings, create_topics, journal_counts, kafka_aggregator, snapshot,
+    aggregator_settings, journal_counts, snapshot, KafkaTestbed,
 };
-use telemesh_integration_tests::{namespace, wait_until, TestEnv};
+use telemesh_integration_tests::{wait_until, TestEnv};
 
-struct RestartPostgres<'a>(&'a TestEnv);
+struct RestartPostgres(TestEnv);
 
-impl Drop for RestartPostgres<'_> {
+impl Drop for RestartPostgres {
     fn drop(&mut self) {
         // whatever happened, leave PostgreSQL running for whoever comes next
         self.0.dev_services("pg-start");
     }
 }
 
-#[actix_rt::test]
-async fn a_journal_outage_pauses_consumption_and_loses_nothing() {
-    let env = TestEnv::get();
-    let ns = namespace();
-    let kafka = env.kafka(&ns);
-    create_topics(&kafka, 1).await;
-    let db = env.fresh_database(&ns).await;
-    let aggregator = kafka_aggregator(&kafka, &db, &aggregator_settings()).await;
-    let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&kafka).unwrap());
-    let publisher =
-        SnapshotPublisher::new(transport, Encoding::Bincode, kafka.topic_prefix.clone());
-    let ready_url = format!("http://{}/health/ready", aggregator.http_addr);
-    let ready = |url: String| async move {
-        reqwest::get(url)
-            .await
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0)
-    };
-
-    for i in 0..20 {
-        publisher
-            .publish(&snapshot(
-                topics::KAFKA_READINESS,
-                "svc",
-                &format!("before{i}"),
-                Grade::Ok,
-            ))
-            .await
-            .unwrap();
+async fn publish(publisher: &SnapshotPublisher, label: &str, n: usize, grade: Grade) {
+    for i in 0..n {
+        let s = snapshot(
+            topics::KAFKA_READINESS,
+            "svc",
+            &format!("{label}{i}"),
+            grade,
+        );
+        publisher.publish(&s).await.unwrap();
     }
-    let db_url = db.clone();
-    wait_until("the first 20 journaled", Duration::from_secs(30), || {
-        let db_url = db_url.clone();
-        async move { (journal_counts(&db_url).await.0 == 20).then_some(()) }
-    })
-    .await;
-    assert_eq!(ready(ready_url.clone()).await, 200);
+}
 
-    let guard = RestartPostgres(&env);
-    env.dev_services("pg-stop");
-    for i in 0..30 {
-        publisher
-            .publish(&snapshot(
-                topics::KAFKA_READINESS,
-                "svc",
-                &format!("during{i}"),
-                Grade::Warn,
-            ))
-            .await
-            .unwrap();
-    }
-    let url = ready_url.clone();
+async fn wait_for_ready(url: &str, want: u16) {
     wait_until(
-        "readiness 503 while the journal is down",
+        &format!("/health/ready to answer {want}"),
         Duration::from_secs(30),
-        || {
-            let url = url.clone();
-            async move { (ready(url).await == 503).then_some(()) }
+        || async move {
+            let got = reqwest::get(url)
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            (got == want).then_some(())
         },
     )
     .await;
-    let status = std::sync::Arc::clone(&aggregator.ingress_status);
+}
+
+#[actix_rt::test]
+async fn a_journal_outage_pauses_consumption_and_loses_nothing() {
+    let bed = KafkaTestbed::start(1, &aggregator_settings(), Encoding::Bincode).await;
+    let ready_url = format!("http://{}/health/ready", bed.aggregator.http_addr);
+
+    publish(&bed.publisher, "before", 20, Grade::Ok).await;
+    bed.wait_for_rows(20, Duration::from_secs(30)).await;
+    wait_for_ready(&ready_url, 200).await;
+
+    let env = TestEnv::get();
+    env.dev_services("pg-stop");
+    let guard = RestartPostgres(env);
+    publish(&bed.publisher, "during", 30, Grade::Warn).await;
+    wait_for_ready(&ready_url, 503).await;
+    let status = Arc::clone(&bed.aggregator.ingress_status);
     wait_until(
         "consumption paused with the loop alive",
         Duration::from_secs(30),
@@ -93,42 +72,15 @@ async fn a_journal_outage_pauses_consumption_and_loses_nothing() {
         },
     )
     .await;
-    assert_eq!(
-        reqwest::get(format!("http://{}/health/live", aggregator.http_addr))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    let live = reqwest::get(format!("http://{}/health/live", bed.aggregator.http_addr))
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200, "the process is alive during the outage");
 
     drop(guard); // pg-start
-    for i in 0..10 {
-        publisher
-            .publish(&snapshot(
-                topics::KAFKA_READINESS,
-                "svc",
-                &format!("after{i}"),
-                Grade::Ok,
-            ))
-            .await
-            .unwrap();
-    }
-    let db_url = db.clone();
-    wait_until(
-        "all 60 journaled after recovery",
-        Duration::from_secs(60),
-        || {
-            let db_url = db_url.clone();
-            async move { (journal_counts(&db_url).await.0 == 60).then_some(()) }
-        },
-    )
-    .await;
-    let url = ready_url.clone();
-    wait_until("ready again", Duration::from_secs(30), || {
-        let url = url.clone();
-        async move { (ready(url).await == 200).then_some(()) }
-    })
-    .await;
-    assert_eq!(journal_counts(&db).await, (60, 60));
-    aggregator.stop().await;
+    publish(&bed.publisher, "after", 10, Grade::Ok).await;
+    bed.wait_for_rows(60, Duration::from_secs(60)).await;
+    wait_for_ready(&ready_url, 200).await;
+    assert_eq!(journal_counts(&bed.db).await, (60, 60));
+    bed.aggregator.stop().await;
 }

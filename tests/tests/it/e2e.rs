@@ -1,32 +1,19 @@
 //! End to end: the Kafka readiness service probes the real broker and publishes over Kafka; the
 //! aggregator journals the snapshot in PostgreSQL and `/api/v1/summary` shows the block.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Actor;
 use serde_json::Value;
-use telemesh_core::transport::kafka::KafkaPublisher;
-use telemesh_core::transport::{Publisher, SnapshotPublisher};
 use telemesh_core::{topics, Encoding, Source};
-use telemesh_integration_tests::fixtures::{
-    aggregator_settings, create_topics, journal_counts, kafka_aggregator,
-};
-use telemesh_integration_tests::{namespace, wait_until, TestEnv};
+use telemesh_integration_tests::fixtures::{aggregator_settings, journal_counts, KafkaTestbed};
+use telemesh_integration_tests::wait_until;
 use telemesh_kafka_readiness::{ReadinessService, ReadinessSettings};
 
 #[actix_rt::test]
 async fn kafka_readiness_travels_over_kafka_into_the_journal_and_the_summary() {
-    let env = TestEnv::get();
-    let ns = namespace();
-    let kafka = env.kafka(&ns);
-    create_topics(&kafka, 1).await;
-    let db = env.fresh_database(&ns).await;
-    let aggregator = kafka_aggregator(&kafka, &db, &aggregator_settings()).await;
-
-    let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&kafka).unwrap());
-    let publisher =
-        SnapshotPublisher::new(transport, Encoding::Bincode, kafka.topic_prefix.clone());
+    let bed = KafkaTestbed::start(1, &aggregator_settings(), Encoding::Bincode).await;
+    let (kafka, aggregator, db) = (&bed.kafka, &bed.aggregator, &bed.db);
     let settings = ReadinessSettings {
         interval_seconds: 1,
         min_publishers: 0,
@@ -36,7 +23,7 @@ async fn kafka_readiness_travels_over_kafka_into_the_journal_and_the_summary() {
         settings,
         kafka.clone(),
         Source::new("kafka-readiness", "e2e"),
-        publisher,
+        bed.publisher.clone(),
     )
     .start();
 
@@ -70,7 +57,7 @@ async fn kafka_readiness_travels_over_kafka_into_the_journal_and_the_summary() {
         .find(|c| c["name"] == "connection")
         .expect("connection component");
     assert_eq!(connection["status"], "ok", "{connection}");
-    assert!(journal_counts(&db).await.0 >= 1);
+    assert!(journal_counts(db).await.0 >= 1);
 
     // the journaled row carries its Kafka coordinates
     let (status, body) = {
@@ -89,5 +76,5 @@ async fn kafka_readiness_travels_over_kafka_into_the_journal_and_the_summary() {
         history["snapshots"][0]["kafka"]["topic"],
         topics::topic_name(&kafka.topic_prefix, topics::KAFKA_READINESS)
     );
-    aggregator.stop().await;
+    bed.aggregator.stop().await;
 }

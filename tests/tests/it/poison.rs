@@ -1,28 +1,19 @@
 //! Poison input: undecodable messages go to `telemetry.dlq` with Kafka Connect-style error
 //! headers, and the aggregator keeps consuming.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use telemesh_aggregator::ingress::DLQ_HEADER_PREFIX;
-use telemesh_core::transport::kafka::KafkaPublisher;
-use telemesh_core::transport::{OutboundMessage, Publisher, SnapshotPublisher};
+use telemesh_core::transport::OutboundMessage;
 use telemesh_core::{topics, Encoding, Grade};
 use telemesh_integration_tests::fixtures::{
-    aggregator_settings, create_topics, journal_counts, kafka_aggregator, read_topic, snapshot,
+    aggregator_settings, read_topic, snapshot, KafkaTestbed,
 };
-use telemesh_integration_tests::{namespace, wait_until, TestEnv};
 
 #[actix_rt::test]
 async fn garbage_and_unknown_content_types_are_dead_lettered_and_consumption_goes_on() {
-    let env = TestEnv::get();
-    let ns = namespace();
-    let kafka = env.kafka(&ns);
-    create_topics(&kafka, 1).await;
-    let db = env.fresh_database(&ns).await;
-    let aggregator = kafka_aggregator(&kafka, &db, &aggregator_settings()).await;
-    let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&kafka).unwrap());
-    let topic = topics::topic_name(&kafka.topic_prefix, topics::KAFKA_READINESS);
+    let bed = KafkaTestbed::start(1, &aggregator_settings(), Encoding::Bincode).await;
+    let topic = topics::topic_name(&bed.kafka.topic_prefix, topics::KAFKA_READINESS);
     let raw = |content_type: Option<&str>, payload: &[u8]| OutboundMessage {
         topic: topic.clone(),
         key: Some("evil/1".into()),
@@ -31,57 +22,38 @@ async fn garbage_and_unknown_content_types_are_dead_lettered_and_consumption_goe
             .unwrap_or_default(),
         payload: payload.to_vec(),
     };
-    let garbage = transport
+    let garbage = bed
+        .transport
         .publish(raw(
             Some("application/vnd.telemesh.snapshot.v1+bincode"),
             &[0xde, 0xad, 0xbe, 0xef],
         ))
         .await
         .unwrap();
-    transport
-        .publish(raw(Some("text/plain"), b"hello"))
-        .await
-        .unwrap();
-    transport.publish(raw(None, b"{}")).await.unwrap();
-    transport
-        .publish(raw(
-            Some("application/vnd.telemesh.snapshot.v9+json"),
-            b"{}",
+    for (content_type, payload) in [
+        (Some("text/plain"), &b"hello"[..]),
+        (None, b"{}"),
+        (Some("application/vnd.telemesh.snapshot.v9+json"), b"{}"),
+    ] {
+        bed.transport
+            .publish(raw(content_type, payload))
+            .await
+            .unwrap();
+    }
+    bed.publisher
+        .publish(&snapshot(
+            topics::KAFKA_READINESS,
+            "kafka-readiness",
+            "a",
+            Grade::Ok,
         ))
         .await
         .unwrap();
-    let good = SnapshotPublisher::new(
-        Arc::clone(&transport),
-        Encoding::Bincode,
-        kafka.topic_prefix.clone(),
-    );
-    good.publish(&snapshot(
-        topics::KAFKA_READINESS,
-        "kafka-readiness",
-        "a",
-        Grade::Ok,
-    ))
-    .await
-    .unwrap();
+    // the good snapshot after the poison is journaled: consumption went on
+    bed.wait_for_rows(1, Duration::from_secs(30)).await;
 
-    let db_url = db.clone();
-    wait_until(
-        "the good snapshot journaled after the poison",
-        Duration::from_secs(30),
-        || {
-            let db_url = db_url.clone();
-            async move { (journal_counts(&db_url).await.0 == 1).then_some(()) }
-        },
-    )
-    .await;
-
-    let dlq = read_topic(
-        &kafka,
-        &topics::topic_name(&kafka.topic_prefix, topics::DLQ),
-        4,
-        Duration::from_secs(30),
-    )
-    .await;
+    let dlq_topic = topics::topic_name(&bed.kafka.topic_prefix, topics::DLQ);
+    let dlq = read_topic(&bed.kafka, &dlq_topic, 4, Duration::from_secs(30)).await;
     assert_eq!(dlq.len(), 4, "four dead letters");
     let header = |i: usize, name: &str| {
         dlq[i]
@@ -117,7 +89,7 @@ async fn garbage_and_unknown_content_types_are_dead_lettered_and_consumption_goe
     );
     assert_eq!(dlq[0].key.as_deref(), Some(&b"evil/1"[..]));
 
-    let metrics = reqwest::get(format!("http://{}/metrics", aggregator.http_addr))
+    let metrics = reqwest::get(format!("http://{}/metrics", bed.aggregator.http_addr))
         .await
         .unwrap()
         .text()
@@ -127,6 +99,9 @@ async fn garbage_and_unknown_content_types_are_dead_lettered_and_consumption_goe
         metrics.contains("telemesh_aggregator_dead_letters_total{reason=\"malformed\"} 1"),
         "{metrics}"
     );
-    assert_eq!(aggregator.ingress_status.lock().unwrap().dead_lettered, 4);
-    aggregator.stop().await;
+    assert_eq!(
+        bed.aggregator.ingress_status.lock().unwrap().dead_lettered,
+        4
+    );
+    bed.aggregator.stop().await;
 }

@@ -25,6 +25,21 @@ pub struct KafkaCoords {
     pub offset: i64,
 }
 
+impl KafkaCoords {
+    /// The coordinates of a row, when all three columns are set.
+    fn from_columns(
+        topic: Option<String>,
+        partition: Option<i32>,
+        offset: Option<i64>,
+    ) -> Option<Self> {
+        Some(Self {
+            topic: topic?,
+            partition: partition?,
+            offset: offset?,
+        })
+    }
+}
+
 /// One row to journal.
 #[derive(Debug, Clone)]
 pub struct JournalRecord {

@@ -147,14 +147,7 @@ impl PgJournal {
                 let offset: Option<i64> = row.try_get("kafka_offset")?;
                 Ok(StoredSnapshot {
                     received_at: row.try_get("received_at")?,
-                    kafka: match (topic, partition, offset) {
-                        (Some(topic), Some(partition), Some(offset)) => Some(KafkaCoords {
-                            topic,
-                            partition,
-                            offset,
-                        }),
-                        _ => None,
-                    },
+                    kafka: KafkaCoords::from_columns(topic, partition, offset),
                     snapshot: parse_body(&body)?,
                 })
             })
