@@ -298,3 +298,173 @@ pub mod fixtures {
             .expect("count journal rows")
     }
 }
+
+pub mod fake_http {
+    //! Local HTTP receivers that stand in for Slack, a webhook endpoint and the GitHub API in
+    //! alerting tests: real sockets, every request recorded, scripted failures (429 with
+    //! `Retry-After`, 500) on demand.
+
+    use std::collections::VecDeque;
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+
+    /// One received request.
+    #[derive(Debug, Clone)]
+    pub struct Received {
+        pub method: String,
+        pub path: String,
+        pub body: serde_json::Value,
+        pub authorization: Option<String>,
+        pub at: Instant,
+    }
+
+    #[derive(Debug, Default)]
+    struct Inner {
+        received: Mutex<Vec<Received>>,
+        /// Status codes (and Retry-After seconds) to answer before answering normally.
+        script: Mutex<VecDeque<(u16, Option<u64>)>>,
+        next_issue: AtomicU64,
+    }
+
+    /// A running receiver.
+    #[derive(Debug, Clone)]
+    pub struct FakeReceiver {
+        pub url: String,
+        inner: Arc<Inner>,
+        handle: actix_web::dev::ServerHandle,
+    }
+
+    async fn handle(req: HttpRequest, body: web::Bytes, inner: web::Data<Arc<Inner>>) -> HttpResponse {
+        let received = Received {
+            method: req.method().to_string(),
+            path: req.path().to_owned(),
+            body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+            authorization: req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            at: Instant::now(),
+        };
+        let is_create = received.method == "POST" && received.path.ends_with("/issues");
+        inner.received.lock().unwrap().push(received);
+        if let Some((status, retry_after)) = inner.script.lock().unwrap().pop_front() {
+            let mut response = HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
+            if let Some(secs) = retry_after {
+                response.insert_header(("retry-after", secs.to_string()));
+            }
+            return response.json(serde_json::json!({ "message": "scripted failure" }));
+        }
+        if is_create {
+            let number = inner.next_issue.fetch_add(1, Ordering::SeqCst) + 1;
+            return HttpResponse::Created().json(serde_json::json!({ "number": number }));
+        }
+        HttpResponse::Ok().json(serde_json::json!({ "ok": true }))
+    }
+
+    impl FakeReceiver {
+        /// Starts a receiver on a free loopback port (inside an actix system).
+        pub fn start() -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let inner = Arc::new(Inner::default());
+            let data = web::Data::new(Arc::clone(&inner));
+            let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(handle)))
+                .workers(1)
+                .disable_signals()
+                .listen(listener)
+                .unwrap()
+                .run();
+            let handle = server.handle();
+            actix_rt::spawn(server);
+            Self { url, inner, handle }
+        }
+
+        /// Answers the next requests with these statuses (and Retry-After seconds).
+        pub fn fail_next(&self, answers: &[(u16, Option<u64>)]) {
+            self.inner.script.lock().unwrap().extend(answers.iter().copied());
+        }
+
+        pub fn received(&self) -> Vec<Received> {
+            self.inner.received.lock().unwrap().clone()
+        }
+
+        pub async fn stop(&self) {
+            self.handle.stop(false).await;
+        }
+    }
+}
+
+pub mod fake_smtp {
+    //! A minimal SMTP receiver for e-mail channel tests: a real socket speaking enough SMTP
+    //! (EHLO, MAIL, RCPT, DATA, QUIT) to accept messages, which it records.
+
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    /// A running SMTP receiver.
+    #[derive(Debug, Clone)]
+    pub struct FakeSmtp {
+        pub port: u16,
+        messages: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl FakeSmtp {
+        pub async fn start() -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let messages: Arc<Mutex<Vec<String>>> = Arc::default();
+            let store = Arc::clone(&messages);
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let store = Arc::clone(&store);
+                    tokio::spawn(async move {
+                        let (read, mut write) = stream.into_split();
+                        let mut lines = BufReader::new(read).lines();
+                        let _ = write.write_all(b"220 fake.smtp ESMTP\r\n").await;
+                        let mut data: Option<String> = None;
+                        while let Ok(Some(line)) = lines.next_line().await {
+                            if let Some(body) = data.as_mut() {
+                                if line == "." {
+                                    store.lock().unwrap().push(std::mem::take(body));
+                                    data = None;
+                                    let _ = write.write_all(b"250 2.0.0 queued\r\n").await;
+                                } else {
+                                    body.push_str(&line);
+                                    body.push('\n');
+                                }
+                                continue;
+                            }
+                            let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                            let reply: &[u8] = match verb.as_str() {
+                                "EHLO" | "HELO" => b"250-fake.smtp\r\n250 8BITMIME\r\n",
+                                "DATA" => {
+                                    data = Some(String::new());
+                                    b"354 end with <CRLF>.<CRLF>\r\n"
+                                }
+                                "QUIT" => {
+                                    let _ = write.write_all(b"221 2.0.0 bye\r\n").await;
+                                    break;
+                                }
+                                _ => b"250 2.0.0 ok\r\n",
+                            };
+                            let _ = write.write_all(reply).await;
+                        }
+                    });
+                }
+            });
+            Self { port, messages }
+        }
+
+        /// Accepted messages (headers and body).
+        pub fn messages(&self) -> Vec<String> {
+            self.messages.lock().unwrap().clone()
+        }
+    }
+}

@@ -10,6 +10,12 @@
 //! - when the journal is down, consumption pauses (the subscriber stays in its group), the
 //!   batch is retried with backoff, and consumption resumes when the journal is back;
 //! - actors are called with `send().await`, which honours mailbox capacity (backpressure).
+//!
+//! Tracing: each message gets a `process <topic>` consumer span, a child of the producer's
+//! `send <topic>` span when the message carries a W3C `traceparent` header, with OpenTelemetry
+//! messaging attributes, the dispatch lag (generated_at → processing), the bus backlog and the
+//! journal mailbox depth; its children `journal.append` and `summary.update` time the batch
+//! write and the summary update that included this message.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -19,14 +25,18 @@ use actix::Addr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use telemesh_core::codec::{self, CodecError, CONTENT_TYPE_HEADER};
+use telemesh_core::telemetry;
 use telemesh_core::topics;
 use telemesh_core::transport::{
     highest_positions, InboundMessage, OutboundMessage, Publisher, Subscriber,
 };
 use telemesh_core::Snapshot;
 use tokio::sync::watch;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 use uuid::Uuid;
 
+use crate::actors::alert::{AlertActor, ObserveAlerts};
 use crate::actors::journal::{AppendBatch, JournalActor};
 use crate::actors::summary::{Observe, SummaryActor};
 use crate::journal::{JournalRecord, KafkaCoords};
@@ -62,6 +72,8 @@ pub struct Ingress {
     pub record_kafka_coords: bool,
     pub journal: Addr<JournalActor>,
     pub summary: Addr<SummaryActor>,
+    /// The alert actor, when alerting is enabled.
+    pub alerts: Option<Addr<AlertActor>>,
     pub metrics: Arc<AggregatorMetrics>,
     pub status: SharedIngressStatus,
     pub batch_size: usize,
@@ -72,6 +84,8 @@ pub struct Ingress {
 struct Accepted {
     snapshot: Snapshot,
     message: InboundMessage,
+    /// Its `process <topic>` span, closed when the message is fully handled.
+    span: Span,
 }
 
 const IDLE_POLL: Duration = Duration::from_millis(250);
@@ -157,7 +171,14 @@ impl Ingress {
     ) -> bool {
         let positions: Vec<_> = batch.iter().map(InboundMessage::position).collect();
         let now = Utc::now();
-        let mut accepted = Vec::with_capacity(batch.len());
+        let backlog = self.subscriber.backlog();
+        if let Some(backlog) = backlog {
+            self.metrics
+                .consumer_lag
+                .set(i64::try_from(backlog).unwrap_or(i64::MAX));
+        }
+        let batch_len = batch.len();
+        let mut accepted = Vec::with_capacity(batch_len);
         for message in batch {
             let kind =
                 topics::kind_of_topic(&self.topic_prefix, &message.topic).unwrap_or("unknown");
@@ -165,10 +186,32 @@ impl Ingress {
                 .consumed
                 .get_or_create(&label("kind", kind))
                 .inc();
+            let span = self.process_span(&message, batch_len, backlog);
             match self.decode(&message) {
-                Ok(snapshot) => accepted.push(Accepted { snapshot, message }),
+                Ok(snapshot) => {
+                    let lag = (now - snapshot.generated_at)
+                        .num_microseconds()
+                        .unwrap_or(0)
+                        .max(0) as f64
+                        / 1e6;
+                    self.metrics.dispatch_lag_seconds.observe(lag);
+                    span.record("telemesh.dispatch_lag_seconds", lag);
+                    span.record("telemesh.snapshot.id", snapshot.id.to_string());
+                    span.record("telemesh.snapshot.kind", snapshot.kind.as_str());
+                    accepted.push(Accepted {
+                        snapshot,
+                        message,
+                        span,
+                    })
+                }
                 Err(error) => {
-                    if !self.dead_letter(&message, &error, shutdown).await {
+                    span.record("otel.status_code", "ERROR");
+                    span.record("error.type", error.class());
+                    let sent = self
+                        .dead_letter(&message, &error, kind, shutdown)
+                        .instrument(span.clone())
+                        .await;
+                    if !sent {
                         return false;
                     }
                 }
@@ -186,14 +229,42 @@ impl Ingress {
                 }),
             })
             .collect();
+        let journal_depth = self
+            .metrics
+            .mailbox_depth
+            .get_or_create(&label("actor", "journal"))
+            .clone();
+        let depth = journal_depth.get() + 1;
+        let journal_spans: Vec<Span> = accepted
+            .iter()
+            .map(|a| {
+                a.span.record("telemesh.mailbox.depth", depth);
+                tracing::info_span!(
+                    parent: &a.span,
+                    "journal.append",
+                    telemesh.journal.batch_size = records.len(),
+                    telemesh.journal.inserted = Empty,
+                )
+            })
+            .collect();
         let inserted: HashSet<Uuid> = if records.is_empty() {
             HashSet::new()
         } else {
-            match self.journal_until_done(records, pending, shutdown).await {
+            journal_depth.inc();
+            let written = self.journal_until_done(records, pending, shutdown).await;
+            journal_depth.dec();
+            match written {
                 Some(ids) => ids.into_iter().collect(),
                 None => return false,
             }
         };
+        for (a, span) in accepted.iter().zip(&journal_spans) {
+            span.record(
+                "telemesh.journal.inserted",
+                inserted.contains(&a.snapshot.id),
+            );
+        }
+        drop(journal_spans);
         if let Err(e) = self.subscriber.commit(&highest_positions(&positions)) {
             tracing::warn!(error = %e, "offset store failed; these messages may be replayed (and deduplicated)");
         }
@@ -221,13 +292,72 @@ impl Ingress {
             s.duplicates += duplicates;
             s.last_message_at = Some(committed_at);
         });
-        let snapshots: Vec<Snapshot> = accepted.into_iter().map(|a| a.snapshot).collect();
+        let (snapshots, spans): (Vec<Snapshot>, Vec<Span>) =
+            accepted.into_iter().map(|a| (a.snapshot, a.span)).unzip();
         if !snapshots.is_empty() {
-            if let Err(e) = self.summary.send(Observe(snapshots)).await {
+            let summary_spans: Vec<Span> = spans
+                .iter()
+                .map(|span| tracing::info_span!(parent: span, "summary.update"))
+                .collect();
+            let summary_depth = self
+                .metrics
+                .mailbox_depth
+                .get_or_create(&label("actor", "summary"))
+                .clone();
+            summary_depth.inc();
+            let for_alerts = self.alerts.as_ref().map(|_| snapshots.clone());
+            let sent = self.summary.send(Observe(snapshots)).await;
+            summary_depth.dec();
+            if let Err(e) = sent {
                 tracing::error!(error = %e, "summary actor unavailable");
             }
+            drop(summary_spans);
+            if let (Some(alerts), Some(snapshots)) = (&self.alerts, for_alerts) {
+                let alert_spans: Vec<Span> = spans
+                    .iter()
+                    .map(|span| tracing::info_span!(parent: span, "alert.evaluate"))
+                    .collect();
+                if let Err(e) = alerts.send(ObserveAlerts(snapshots)).await {
+                    tracing::error!(error = %e, "alert actor unavailable");
+                }
+                drop(alert_spans);
+            }
         }
+        drop(spans);
         true
+    }
+
+    /// The `process <topic>` consumer span of one message, continuing the producer's trace.
+    fn process_span(
+        &self,
+        message: &InboundMessage,
+        batch_len: usize,
+        backlog: Option<u64>,
+    ) -> Span {
+        let span = tracing::info_span!(
+            parent: None,
+            "process",
+            otel.name = %format!("process {}", message.topic),
+            otel.kind = "consumer",
+            otel.status_code = Empty,
+            messaging.system = self.subscriber.messaging_system(),
+            messaging.operation.name = "process",
+            messaging.operation.type = "process",
+            messaging.destination.name = %message.topic,
+            messaging.destination.partition.id = %message.partition,
+            messaging.kafka.offset = message.offset,
+            messaging.consumer.group.name = self.subscriber.consumer_group().unwrap_or_default(),
+            messaging.batch.message_count = batch_len,
+            messaging.message.body.size = message.payload.len(),
+            telemesh.dispatch_lag_seconds = Empty,
+            telemesh.mailbox.depth = Empty,
+            telemesh.bus.backlog = backlog,
+            telemesh.snapshot.id = Empty,
+            telemesh.snapshot.kind = Empty,
+            error.type = Empty,
+        );
+        telemetry::set_parent_from_headers(&span, &message.headers);
+        span
     }
 
     fn decode(&self, message: &InboundMessage) -> Result<Snapshot, CodecError> {
@@ -251,6 +381,7 @@ impl Ingress {
         &mut self,
         message: &InboundMessage,
         error: &CodecError,
+        kind: &str,
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
         let mut headers = message.headers.clone();
@@ -285,7 +416,10 @@ impl Ingress {
                 Ok(_) => {
                     self.metrics
                         .dead_letters
-                        .get_or_create(&label("reason", error.class()))
+                        .get_or_create(&vec![
+                            ("kind".to_owned(), kind.to_owned()),
+                            ("reason".to_owned(), error.class().to_owned()),
+                        ])
                         .inc();
                     self.update(|s| s.dead_lettered += 1);
                     return true;

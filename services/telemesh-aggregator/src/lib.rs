@@ -5,6 +5,7 @@
 //! Architecture invariant: this is the only crate that talks to the journal database.
 
 pub mod actors;
+pub mod alerting;
 pub mod http;
 pub mod ingress;
 pub mod journal;
@@ -15,4 +16,4 @@ pub mod summary;
 
 pub use journal::Journal;
 pub use settings::{AggregatorSettings, JournalSettings};
-pub use startup::{subscribed_topics, Aggregator, TransportParts};
+pub use startup::{subscribed_topics, Aggregator, AlertingParts, TransportParts};

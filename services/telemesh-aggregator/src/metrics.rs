@@ -1,5 +1,7 @@
 //! Owns the aggregator's Prometheus metrics (names follow `telemesh_<subsystem>_<name>_<unit>`,
-//! counters end in `_total`, labels are low-cardinality: kind, reason) and their text encoding.
+//! counters end in `_total`, labels are low-cardinality: kind, reason, actor; the spec is
+//! `docs/metrics.md`) and their text encoding. The process-wide core metrics (publisher,
+//! tracing export) are registered alongside, so one scrape shows them too.
 
 use std::sync::atomic::AtomicU64;
 
@@ -34,6 +36,16 @@ pub struct AggregatorMetrics {
     pub ingress_paused: Gauge,
     pub domain_grade: Family<Labels, Gauge>,
     pub domain_age_seconds: Family<Labels, Gauge<f64, AtomicU64>>,
+    /// Messages sent to an actor and not yet answered, by actor (`journal`, `summary`).
+    pub mailbox_depth: Family<Labels, Gauge>,
+    /// Messages published but not yet consumed (Kafka consumer lag / in-process backlog).
+    pub consumer_lag: Gauge,
+    /// Time from generated_at to the start of processing in the aggregator.
+    pub dispatch_lag_seconds: Histogram,
+    /// Alert notifications by channel and outcome.
+    pub alert_notifications: Family<Labels, Counter>,
+    /// Alerts pending or firing.
+    pub alerts_open: Gauge,
 }
 
 impl Default for AggregatorMetrics {
@@ -58,8 +70,23 @@ impl AggregatorMetrics {
             ingress_paused: Gauge::default(),
             domain_grade: Family::default(),
             domain_age_seconds: Family::default(),
+            mailbox_depth: Family::default(),
+            consumer_lag: Gauge::default(),
+            dispatch_lag_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
+            alert_notifications: Family::default(),
+            alerts_open: Gauge::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "alert_notifications",
+            "Alert notifications by channel and outcome (delivered, failed)",
+            m.alert_notifications.clone(),
+        );
+        registry.register(
+            "alerts_open",
+            "Alerts pending or firing",
+            m.alerts_open.clone(),
+        );
         registry.register(
             "aggregator_messages_consumed",
             "Messages read from the transport, by kind",
@@ -77,7 +104,7 @@ impl AggregatorMetrics {
         );
         registry.register(
             "aggregator_dead_letters",
-            "Messages sent to the dead-letter topic, by reason",
+            "Messages sent to the dead-letter topic, by kind and reason",
             m.dead_letters.clone(),
         );
         registry.register(
@@ -120,11 +147,27 @@ impl AggregatorMetrics {
             "Age of the newest snapshot per domain",
             m.domain_age_seconds.clone(),
         );
-        let build_info: Family<Labels, Gauge> = Family::default();
-        build_info
-            .get_or_create(&label("version", env!("CARGO_PKG_VERSION")))
-            .set(1);
-        registry.register("build_info", "Build information", build_info);
+        registry.register(
+            "aggregator_mailbox_depth_messages",
+            "Messages sent by the ingress to an actor and not yet answered, by actor",
+            m.mailbox_depth.clone(),
+        );
+        registry.register(
+            "aggregator_consumer_lag_messages",
+            "Messages published but not yet consumed (Kafka consumer lag, in-process backlog)",
+            m.consumer_lag.clone(),
+        );
+        registry.register(
+            "aggregator_dispatch_lag_seconds",
+            "Time from generated_at to the start of processing in the aggregator",
+            m.dispatch_lag_seconds.clone(),
+        );
+        telemesh_core::metrics::global().register(&mut registry);
+        telemesh_core::metrics::register_build_info(
+            &mut registry,
+            "aggregator",
+            env!("CARGO_PKG_VERSION"),
+        );
         Self { registry, ..m }
     }
 

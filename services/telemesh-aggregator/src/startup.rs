@@ -1,6 +1,7 @@
 //! Owns assembling and stopping the aggregator: journal actor, summary actor (seeded from the
 //! journal), ingress loop and HTTP server. Must run inside an actix `System`.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,8 +13,13 @@ use telemesh_core::topics;
 use telemesh_core::transport::{Publisher, Subscriber};
 use tokio::sync::watch;
 
+use crate::actors::alert::{AlertActor, Clock};
 use crate::actors::journal::{JournalActor, JournalHealth};
 use crate::actors::summary::SummaryActor;
+use crate::alerting::channels::{Channel, IssueBook};
+use crate::alerting::dispatch::Dispatcher;
+use crate::alerting::store::AlertStore;
+use crate::alerting::{AlertEngine, AlertingSettings};
 use crate::http::{self, AppState};
 use crate::ingress::{Ingress, IngressStatus, SharedIngressStatus};
 use crate::journal::Journal;
@@ -32,6 +38,56 @@ pub struct TransportParts {
     pub kafka_coords: bool,
 }
 
+/// What alerting needs beyond the aggregator settings.
+#[derive(Debug, Clone)]
+pub struct AlertingParts {
+    pub settings: AlertingSettings,
+    /// The environment, for channel secrets named by `url_env` / `token_env`.
+    pub env: HashMap<String, String>,
+    /// The clock of the alert timers (tests pass a manual one).
+    pub clock: Arc<dyn Clock>,
+}
+
+async fn start_alerting(
+    parts: &AlertingParts,
+    settings: &AggregatorSettings,
+    store: AlertStore,
+    metrics: Arc<AggregatorMetrics>,
+) -> anyhow::Result<Addr<AlertActor>> {
+    let policy = parts
+        .settings
+        .policy(settings.stale_factor, settings.default_interval_seconds)
+        .map_err(anyhow::Error::msg)?;
+    let channels = parts
+        .settings
+        .channels
+        .iter()
+        .map(|c| Channel::from_settings(c, &parts.env))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let issues: Arc<dyn IssueBook> = Arc::new(store.clone());
+    let dispatcher = Dispatcher::start(channels, Some(store.clone()), issues, Arc::clone(&metrics));
+    let mut engine = AlertEngine::new(policy);
+    let restored = AlertActor::restore(&mut engine, &store, &dispatcher)
+        .await
+        .context("cannot read alert state from the journal database")?;
+    tracing::info!(
+        restored,
+        channels = parts.settings.channels.len(),
+        "alerting ready"
+    );
+    Ok(AlertActor::new(
+        engine,
+        store,
+        dispatcher,
+        Arc::clone(&parts.clock),
+        parts.settings.summary_url.clone(),
+        Duration::from_millis(parts.settings.tick_ms),
+        metrics,
+    )
+    .start())
+}
+
 /// The topics the aggregator subscribes to under `prefix`.
 pub fn subscribed_topics(prefix: &str) -> Vec<String> {
     topics::SNAPSHOT_KINDS
@@ -46,6 +102,7 @@ pub struct Aggregator {
     pub http_addr: SocketAddr,
     pub journal: Addr<JournalActor>,
     pub summary: Addr<SummaryActor>,
+    pub alerts: Option<Addr<AlertActor>>,
     pub ingress_status: SharedIngressStatus,
     pub metrics: Arc<AggregatorMetrics>,
     shutdown: watch::Sender<bool>,
@@ -55,13 +112,26 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    /// Starts every part; the HTTP API listens on `http_addr` (port 0 picks a free port).
+    /// Starts every part without alerting; the HTTP API listens on `http_addr` (port 0 picks
+    /// a free port).
     pub async fn start(
         settings: &AggregatorSettings,
         http_addr: &str,
         topic_prefix: &str,
         journal: Journal,
         transport: TransportParts,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(settings, http_addr, topic_prefix, journal, transport, None).await
+    }
+
+    /// Starts every part, with alerting when `alerting` is given and enabled.
+    pub async fn start_with(
+        settings: &AggregatorSettings,
+        http_addr: &str,
+        topic_prefix: &str,
+        journal: Journal,
+        transport: TransportParts,
+        alerting: Option<AlertingParts>,
     ) -> anyhow::Result<Self> {
         settings.validate().map_err(anyhow::Error::msg)?;
         let metrics = Arc::new(AggregatorMetrics::new());
@@ -75,6 +145,7 @@ impl Aggregator {
             }
         };
         tracing::info!(seeded = seed.len(), ?layout, "journal ready");
+        let alert_store = AlertStore::for_journal(&journal);
         let health = Arc::new(JournalHealth::default());
         let journal = JournalActor::new(
             journal,
@@ -89,6 +160,16 @@ impl Aggregator {
             expected_kinds: settings.expected_kinds.clone(),
         };
         let summary = SummaryActor::new(policy, seed, settings.mailbox_capacity).start();
+        let (alerts, api_token) = match alerting.filter(|a| a.settings.enabled) {
+            Some(parts) => (
+                Some(
+                    start_alerting(&parts, settings, alert_store.clone(), Arc::clone(&metrics))
+                        .await?,
+                ),
+                parts.settings.api_token.clone(),
+            ),
+            None => (None, Default::default()),
+        };
         let status: SharedIngressStatus = Arc::new(Mutex::new(IngressStatus::default()));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let ingress = Ingress {
@@ -98,6 +179,7 @@ impl Aggregator {
             record_kafka_coords: transport.kafka_coords,
             journal: journal.clone(),
             summary: summary.clone(),
+            alerts: alerts.clone(),
             metrics: Arc::clone(&metrics),
             status: Arc::clone(&status),
             batch_size: settings.batch_size,
@@ -117,6 +199,9 @@ impl Aggregator {
             ingress: Arc::clone(&status),
             metrics: Arc::clone(&metrics),
             layout,
+            alert_store: alerts.as_ref().map(|_| alert_store),
+            alerts: alerts.clone(),
+            api_token,
         };
         let (server, server_future) = http::serve(listener, state)?;
         let server_task = actix_rt::spawn(server_future);
@@ -125,6 +210,7 @@ impl Aggregator {
             http_addr: local,
             journal,
             summary,
+            alerts,
             ingress_status: status,
             metrics,
             shutdown,

@@ -5,6 +5,10 @@
 //! Probes never overlap: the probe is taken out of the actor while it runs, and a tick that
 //! finds it gone is skipped. Publish failures are retried, counted and logged by the
 //! [`SnapshotPublisher`]; the next tick publishes a fresh snapshot.
+//!
+//! Each tick is the root span of a snapshot's trace, `evaluate telemetry.kafka.readiness`,
+//! covering probe, evaluate and publish; the publisher's `send` span and the aggregator's
+//! `process` span continue it.
 
 use std::time::Duration;
 
@@ -12,7 +16,8 @@ use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Wrap
 use chrono::Utc;
 use telemesh_core::config::KafkaSettings;
 use telemesh_core::transport::SnapshotPublisher;
-use telemesh_core::{Snapshot, Source};
+use telemesh_core::{topics, Snapshot, Source};
+use tracing::Instrument;
 
 use crate::evaluate::evaluate;
 use crate::probe::KafkaProbe;
@@ -67,11 +72,14 @@ impl ReadinessService {
             .probe
             .take()
             .unwrap_or_else(|| KafkaProbe::new(&self.settings, self.kafka.clone()));
+        let span = journey_span(&self.source);
         let (probe, snapshot) =
-            probe_and_evaluate(probe, self.policy.clone(), self.source.clone()).await;
+            probe_and_evaluate(probe, self.policy.clone(), self.source.clone())
+                .instrument(span.clone())
+                .await;
         self.probe = Some(probe);
         self.keep(snapshot.clone());
-        publish(&self.publisher, &snapshot).await;
+        publish(&self.publisher, &snapshot).instrument(span).await;
         snapshot
     }
 
@@ -107,20 +115,36 @@ impl ReadinessService {
             );
             return;
         };
+        let span = journey_span(&self.source);
         let run = probe_and_evaluate(probe, self.policy.clone(), self.source.clone())
+            .instrument(span.clone())
             .into_actor(self)
-            .then(|(probe, snapshot), act, _| {
+            .then(move |(probe, snapshot), act, _| {
                 act.keep(snapshot.clone());
                 let publisher = act.publisher.clone();
                 async move {
                     publish(&publisher, &snapshot).await;
                     probe
                 }
+                .instrument(span)
                 .into_actor(act)
             })
             .map(|probe, act, _| act.probe = Some(probe));
         ctx.spawn(run);
     }
+}
+
+/// The root span of one snapshot's journey (probe → evaluate → publish → … → journal).
+fn journey_span(source: &Source) -> tracing::Span {
+    tracing::info_span!(
+        parent: None,
+        "evaluate",
+        otel.name = %format!("evaluate {}", topics::KAFKA_READINESS),
+        telemesh.snapshot.kind = topics::KAFKA_READINESS,
+        telemesh.source = %source.key(),
+        telemesh.snapshot.id = tracing::field::Empty,
+        telemesh.snapshot.status = tracing::field::Empty,
+    )
 }
 
 async fn probe_and_evaluate(
@@ -130,6 +154,9 @@ async fn probe_and_evaluate(
 ) -> (KafkaProbe, Snapshot) {
     let state = probe.probe(Utc::now()).await;
     let snapshot = evaluate(&policy, &state, source, Utc::now());
+    let span = tracing::Span::current();
+    span.record("telemesh.snapshot.id", snapshot.id.to_string());
+    span.record("telemesh.snapshot.status", snapshot.status.to_string());
     (probe, snapshot)
 }
 
@@ -186,7 +213,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use telemesh_core::transport::inproc::InProcessBus;
-    use telemesh_core::{topics, Encoding, Grade};
+    use telemesh_core::{Encoding, Grade};
 
     use super::*;
 

@@ -4,10 +4,12 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use telemesh_aggregator::alerting::AlertingSettings;
 use telemesh_aggregator::{AggregatorSettings, JournalSettings};
 use telemesh_core::config::{
-    self, ConfigError, HttpSettings, KafkaSettings, LogSettings, ServiceSettings,
+    self, ConfigError, HttpSettings, KafkaSettings, LogSettings, ServiceSettings, TracingSettings,
 };
+use telemesh_fix_pilot::FixPilotSettings;
 use telemesh_kafka_readiness::ReadinessSettings;
 
 /// `[standalone]`: the laptop mode.
@@ -35,11 +37,14 @@ impl Default for StandaloneSettings {
 pub struct TelemeshConfig {
     pub service: ServiceSettings,
     pub log: LogSettings,
+    pub tracing: TracingSettings,
     pub http: HttpSettings,
     pub kafka: KafkaSettings,
     pub journal: JournalSettings,
     pub aggregator: AggregatorSettings,
+    pub alerting: AlertingSettings,
     pub kafka_readiness: ReadinessSettings,
+    pub fix_pilot: FixPilotSettings,
     pub standalone: StandaloneSettings,
 }
 
@@ -52,9 +57,12 @@ impl TelemeshConfig {
         let list_keys: Vec<&str> = telemesh_aggregator::settings::LIST_KEYS
             .iter()
             .chain(telemesh_kafka_readiness::settings::LIST_KEYS)
+            .chain(telemesh_aggregator::alerting::LIST_KEYS)
+            .chain(telemesh_fix_pilot::LIST_KEYS)
             .copied()
             .collect();
-        let config: TelemeshConfig = config::load(file, env, &list_keys)?;
+        let mut config: TelemeshConfig = config::load(file, env, &list_keys)?;
+        config.tracing.apply_otel_env(env);
         config.validate()?;
         Ok(config)
     }
@@ -70,6 +78,17 @@ impl TelemeshConfig {
             ConfigError::Key { key, detail }
         };
         self.aggregator.validate().map_err(key_error)?;
+        self.alerting
+            .policy(
+                self.aggregator.stale_factor,
+                self.aggregator.default_interval_seconds,
+            )
+            .map_err(key_error)?;
+        self.tracing.validate()?;
+        self.log.context_fields()?;
+        self.fix_pilot
+            .validate()
+            .map_err(|e| key_error(e.to_string()))?;
         self.kafka_readiness
             .validate()
             .map_err(|e| key_error(e.to_string()))?;

@@ -2,6 +2,7 @@
 //! runs one of the subcommands (standalone, serve <service>, check-config).
 
 mod config;
+mod drill;
 mod run;
 mod service_http;
 
@@ -41,8 +42,22 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Alert operations.
+    Alert {
+        #[command(subcommand)]
+        command: AlertCommand,
+    },
     /// Print the effective configuration (secrets redacted); exit 2 naming the bad key.
     CheckConfig {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AlertCommand {
+    /// Fire a test alert through every configured channel, resolve it, print each answer.
+    Drill {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -96,7 +111,16 @@ fn main() -> ExitCode {
             if let Some(dir) = data_dir {
                 cfg.standalone.data_dir = dir.display().to_string();
             }
-            run::with_system(cfg, run::standalone)
+            run::with_system(cfg, "standalone", run::standalone)
+        }
+        Command::Alert {
+            command: AlertCommand::Drill { config },
+        } => {
+            let cfg = match load(config.as_ref()) {
+                Ok(cfg) => cfg,
+                Err(code) => return code,
+            };
+            run::with_system(cfg, "alert-drill", drill::run)
         }
         Command::Serve { service, config } => {
             let cfg = match load(config.as_ref()) {
@@ -104,10 +128,11 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             match service {
-                ServiceName::Aggregator => run::with_system(cfg, run::aggregator),
-                ServiceName::KafkaReadiness => run::with_system(cfg, run::kafka_readiness),
+                ServiceName::Aggregator => run::with_system(cfg, "aggregator", run::aggregator),
+                ServiceName::FixPilot => run::with_system(cfg, "fix-pilot", run::fix_pilot),
+                ServiceName::KafkaReadiness => run::with_system(cfg, "kafka-readiness", run::kafka_readiness),
                 other => Err(anyhow::anyhow!(
-                    "service {:?} is not part of this build yet; available: aggregator, kafka-readiness",
+                    "service {:?} is not part of this build yet; available: aggregator, fix-pilot, kafka-readiness",
                     other.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default()
                 )),
             }

@@ -8,26 +8,34 @@ use std::time::Duration;
 
 use actix::Actor;
 use anyhow::{bail, Context as _};
+use telemesh_aggregator::actors::alert::SystemClock;
 use telemesh_aggregator::{
-    subscribed_topics, Aggregator, Journal, JournalSettings, TransportParts,
+    subscribed_topics, Aggregator, AlertingParts, Journal, JournalSettings, TransportParts,
 };
 use telemesh_core::config::SecretUrl;
 use telemesh_core::transport::inproc::InProcessBus;
 use telemesh_core::transport::kafka::{KafkaPublisher, KafkaSubscriber};
 use telemesh_core::transport::{Publisher, SnapshotPublisher};
 use telemesh_core::Source;
+use telemesh_fix_pilot::{FixPilotService, GetSnapshots, Shutdown as FixShutdown};
 use telemesh_kafka_readiness::{GetLastSnapshot, ReadinessService};
 
 use crate::config::TelemeshConfig;
 use crate::service_http;
 
-/// Installs tracing, then runs `f` to completion on an actix system.
-pub fn with_system<F, Fut>(cfg: TelemeshConfig, f: F) -> anyhow::Result<()>
+/// Installs logging and tracing as `service`, then runs `f` to completion on an actix system;
+/// queued spans are flushed (bounded by the export timeout) when it returns.
+pub fn with_system<F, Fut>(cfg: TelemeshConfig, service: &str, f: F) -> anyhow::Result<()>
 where
     F: FnOnce(TelemeshConfig) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    telemesh_core::telemetry::init(&cfg.log)?;
+    let identity = telemesh_core::telemetry::Identity::new(
+        service,
+        cfg.service.instance.clone(),
+        env!("CARGO_PKG_VERSION"),
+    );
+    let _telemetry = telemesh_core::telemetry::init(&cfg.log, &cfg.tracing, &identity)?;
     actix::System::new().block_on(f(cfg))
 }
 
@@ -86,6 +94,16 @@ fn readiness_service(
     .start()
 }
 
+/// Alerting of the aggregator: settings, the process environment (channel secrets) and the
+/// system clock.
+fn alerting_parts(cfg: &TelemeshConfig) -> AlertingParts {
+    AlertingParts {
+        settings: cfg.alerting.clone(),
+        env: telemesh_core::config::process_env(),
+        clock: Arc::new(SystemClock),
+    }
+}
+
 /// `telemesh standalone`.
 pub async fn standalone(cfg: TelemeshConfig) -> anyhow::Result<()> {
     let data_dir = PathBuf::from(&cfg.standalone.data_dir);
@@ -108,7 +126,7 @@ pub async fn standalone(cfg: TelemeshConfig) -> anyhow::Result<()> {
     let Some(subscriber) = bus.subscriber() else {
         bail!("the in-process bus has no subscriber left");
     };
-    let aggregator = Aggregator::start(
+    let aggregator = Aggregator::start_with(
         &cfg.aggregator,
         &cfg.http.addr,
         "",
@@ -119,16 +137,30 @@ pub async fn standalone(cfg: TelemeshConfig) -> anyhow::Result<()> {
             name: "in-process",
             kafka_coords: false,
         },
+        Some(alerting_parts(&cfg)),
     )
     .await?;
     let publisher = SnapshotPublisher::new(bus.publisher(), cfg.kafka.encoding, "");
-    let _readiness = readiness_service(&cfg, publisher);
+    let _readiness = readiness_service(&cfg, publisher.clone());
+    // the FIX pilot joins only when a venue is configured: unconfigured, it would grade `fail`
+    let fix_pilot = cfg.fix_pilot.trading.is_configured().then(|| {
+        FixPilotService::new(
+            cfg.fix_pilot.clone(),
+            cfg.kafka.clone(),
+            Source::new("fix-pilot", cfg.service.instance.clone()),
+            publisher,
+        )
+        .start()
+    });
     tracing::info!(
         journal = %journal_settings.url.redacted(),
         "telemesh standalone running: summary at http://{}/api/v1/summary?format=markdown",
         aggregator.http_addr
     );
     shutdown_signal().await;
+    if let Some(fix_pilot) = fix_pilot {
+        let _ = fix_pilot.send(FixShutdown).await;
+    }
     aggregator.stop().await;
     Ok(())
 }
@@ -145,7 +177,7 @@ pub async fn aggregator(cfg: TelemeshConfig) -> anyhow::Result<()> {
     let topics = subscribed_topics(&cfg.kafka.topic_prefix);
     let subscriber = KafkaSubscriber::new(&cfg.kafka, &topics)?;
     let publisher: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&cfg.kafka)?);
-    let aggregator = Aggregator::start(
+    let aggregator = Aggregator::start_with(
         &cfg.aggregator,
         &cfg.http.addr,
         &cfg.kafka.topic_prefix,
@@ -156,6 +188,7 @@ pub async fn aggregator(cfg: TelemeshConfig) -> anyhow::Result<()> {
             name: "kafka",
             kafka_coords: true,
         },
+        Some(alerting_parts(&cfg)),
     )
     .await?;
     tracing::info!(kafka = %cfg.kafka.describe(), group = %cfg.kafka.group_id, "aggregator consuming");
@@ -185,6 +218,34 @@ pub async fn kafka_readiness(cfg: TelemeshConfig) -> anyhow::Result<()> {
         }),
     )?;
     shutdown_signal().await;
+    server.stop(true).await;
+    Ok(())
+}
+
+/// `telemesh serve fix-pilot`.
+pub async fn fix_pilot(cfg: TelemeshConfig) -> anyhow::Result<()> {
+    if !cfg.kafka.is_configured() {
+        bail!("serve fix-pilot needs Kafka: set [kafka] brokers (TELEMESH__KAFKA__BROKERS)");
+    }
+    let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&cfg.kafka)?);
+    let publisher = SnapshotPublisher::new(
+        Arc::clone(&transport),
+        cfg.kafka.encoding,
+        cfg.kafka.topic_prefix.clone(),
+    );
+    let source = Source::new("fix-pilot", cfg.service.instance.clone());
+    let service = FixPilotService::new(cfg.fix_pilot.clone(), cfg.kafka.clone(), source, publisher).start();
+    let addr = service.clone();
+    let server = service_http::start(
+        &cfg.http.addr,
+        transport,
+        Arc::new(move || {
+            let service = addr.clone();
+            Box::pin(async move { service.send(GetSnapshots).await.ok().and_then(|s| s.pilot) })
+        }),
+    )?;
+    shutdown_signal().await;
+    let _ = service.send(FixShutdown).await;
     server.stop(true).await;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Owns the small HTTP server of a domain service (`serve kafka-readiness`, …): liveness,
-//! readiness (the transport answers) and the last snapshot, for Kubernetes probes and people.
+//! readiness (the transport answers), the last snapshot, for Kubernetes probes and people, and
+//! `/metrics` (publisher, tracing export and build info; see `docs/metrics.md`).
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -18,6 +19,13 @@ pub type LastSnapshot = Arc<dyn Fn() -> BoxFuture<'static, Option<Snapshot>> + S
 struct State {
     transport: Arc<dyn Publisher>,
     last: LastSnapshot,
+    metrics: Arc<prometheus_client::registry::Registry>,
+}
+
+async fn metrics(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(telemesh_core::metrics::TEXT_CONTENT_TYPE)
+        .body(telemesh_core::metrics::encode_text(&state.metrics))
 }
 
 async fn live() -> HttpResponse {
@@ -51,13 +59,22 @@ pub fn start(
     let listener = TcpListener::bind(addr)
         .with_context(|| format!("cannot listen on {addr}; set [http] addr"))?;
     tracing::info!(http = %listener.local_addr()?, "service endpoints listening");
-    let state = web::Data::new(State { transport, last });
+    let service = telemesh_core::telemetry::identity()
+        .map(|i| i.service.as_str())
+        .unwrap_or("service");
+    let registry = telemesh_core::metrics::service_registry(service, env!("CARGO_PKG_VERSION"));
+    let state = web::Data::new(State {
+        transport,
+        last,
+        metrics: Arc::new(registry),
+    });
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .route("/health/live", web::get().to(live))
             .route("/health/ready", web::get().to(ready))
             .route("/api/v1/snapshot", web::get().to(snapshot))
+            .route("/metrics", web::get().to(metrics))
     })
     .workers(1)
     .disable_signals()

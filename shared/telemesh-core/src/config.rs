@@ -247,6 +247,9 @@ pub struct LogSettings {
     /// A `RUST_LOG`-style filter, e.g. `info` or `info,telemesh_aggregator=debug`.
     pub level: String,
     pub format: LogFormat,
+    /// Operator-supplied fields added to every JSON line: comma-separated `key=value` pairs,
+    /// e.g. `region=eu,tier=prod`.
+    pub context: String,
 }
 
 impl Default for LogSettings {
@@ -254,7 +257,144 @@ impl Default for LogSettings {
         Self {
             level: "info".into(),
             format: LogFormat::Human,
+            context: String::new(),
         }
+    }
+}
+
+impl LogSettings {
+    /// The `context` pairs in order; an entry without `=` or with an empty key is an error
+    /// naming it.
+    pub fn context_fields(&self) -> Result<Vec<(String, String)>, ConfigError> {
+        let mut out = Vec::new();
+        for entry in self.context.split(',').map(str::trim) {
+            if entry.is_empty() {
+                continue;
+            }
+            match entry.split_once('=') {
+                Some((key, value)) if !key.trim().is_empty() => {
+                    out.push((key.trim().to_owned(), value.trim().to_owned()))
+                }
+                _ => {
+                    return Err(ConfigError::Key {
+                        key: "log.context".into(),
+                        detail: format!(
+                            "{entry:?} is not `key=value`; write e.g. `region=eu,tier=prod`"
+                        ),
+                    })
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Wire protocol of the OTLP exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC (default port 4317).
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (default port 4318, path `/v1/traces`).
+    Http,
+}
+
+/// `[tracing]`: OpenTelemetry traces exported over OTLP. Off unless enabled here or by the
+/// standard `OTEL_EXPORTER_OTLP_*` variables (see [`TracingSettings::apply_otel_env`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracingSettings {
+    pub enabled: bool,
+    /// Collector endpoint; empty means the protocol's default on localhost. For `http`, a base
+    /// URL gets `/v1/traces` appended.
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    /// Spans waiting for export; when full, new spans are dropped and counted
+    /// (`telemesh_tracing_spans_dropped_total`), never waited for.
+    pub max_queue_size: usize,
+    /// Longest one export request may take before it is abandoned (its spans count as dropped).
+    pub export_timeout_ms: u64,
+    /// Fraction of new traces recorded (parent-based: a sampled parent is always followed).
+    pub sample_ratio: f64,
+}
+
+impl Default for TracingSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            endpoint: String::new(),
+            protocol: OtlpProtocol::Grpc,
+            max_queue_size: 2048,
+            export_timeout_ms: 5000,
+            sample_ratio: 1.0,
+        }
+    }
+}
+
+impl TracingSettings {
+    /// Applies the standard OpenTelemetry variables of `env`: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+    /// or `OTEL_EXPORTER_OTLP_ENDPOINT` set the endpoint and enable tracing;
+    /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` / `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc`,
+    /// `http/protobuf`, `http/json`) set the protocol; `OTEL_SDK_DISABLED=true` turns it off.
+    pub fn apply_otel_env(&mut self, env: &HashMap<String, String>) {
+        let get = |k: &str| env.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        if let Some(endpoint) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .or_else(|| get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        {
+            self.endpoint = endpoint.to_owned();
+            self.enabled = true;
+        }
+        if let Some(protocol) =
+            get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| get("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        {
+            self.protocol = if protocol.starts_with("http") {
+                OtlpProtocol::Http
+            } else {
+                OtlpProtocol::Grpc
+            };
+        }
+        if get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            self.enabled = false;
+        }
+    }
+
+    /// The URL the exporter sends to.
+    pub fn resolved_endpoint(&self) -> String {
+        let base = if self.endpoint.trim().is_empty() {
+            match self.protocol {
+                OtlpProtocol::Grpc => "http://localhost:4317",
+                OtlpProtocol::Http => "http://localhost:4318",
+            }
+        } else {
+            self.endpoint.trim()
+        };
+        match self.protocol {
+            OtlpProtocol::Grpc => base.to_owned(),
+            OtlpProtocol::Http if base.ends_with("/v1/traces") => base.to_owned(),
+            OtlpProtocol::Http => format!("{}/v1/traces", base.trim_end_matches('/')),
+        }
+    }
+
+    /// Checks ranges; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, detail: &str| ConfigError::Key {
+            key: key.into(),
+            detail: detail.into(),
+        };
+        if self.max_queue_size == 0 {
+            return Err(bad("tracing.max_queue_size", "must be at least 1"));
+        }
+        if self.export_timeout_ms == 0 {
+            return Err(bad("tracing.export_timeout_ms", "must be > 0"));
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(bad(
+                "tracing.sample_ratio",
+                "must be between 0.0 and 1.0 (1.0 records every trace)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -432,6 +572,40 @@ mod tests {
         assert_eq!(err.key(), Some("list.count"), "{err}");
         let err = load::<Sample>(None, &env(&[("TELEMESH__HTTP__PORTT", "1")]), &[]).unwrap_err();
         assert!(err.to_string().contains("portt"), "{err}");
+    }
+
+    #[test]
+    fn log_context_and_otel_env() {
+        let log = LogSettings {
+            context: "region=eu, tier=prod,".into(),
+            ..LogSettings::default()
+        };
+        assert_eq!(
+            log.context_fields().unwrap(),
+            vec![("region".into(), "eu".into()), ("tier".into(), "prod".into())]
+        );
+        let bad = LogSettings {
+            context: "region".into(),
+            ..LogSettings::default()
+        };
+        assert_eq!(bad.context_fields().unwrap_err().key(), Some("log.context"));
+
+        let mut t = TracingSettings::default();
+        t.apply_otel_env(&HashMap::new());
+        assert!(!t.enabled);
+        t.apply_otel_env(&env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ]));
+        assert!(t.enabled);
+        assert_eq!(t.protocol, OtlpProtocol::Http);
+        assert_eq!(t.resolved_endpoint(), "http://collector:4318/v1/traces");
+        t.apply_otel_env(&env(&[("OTEL_SDK_DISABLED", "true")]));
+        assert!(!t.enabled);
+        assert_eq!(
+            TracingSettings::default().resolved_endpoint(),
+            "http://localhost:4317"
+        );
     }
 
     #[test]

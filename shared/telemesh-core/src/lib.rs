@@ -4,7 +4,9 @@
 //! - [`codec`]: bincode 1.3 and JSON encodings, chosen by the `content-type` header.
 //! - [`topics`]: the Kafka topic names of the external contract.
 //! - [`config`]: layered configuration (TOML file, then `TELEMESH__SECTION__KEY` variables).
-//! - [`telemetry`]: tracing subscriber setup (human or JSON lines).
+//! - [`telemetry`]: logging (human or JSON lines) and OpenTelemetry tracing over OTLP, with
+//!   the W3C `traceparent` helpers for message headers.
+//! - [`metrics`]: the Prometheus metrics every process shares (publisher, tracing, build info).
 //! - [`transport`]: the transport trait and its Kafka and in-process implementations.
 //!
 //! Architecture invariant: this crate opens no database connection; the only sockets it opens
@@ -13,6 +15,7 @@
 pub mod codec;
 pub mod config;
 pub mod grade;
+pub mod metrics;
 pub mod snapshot;
 pub mod telemetry;
 pub mod topics;

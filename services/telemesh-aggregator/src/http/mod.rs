@@ -1,5 +1,6 @@
 //! Owns the aggregator's HTTP API (actix-web): health, metrics, summary and snapshot history.
 
+mod alerts;
 mod api;
 mod error;
 mod health;
@@ -10,12 +11,15 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
+use telemesh_core::config::Secret;
 use telemesh_core::transport::Publisher;
 
 pub use error::ApiError;
 
+use crate::actors::alert::AlertActor;
 use crate::actors::journal::{JournalActor, JournalHealth};
 use crate::actors::summary::SummaryActor;
+use crate::alerting::store::AlertStore;
 use crate::ingress::SharedIngressStatus;
 use crate::journal::Layout;
 use crate::metrics::AggregatorMetrics;
@@ -31,6 +35,11 @@ pub struct AppState {
     pub ingress: SharedIngressStatus,
     pub metrics: Arc<AggregatorMetrics>,
     pub layout: Layout,
+    /// The alert actor and store, when alerting is enabled.
+    pub alerts: Option<Addr<AlertActor>>,
+    pub alert_store: Option<AlertStore>,
+    /// Bearer token of the mutating alert endpoints.
+    pub api_token: Secret,
 }
 
 /// Registers every route on an actix-web app.
@@ -39,6 +48,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::QueryConfig::default()
             .error_handler(|err, _| ApiError::bad_request("invalid_query", err.to_string()).into()),
     )
+    .app_data(
+        web::JsonConfig::default()
+            .limit(64 * 1024)
+            .error_handler(|err, _| ApiError::bad_request("invalid_body", err.to_string()).into()),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|err, _| ApiError::bad_request("invalid_path", err.to_string()).into()),
+    )
     .route("/health/live", web::get().to(health::live))
     .route("/health/ready", web::get().to(health::ready))
     .route("/health", web::get().to(health::health))
@@ -46,6 +64,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/api/v1/summary", web::get().to(api::summary))
     .route("/api/v1/snapshots/latest", web::get().to(api::latest))
     .route("/api/v1/snapshots", web::get().to(api::snapshots))
+    .route("/api/v1/alerts", web::get().to(alerts::list))
+    .route("/api/v1/alerts/channels", web::get().to(alerts::channels))
+    .route("/api/v1/alerts/{id}", web::get().to(alerts::get))
+    .route("/api/v1/alerts/{id}/ack", web::post().to(alerts::ack))
+    .route(
+        "/api/v1/alerts/{id}/resolve",
+        web::post().to(alerts::resolve),
+    )
+    .route(
+        "/api/v1/alerts/{id}/postmortem",
+        web::post().to(alerts::postmortem),
+    )
     .default_service(web::to(api::not_found));
 }
 

@@ -147,6 +147,10 @@ impl SqliteJournal {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,10 @@ use crate::transport::{
     Delivered, InboundMessage, OutboundMessage, Position, Publisher, Subscriber, TransportError,
 };
 
+/// `messaging.system` of spans over the in-process bus. Headers (including `traceparent`)
+/// travel unchanged, so standalone traces look like Kafka ones.
+pub const MESSAGING_SYSTEM: &str = "telemesh_inproc";
+
 /// How many messages of unsubscribed topics are kept for inspection.
 const RETAINED_CAPACITY: usize = 1000;
 
@@ -131,6 +135,10 @@ impl Publisher for InProcessPublisher {
             Ok(())
         }
     }
+
+    fn messaging_system(&self) -> &'static str {
+        MESSAGING_SYSTEM
+    }
 }
 
 /// The aggregator's end of an [`InProcessBus`].
@@ -195,6 +203,14 @@ impl Subscriber for InProcessSubscriber {
     async fn close(&mut self) -> Result<(), TransportError> {
         self.rx.close();
         Ok(())
+    }
+
+    fn backlog(&self) -> Option<u64> {
+        Some(self.bus.backlog() as u64)
+    }
+
+    fn messaging_system(&self) -> &'static str {
+        MESSAGING_SYSTEM
     }
 }
 

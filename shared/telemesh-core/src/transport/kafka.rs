@@ -10,6 +10,7 @@
 //!   committed synchronously. A crash therefore replays at most the uncommitted tail, and the
 //!   journal's idempotent insert turns that replay into no new rows.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use rdkafka::consumer::{
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -166,11 +168,29 @@ impl Publisher for KafkaPublisher {
 }
 
 /// Commits stored offsets synchronously when partitions are revoked, so the next owner of a
-/// partition starts after the last journaled message, not at an older auto-commit.
+/// partition starts after the last journaled message, not at an older auto-commit. Also keeps
+/// the consumer lag librdkafka reports in its statistics (every 5 s).
 #[derive(Debug, Default)]
-pub struct CommitOnRevoke;
+pub struct CommitOnRevoke {
+    /// Sum of `consumer_lag` over assigned partitions; -1 until known.
+    lag: Arc<AtomicI64>,
+}
 
-impl ClientContext for CommitOnRevoke {}
+impl ClientContext for CommitOnRevoke {
+    fn stats(&self, statistics: Statistics) {
+        let lags = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+            .map(|p| p.consumer_lag);
+        let mut total = None;
+        for lag in lags {
+            *total.get_or_insert(0) += lag;
+        }
+        self.lag.store(total.unwrap_or(-1), Ordering::Relaxed);
+    }
+}
 
 impl ConsumerContext for CommitOnRevoke {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -196,6 +216,8 @@ pub struct KafkaSubscriber {
     /// A group-less client for metadata checks, which block and so run off the event loop.
     probe: Arc<BaseConsumer>,
     paused: Option<TopicPartitionList>,
+    lag: Arc<AtomicI64>,
+    group: String,
 }
 
 impl std::fmt::Debug for KafkaSubscriber {
@@ -210,6 +232,7 @@ impl KafkaSubscriber {
     /// Joins `settings.group_id` and subscribes to `topics`, reading from the earliest offset
     /// when the group has none.
     pub fn new(settings: &KafkaSettings, topics: &[String]) -> Result<Self, TransportError> {
+        let lag = Arc::new(AtomicI64::new(-1));
         let consumer: StreamConsumer<CommitOnRevoke> = client_config(settings)?
             .set("group.id", &settings.group_id)
             .set("enable.auto.commit", "true")
@@ -219,7 +242,10 @@ impl KafkaSubscriber {
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
-            .create_with_context(CommitOnRevoke)
+            .set("statistics.interval.ms", "5000")
+            .create_with_context(CommitOnRevoke {
+                lag: Arc::clone(&lag),
+            })
             .map_err(setup_error)?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names).map_err(setup_error)?;
@@ -228,6 +254,8 @@ impl KafkaSubscriber {
             consumer,
             probe: Arc::new(probe),
             paused: None,
+            lag,
+            group: settings.group_id.clone(),
         })
     }
 }
@@ -330,6 +358,14 @@ impl Subscriber for KafkaSubscriber {
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
             Err(e) => Err(TransportError::Commit(e.to_string())),
         }
+    }
+
+    fn backlog(&self) -> Option<u64> {
+        u64::try_from(self.lag.load(Ordering::Relaxed)).ok()
+    }
+
+    fn consumer_group(&self) -> Option<&str> {
+        Some(&self.group)
     }
 }
 

@@ -103,6 +103,11 @@ pub trait Publisher: Send + Sync + fmt::Debug {
 
     /// Checks that the transport answers within `timeout`.
     async fn check(&self, timeout: Duration) -> Result<(), TransportError>;
+
+    /// The `messaging.system` of spans over this transport (OpenTelemetry conventions).
+    fn messaging_system(&self) -> &'static str {
+        "kafka"
+    }
 }
 
 /// Receives messages of the subscribed topics.
@@ -128,6 +133,21 @@ pub trait Subscriber: Send + fmt::Debug {
 
     /// Flushes recorded progress synchronously before the subscriber is dropped.
     async fn close(&mut self) -> Result<(), TransportError>;
+
+    /// Messages published but not yet consumed (consumer lag), when the transport knows it.
+    fn backlog(&self) -> Option<u64> {
+        None
+    }
+
+    /// The consumer group this subscriber belongs to, if the transport has groups.
+    fn consumer_group(&self) -> Option<&str> {
+        None
+    }
+
+    /// The `messaging.system` of spans over this transport (OpenTelemetry conventions).
+    fn messaging_system(&self) -> &'static str {
+        "kafka"
+    }
 }
 
 /// The highest position per (topic, partition) of `positions`: what to commit after a batch.

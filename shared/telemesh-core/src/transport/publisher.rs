@@ -1,11 +1,18 @@
 //! Owns [`SnapshotPublisher`]: encodes snapshots, names their topic, key and headers, and
 //! retries failed publishes with backoff so a snapshot is never silently dropped.
+//!
+//! Observability: each publish is a `send <topic>` producer span (OpenTelemetry messaging
+//! conventions) whose W3C `traceparent` travels in the message headers, and is counted in
+//! [`PublisherMetrics`] (produced, failed attempts, given up, latency by kind).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
 
 use crate::codec::{self, Encoding, CONTENT_TYPE_HEADER};
+use crate::metrics::{self, label, PublisherMetrics};
 use crate::snapshot::Snapshot;
 use crate::topics;
 use crate::transport::{Delivered, OutboundMessage, Publisher, TransportError};
@@ -26,6 +33,7 @@ pub struct SnapshotPublisher {
     topic_prefix: String,
     max_attempts: u32,
     stats: Arc<PublishStats>,
+    metrics: PublisherMetrics,
 }
 
 /// Why a snapshot was not published.
@@ -49,7 +57,18 @@ impl SnapshotPublisher {
             topic_prefix: topic_prefix.into(),
             max_attempts: 8,
             stats: Arc::default(),
+            metrics: metrics::global().publisher.clone(),
         }
+    }
+
+    /// Reports into `metrics` instead of the process-wide [`metrics::global`] ones.
+    pub fn with_metrics(mut self, metrics: PublisherMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &PublisherMetrics {
+        &self.metrics
     }
 
     /// Sets how many attempts are made before giving up (at least 1).
@@ -84,8 +103,64 @@ impl SnapshotPublisher {
     /// Publishes, retrying with exponential backoff (100 ms doubling to 5 s). Each failed
     /// attempt is counted and logged; the same snapshot id is resent, so the journal's
     /// idempotent insert absorbs any duplicate a retry creates.
+    ///
+    /// Runs in a `send <topic>` producer span (a child of the caller's span) whose context is
+    /// injected into the message's `traceparent` header.
     pub async fn publish(&self, snapshot: &Snapshot) -> Result<Delivered, PublishError> {
-        let message = self.message(snapshot)?;
+        let mut message = self.message(snapshot)?;
+        let span = tracing::info_span!(
+            "send",
+            otel.name = %format!("send {}", message.topic),
+            otel.kind = "producer",
+            otel.status_code = tracing::field::Empty,
+            messaging.system = self.inner.messaging_system(),
+            messaging.operation.name = "send",
+            messaging.operation.type = "send",
+            messaging.destination.name = %message.topic,
+            messaging.kafka.message.key = message.key.as_deref().unwrap_or_default(),
+            messaging.destination.partition.id = tracing::field::Empty,
+            messaging.kafka.offset = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            telemesh.snapshot.id = %snapshot.id,
+            telemesh.snapshot.kind = %snapshot.kind,
+            telemesh.publish.attempts = tracing::field::Empty,
+        );
+        crate::telemetry::inject_context(&span, &mut message.headers);
+        let kind = label("kind", &snapshot.kind);
+        let started = Instant::now();
+        let outcome = self
+            .send_with_retries(snapshot, message, &kind, &span)
+            .instrument(span.clone())
+            .await;
+        match &outcome {
+            Ok(delivered) => {
+                self.metrics
+                    .publish_duration_seconds
+                    .get_or_create(&kind)
+                    .observe(started.elapsed().as_secs_f64());
+                self.metrics.produced.get_or_create(&kind).inc();
+                span.record(
+                    "messaging.destination.partition.id",
+                    delivered.partition.to_string(),
+                );
+                span.record("messaging.kafka.offset", delivered.offset);
+            }
+            Err(_) => {
+                self.metrics.given_up.get_or_create(&kind).inc();
+                span.record("otel.status_code", "ERROR");
+                span.record("error.type", "publish_given_up");
+            }
+        }
+        outcome
+    }
+
+    async fn send_with_retries(
+        &self,
+        snapshot: &Snapshot,
+        message: OutboundMessage,
+        kind: &metrics::Labels,
+        span: &tracing::Span,
+    ) -> Result<Delivered, PublishError> {
         let mut backoff = Duration::from_millis(100);
         let mut attempt = 0;
         loop {
@@ -93,10 +168,13 @@ impl SnapshotPublisher {
             match self.inner.publish(message.clone()).await {
                 Ok(delivered) => {
                     self.stats.published.fetch_add(1, Ordering::Relaxed);
+                    span.record("telemesh.publish.attempts", attempt);
                     return Ok(delivered);
                 }
                 Err(err) => {
                     self.stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.failed_attempts.get_or_create(kind).inc();
+                    span.record("telemesh.publish.attempts", attempt);
                     tracing::warn!(
                         topic = %message.topic,
                         snapshot_id = %snapshot.id,

@@ -1,0 +1,567 @@
+//! Owns the notification channels: Slack incoming webhooks (blocks), generic JSON webhooks,
+//! SMTP e-mail and GitHub issues (one issue per fingerprint: open, comment on append, comment and close on
+//! resolve, reopen when it fires again). A send reports whether and when to retry (429 and
+//! `Retry-After`, GitHub secondary rate limits, 5xx, network errors).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use telemesh_core::config::Secret;
+use uuid::Uuid;
+
+use super::engine::{Alert, AlertState, Event};
+use super::ChannelSettings;
+
+/// One page to one or more channels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub id: Uuid,
+    pub event: Event,
+    pub alert: Alert,
+    pub summary_url: String,
+    /// True for `telemesh alert drill`.
+    pub drill: bool,
+}
+
+/// Where GitHub issue numbers of fingerprints are kept.
+#[async_trait]
+pub trait IssueBook: Send + Sync + std::fmt::Debug {
+    async fn issue(&self, fingerprint: &str, channel: &str) -> Option<u64>;
+    async fn remember(&self, fingerprint: &str, channel: &str, number: u64);
+}
+
+/// An [`IssueBook`] in memory (drills; tests).
+#[derive(Debug, Default)]
+pub struct MemoryIssueBook(Mutex<HashMap<(String, String), u64>>);
+
+#[async_trait]
+impl IssueBook for MemoryIssueBook {
+    async fn issue(&self, fingerprint: &str, channel: &str) -> Option<u64> {
+        self.0
+            .lock()
+            .ok()?
+            .get(&(fingerprint.to_owned(), channel.to_owned()))
+            .copied()
+    }
+
+    async fn remember(&self, fingerprint: &str, channel: &str, number: u64) {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert((fingerprint.to_owned(), channel.to_owned()), number);
+        }
+    }
+}
+
+/// A successful send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sent {
+    pub status: u16,
+    pub detail: String,
+}
+
+/// A failed send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{detail}")]
+pub struct SendError {
+    pub status: Option<u16>,
+    /// How long the receiver asked us to wait.
+    pub retry_after: Option<Duration>,
+    /// True when retrying cannot help (e.g. 404, bad credentials).
+    pub permanent: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Slack {
+        url: Secret,
+    },
+    Webhook {
+        url: Secret,
+    },
+    GitHub {
+        api: String,
+        repo: String,
+        token: Secret,
+        labels: Vec<String>,
+    },
+    Email {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+        to: Vec<Mailbox>,
+    },
+}
+
+/// A configured channel.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub name: String,
+    kind: Kind,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+}
+
+fn secret(
+    value: &Secret,
+    env_name: &str,
+    env: &HashMap<String, String>,
+    key: String,
+) -> Result<Secret, String> {
+    if !env_name.is_empty() {
+        return env
+            .get(env_name)
+            .filter(|v| !v.is_empty())
+            .map(|v| Secret::new(v.clone()))
+            .ok_or_else(|| format!("{key}_env names {env_name}, which is not set"));
+    }
+    if value.is_empty() {
+        return Err(format!("{key} is empty: set it or {key}_env"));
+    }
+    Ok(value.clone())
+}
+
+impl Channel {
+    /// Builds a channel; secrets come from the settings or the named environment variables.
+    pub fn from_settings(
+        s: &ChannelSettings,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, String> {
+        let key = |field: &str| format!("alerting.channels.{}.{field}", s.name);
+        let kind = match s.kind.as_str() {
+            "slack" => Kind::Slack {
+                url: secret(&s.url, &s.url_env, env, key("url"))?,
+            },
+            "webhook" => Kind::Webhook {
+                url: secret(&s.url, &s.url_env, env, key("url"))?,
+            },
+            "github" => Kind::GitHub {
+                api: s.api_url.trim_end_matches('/').to_owned(),
+                repo: s.repo.clone(),
+                token: secret(&s.token, &s.token_env, env, key("token"))?,
+                labels: s.labels.clone(),
+            },
+            "email" => email(s, env)?,
+            other => return Err(format!("{}: unknown channel type {other:?}", key("type"))),
+        };
+        Ok(Self {
+            name: s.name.clone(),
+            kind,
+            timeout: Duration::from_millis(s.timeout_ms.max(100)),
+            max_attempts: s.max_attempts.max(1),
+        })
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Slack { .. } => "slack",
+            Kind::Webhook { .. } => "webhook",
+            Kind::GitHub { .. } => "github",
+            Kind::Email { .. } => "email",
+        }
+    }
+
+    /// Sends one notification once (the dispatcher retries).
+    pub async fn send(
+        &self,
+        client: &reqwest::Client,
+        n: &Notification,
+        issues: &dyn IssueBook,
+    ) -> Result<Sent, SendError> {
+        match &self.kind {
+            Kind::Slack { url } => {
+                post(client, url.expose(), None, &slack_payload(n), self.timeout).await
+            }
+            Kind::Webhook { url } => {
+                post(
+                    client,
+                    url.expose(),
+                    None,
+                    &webhook_payload(n),
+                    self.timeout,
+                )
+                .await
+            }
+            Kind::Email {
+                transport,
+                from,
+                to,
+            } => send_email(transport, from, to, n).await,
+            Kind::GitHub {
+                api,
+                repo,
+                token,
+                labels,
+            } => {
+                let gh = GitHub {
+                    client,
+                    api,
+                    repo,
+                    token: token.expose(),
+                    timeout: self.timeout,
+                };
+                gh.send(&self.name, n, labels, issues).await
+            }
+        }
+    }
+}
+
+fn email(s: &ChannelSettings, env: &HashMap<String, String>) -> Result<Kind, String> {
+    let key = |field: &str| format!("alerting.channels.{}.{field}", s.name);
+    let mut builder = match s.smtp_tls.as_str() {
+        "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.smtp_host)
+            .map_err(|e| format!("{}: {e}", key("smtp_host")))?,
+        "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.smtp_host)
+            .map_err(|e| format!("{}: {e}", key("smtp_host")))?,
+        "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.smtp_host),
+        other => {
+            return Err(format!(
+                "{} {other:?}: use starttls, tls or none",
+                key("smtp_tls")
+            ))
+        }
+    }
+    .port(s.smtp_port)
+    .timeout(Some(Duration::from_millis(s.timeout_ms.max(100))));
+    if !s.username.is_empty() {
+        let password = secret(&s.password, &s.password_env, env, key("password"))?;
+        builder = builder.credentials(Credentials::new(
+            s.username.clone(),
+            password.expose().to_owned(),
+        ));
+    }
+    let mailbox = |field: &str, v: &str| {
+        v.parse::<Mailbox>()
+            .map_err(|e| format!("{} {v:?}: {e}", key(field)))
+    };
+    Ok(Kind::Email {
+        transport: builder.build(),
+        from: mailbox("from", &s.from)?,
+        to: s
+            .to
+            .iter()
+            .map(|t| mailbox("to", t))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+async fn send_email(
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    from: &Mailbox,
+    to: &[Mailbox],
+    n: &Notification,
+) -> Result<Sent, SendError> {
+    let mut builder = Message::builder().from(from.clone()).subject(headline(n));
+    for recipient in to {
+        builder = builder.to(recipient.clone());
+    }
+    let a = &n.alert;
+    let body = format!(
+        "{}\n\n{}\n\nkind: {}\nsource: {}\ngrade: {}\nalert id: {}\nfingerprint: {}\n\nruntime summary: {}\n",
+        headline(n), a.summary, a.kind, a.service, a.grade, a.id, a.fingerprint, n.summary_url
+    );
+    let message = builder.body(body).map_err(|e| SendError {
+        status: None,
+        retry_after: None,
+        permanent: true,
+        detail: format!("cannot build the e-mail: {e}"),
+    })?;
+    match transport.send(message).await {
+        Ok(response) => Ok(Sent {
+            status: u16::from(response.code().severity as u8) * 100,
+            detail: format!(
+                "accepted by smtp: {}",
+                response.message().collect::<Vec<_>>().join(" ")
+            ),
+        }),
+        Err(e) => Err(SendError {
+            status: None,
+            retry_after: None,
+            permanent: e.is_permanent(),
+            detail: format!("smtp: {e}"),
+        }),
+    }
+}
+
+fn title(n: &Notification) -> String {
+    let a = &n.alert;
+    let component = a
+        .component
+        .as_deref()
+        .map(|c| format!(" / {c}"))
+        .unwrap_or_default();
+    let drill = if n.drill { "[DRILL] " } else { "" };
+    format!(
+        "{drill}[{}] {} from {}{component}",
+        a.severity.to_uppercase(),
+        a.kind,
+        a.service
+    )
+}
+
+fn headline(n: &Notification) -> String {
+    match &n.event {
+        Event::Open => format!("FIRING: {}", title(n)),
+        Event::Append => format!("CHANGED: {}", title(n)),
+        Event::Repeat => format!("STILL FIRING: {}", title(n)),
+        Event::Resolve => format!("RESOLVED: {}", title(n)),
+        Event::Escalate { reason } => format!("ESCALATED ({reason}): {}", title(n)),
+        Event::Acknowledge => format!(
+            "ACKNOWLEDGED by {}: {}",
+            n.alert.acknowledged_by.as_deref().unwrap_or("someone"),
+            title(n)
+        ),
+    }
+}
+
+/// Slack Block Kit message with status, kind, source, summary and a link to the summary page.
+pub fn slack_payload(n: &Notification) -> serde_json::Value {
+    let a = &n.alert;
+    let status = if a.state == AlertState::Resolved {
+        "resolved".to_owned()
+    } else {
+        a.grade.to_string()
+    };
+    json!({
+        "text": format!("{}: {}", headline(n), a.summary),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": headline(n).chars().take(150).collect::<String>()}},
+            {"type": "section", "fields": [
+                {"type": "mrkdwn", "text": format!("*Status*\n{status}")},
+                {"type": "mrkdwn", "text": format!("*Kind*\n{}", a.kind)},
+                {"type": "mrkdwn", "text": format!("*Source*\n{}", a.service)},
+                {"type": "mrkdwn", "text": format!("*Event*\n{}", n.event.name())},
+            ]},
+            {"type": "section", "text": {"type": "mrkdwn", "text": a.summary}},
+            {"type": "context", "elements": [
+                {"type": "mrkdwn", "text": format!("<{}|runtime summary> · alert `{}` · fingerprint `{}`", n.summary_url, a.id, a.fingerprint)}
+            ]}
+        ]
+    })
+}
+
+/// The generic webhook body.
+pub fn webhook_payload(n: &Notification) -> serde_json::Value {
+    json!({
+        "version": "1",
+        "notification_id": n.id,
+        "event": n.event.name(),
+        "reason": match &n.event { Event::Escalate { reason } => Some(reason.clone()), _ => None },
+        "status": if n.alert.state == AlertState::Resolved { "resolved" } else { "firing" },
+        "title": title(n),
+        "drill": n.drill,
+        "summary_url": n.summary_url,
+        "sent_at": Utc::now(),
+        "alert": n.alert,
+    })
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    if let Some(secs) = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        return Some(Duration::from_secs(secs));
+    }
+    // GitHub primary limit: x-ratelimit-remaining 0 with a reset epoch
+    let remaining = headers
+        .get("x-ratelimit-remaining")
+        .and_then(|v| v.to_str().ok());
+    let reset = headers
+        .get("x-ratelimit-reset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok());
+    match (remaining, reset) {
+        (Some("0"), Some(reset)) => Some(Duration::from_secs(
+            (reset - Utc::now().timestamp()).clamp(1, 3600) as u64,
+        )),
+        _ => None,
+    }
+}
+
+async fn classify(response: reqwest::Response) -> Result<(u16, serde_json::Value), SendError> {
+    let status = response.status();
+    let code = status.as_u16();
+    let wait = retry_after(response.headers());
+    let body = response.text().await.unwrap_or_default();
+    if status.is_success() {
+        return Ok((
+            code,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        ));
+    }
+    let snippet: String = body.chars().take(200).collect();
+    let limited =
+        code == 429 || (code == 403 && (wait.is_some() || snippet.contains("rate limit")));
+    Err(SendError {
+        status: Some(code),
+        retry_after: wait.or(limited.then_some(Duration::from_secs(60))),
+        permanent: !(limited || status.is_server_error() || code == 408),
+        detail: format!("http {code}: {snippet}"),
+    })
+}
+
+fn network(e: reqwest::Error) -> SendError {
+    SendError {
+        status: None,
+        retry_after: None,
+        permanent: false,
+        detail: format!("request failed: {e}"),
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: &serde_json::Value,
+    timeout: Duration,
+) -> Result<Sent, SendError> {
+    let mut request = client.post(url).timeout(timeout).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let (status, _) = classify(request.send().await.map_err(network)?).await?;
+    Ok(Sent {
+        status,
+        detail: "delivered".into(),
+    })
+}
+
+struct GitHub<'a> {
+    client: &'a reqwest::Client,
+    api: &'a str,
+    repo: &'a str,
+    token: &'a str,
+    timeout: Duration,
+}
+
+impl GitHub<'_> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<(u16, serde_json::Value), SendError> {
+        let response = self
+            .client
+            .request(method, format!("{}/repos/{}{path}", self.api, self.repo))
+            .timeout(self.timeout)
+            .bearer_auth(self.token)
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28")
+            .header("user-agent", "telemesh")
+            .json(&body)
+            .send()
+            .await
+            .map_err(network)?;
+        classify(response).await
+    }
+
+    fn body(n: &Notification) -> String {
+        let a = &n.alert;
+        format!(
+            "**{}**\n\n{}\n\n| | |\n| --- | --- |\n| kind | `{}` |\n| source | `{}` |\n| grade | {} |\n| alert id | `{}` |\n| fingerprint | `{}` |\n\n[Runtime summary]({})\n",
+            headline(n), a.summary, a.kind, a.service, a.grade, a.id, a.fingerprint, n.summary_url
+        )
+    }
+
+    async fn comment(
+        &self,
+        number: u64,
+        n: &Notification,
+    ) -> Result<(u16, serde_json::Value), SendError> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/issues/{number}/comments"),
+            json!({ "body": Self::body(n) }),
+        )
+        .await
+    }
+
+    async fn set_state(
+        &self,
+        number: u64,
+        open: bool,
+    ) -> Result<(u16, serde_json::Value), SendError> {
+        let body = if open {
+            json!({"state": "open"})
+        } else {
+            json!({"state": "closed", "state_reason": "completed"})
+        };
+        self.call(reqwest::Method::PATCH, &format!("/issues/{number}"), body)
+            .await
+    }
+
+    async fn create(
+        &self,
+        channel: &str,
+        n: &Notification,
+        labels: &[String],
+        issues: &dyn IssueBook,
+    ) -> Result<u64, SendError> {
+        let mut all = labels.to_vec();
+        all.push(format!("fp-{}", n.alert.fingerprint));
+        let (_, created) = self
+            .call(
+                reqwest::Method::POST,
+                "/issues",
+                json!({ "title": title(n), "body": Self::body(n), "labels": all }),
+            )
+            .await?;
+        let number = created["number"].as_u64().ok_or_else(|| SendError {
+            status: None,
+            retry_after: None,
+            permanent: false,
+            detail: "github answered without an issue number".into(),
+        })?;
+        issues.remember(&n.alert.fingerprint, channel, number).await;
+        Ok(number)
+    }
+
+    async fn send(
+        &self,
+        channel: &str,
+        n: &Notification,
+        labels: &[String],
+        issues: &dyn IssueBook,
+    ) -> Result<Sent, SendError> {
+        let known = issues.issue(&n.alert.fingerprint, channel).await;
+        let detail = match (&n.event, known) {
+            (Event::Open, Some(number)) => {
+                self.set_state(number, true).await?;
+                self.comment(number, n).await?;
+                format!("reopened issue #{number}")
+            }
+            (Event::Open, None) => format!(
+                "opened issue #{}",
+                self.create(channel, n, labels, issues).await?
+            ),
+            (Event::Resolve, Some(number)) => {
+                self.comment(number, n).await?;
+                self.set_state(number, false).await?;
+                format!("commented and closed issue #{number}")
+            }
+            (Event::Resolve, None) => "no issue to close".into(),
+            (_, Some(number)) => {
+                self.comment(number, n).await?;
+                format!("commented on issue #{number}")
+            }
+            (_, None) => format!(
+                "opened issue #{}",
+                self.create(channel, n, labels, issues).await?
+            ),
+        };
+        Ok(Sent {
+            status: 200,
+            detail,
+        })
+    }
+}

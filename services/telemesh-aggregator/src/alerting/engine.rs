@@ -1,0 +1,669 @@
+//! Owns the alert lifecycle, as a pure state machine driven by snapshots and a clock:
+//! pending (for `group_wait`) → firing (open) → appended on change (at most every
+//! `group_interval`) and repeated while unchanged (every `repeat_interval`) → resolved on the
+//! first healthy snapshot. Unacknowledged alerts escalate at the acknowledgement deadline
+//! (business time) and again at each end of business day while they fire. A source that stops
+//! reporting fires a staleness alert. Time only enters as arguments, so tests control it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use telemesh_core::{Grade, Snapshot};
+use uuid::Uuid;
+
+use super::calendar::BusinessCalendar;
+
+/// Which parts of a snapshot a rule watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The snapshot's overall status.
+    Snapshot,
+    /// Each component (optionally only the named ones).
+    Components(Vec<String>),
+}
+
+/// When to page, and whom.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub name: String,
+    /// Kinds the rule applies to; empty = every kind.
+    pub kinds: Vec<String>,
+    pub target: Target,
+    /// Fires at this grade or worse.
+    pub grade: Grade,
+    /// Channel names; empty = every non-escalation channel.
+    pub channels: Vec<String>,
+    /// A re-fire within this long after the previous open notification is not paged again.
+    pub suppress: Duration,
+}
+
+/// Timing and routing of the engine.
+#[derive(Debug, Clone)]
+pub struct AlertPolicy {
+    pub rules: Vec<Rule>,
+    pub group_wait: Duration,
+    pub group_interval: Duration,
+    pub repeat_interval: Duration,
+    /// Business time an alert may stay unacknowledged before it escalates.
+    pub ack_deadline: Duration,
+    pub calendar: BusinessCalendar,
+    pub escalation_channels: Vec<String>,
+    /// Channels a staleness alert goes to (empty = every non-escalation channel).
+    pub stale_channels: Vec<String>,
+    pub stale_factor: f64,
+    pub default_interval_seconds: f64,
+}
+
+/// Where an alert is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    /// Bad, waiting out `group_wait` before the first page.
+    Pending,
+    Firing,
+    Resolved,
+}
+
+/// How an alert ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// A healthy snapshot arrived.
+    Auto,
+    /// Someone resolved it through the API.
+    Manual,
+    /// It recovered before its first page (never notified).
+    ClearedBeforeNotice,
+}
+
+/// One alert episode of a fingerprint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: Uuid,
+    /// Hash of (kind, service, component): stable across restarts and episodes.
+    pub fingerprint: String,
+    pub rule: String,
+    pub kind: String,
+    pub service: String,
+    /// `None` for the snapshot as a whole; `stale` for a source that stopped reporting.
+    pub component: Option<String>,
+    pub state: AlertState,
+    pub grade: Grade,
+    /// `warning` or `critical` (from the grade).
+    pub severity: String,
+    pub summary: String,
+    pub snapshot_id: Option<Uuid>,
+    /// Instances whose latest snapshot is bad.
+    pub bad_instances: BTreeSet<String>,
+    pub channels: Vec<String>,
+    pub pending_since: DateTime<Utc>,
+    /// When the first page went out.
+    pub opened_at: Option<DateTime<Utc>>,
+    pub last_notified_at: Option<DateTime<Utc>>,
+    /// What the last page said, to detect changes.
+    pub notified_grade: Option<Grade>,
+    pub notified_summary: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolution: Option<Resolution>,
+    pub note: Option<String>,
+    pub escalations: u32,
+    pub deadline_escalated: bool,
+    /// The next end of business day at which a still-firing alert escalates.
+    pub next_end_of_day: Option<DateTime<Utc>>,
+    /// True when this episode's open page was suppressed by the rule.
+    pub suppressed: bool,
+    pub postmortem_url: Option<String>,
+}
+
+impl Alert {
+    /// The synthetic alert of `telemesh alert drill`, firing since `now`.
+    pub fn drill(now: DateTime<Utc>) -> Self {
+        let (kind, service) = ("telemesh.drill", "telemesh-alert-drill");
+        Alert {
+            id: Uuid::now_v7(),
+            fingerprint: fingerprint(kind, service, None),
+            rule: "drill".into(),
+            kind: kind.into(),
+            service: service.into(),
+            component: None,
+            state: AlertState::Firing,
+            grade: Grade::Fail,
+            severity: severity(Grade::Fail).into(),
+            summary: "alert drill: a deliberate test of the paging path; no action needed".into(),
+            snapshot_id: None,
+            bad_instances: BTreeSet::new(),
+            channels: Vec::new(),
+            pending_since: now,
+            opened_at: Some(now),
+            last_notified_at: Some(now),
+            notified_grade: Some(Grade::Fail),
+            notified_summary: None,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: None,
+            resolution: None,
+            note: None,
+            escalations: 0,
+            deadline_escalated: false,
+            next_end_of_day: None,
+            suppressed: false,
+            postmortem_url: None,
+        }
+    }
+}
+
+/// Why a notification goes out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum Event {
+    Open,
+    /// The grade or summary changed while firing.
+    Append,
+    /// Still firing, unchanged, after `repeat_interval`.
+    Repeat,
+    Resolve,
+    /// Not acknowledged by the deadline, or still firing at the end of a business day.
+    Escalate {
+        reason: String,
+    },
+    /// Someone acknowledged it.
+    Acknowledge,
+}
+
+impl Event {
+    /// A short name for logs, metrics and the notification log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Open => "open",
+            Event::Append => "append",
+            Event::Repeat => "repeat",
+            Event::Resolve => "resolve",
+            Event::Escalate { .. } => "escalate",
+            Event::Acknowledge => "acknowledge",
+        }
+    }
+}
+
+/// What the engine asks the world to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Store the alert (always emitted before a notification about it).
+    Persist(Box<Alert>),
+    Notify {
+        alert: Box<Alert>,
+        event: Event,
+        channels: Vec<String>,
+    },
+}
+
+/// Why an API request on an alert was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlertError {
+    #[error("no open alert with id {0}")]
+    NotFound(Uuid),
+}
+
+/// FNV-1a 64 of the parts: stable across builds and platforms.
+pub fn fingerprint(kind: &str, service: &str, component: Option<&str>) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [kind, "\u{1f}", service, "\u{1f}", component.unwrap_or("")] {
+        for byte in part.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+fn severity(grade: Grade) -> &'static str {
+    match grade {
+        Grade::Fail => "critical",
+        _ => "warning",
+    }
+}
+
+/// The component name staleness alerts use.
+pub const STALE_COMPONENT: &str = "stale";
+
+#[derive(Debug, Clone)]
+struct SeenSource {
+    generated_at: DateTime<Utc>,
+    interval_seconds: f64,
+}
+
+/// The engine: the open alert of each fingerprint plus the bookkeeping for suppression and
+/// staleness.
+#[derive(Debug)]
+pub struct AlertEngine {
+    policy: AlertPolicy,
+    open: BTreeMap<String, Alert>,
+    /// When each fingerprint last paged an open (for suppression).
+    last_open_page: BTreeMap<String, DateTime<Utc>>,
+    seen: BTreeMap<(String, String, String), SeenSource>,
+}
+
+impl AlertEngine {
+    pub fn new(policy: AlertPolicy) -> Self {
+        Self {
+            policy,
+            open: BTreeMap::new(),
+            last_open_page: BTreeMap::new(),
+            seen: BTreeMap::new(),
+        }
+    }
+
+    pub fn policy(&self) -> &AlertPolicy {
+        &self.policy
+    }
+
+    /// Takes back the open alerts stored before a restart.
+    pub fn restore(&mut self, alerts: Vec<Alert>) {
+        for alert in alerts {
+            if alert.state != AlertState::Resolved {
+                if let Some(at) = alert.opened_at {
+                    self.last_open_page.insert(alert.fingerprint.clone(), at);
+                }
+                self.open.insert(alert.fingerprint.clone(), alert);
+            }
+        }
+    }
+
+    /// Open (pending or firing) alerts.
+    pub fn open_alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.open.values()
+    }
+
+    /// Feeds one snapshot; returns what to store and whom to notify.
+    pub fn observe(&mut self, snapshot: &Snapshot, now: DateTime<Utc>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let instance = snapshot.source.instance.clone();
+        let service = snapshot.source.service.clone();
+        let interval = snapshot
+            .metrics
+            .get(crate::summary::INTERVAL_METRIC)
+            .copied()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .unwrap_or(self.policy.default_interval_seconds);
+        self.seen.insert(
+            (snapshot.kind.clone(), service.clone(), instance.clone()),
+            SeenSource {
+                generated_at: snapshot.generated_at,
+                interval_seconds: interval,
+            },
+        );
+        // a fresh snapshot clears this source's staleness
+        let stale_fp = fingerprint(&snapshot.kind, &service, Some(STALE_COMPONENT));
+        self.clear_instance(&stale_fp, &instance, now, &mut actions);
+
+        let rules = self.policy.rules.clone();
+        for rule in rules
+            .iter()
+            .filter(|r| r.kinds.is_empty() || r.kinds.contains(&snapshot.kind))
+        {
+            let targets: Vec<(Option<String>, Grade, String)> = match &rule.target {
+                Target::Snapshot => vec![(None, snapshot.status, snapshot.summary.clone())],
+                Target::Components(names) => snapshot
+                    .components
+                    .iter()
+                    .filter(|c| names.is_empty() || names.contains(&c.name))
+                    .map(|c| {
+                        (
+                            Some(c.name.clone()),
+                            c.status,
+                            format!("{}: {}", c.name, c.summary),
+                        )
+                    })
+                    .collect(),
+            };
+            for (component, grade, summary) in targets {
+                let fp = fingerprint(&snapshot.kind, &service, component.as_deref());
+                if grade >= rule.grade {
+                    let channels = rule.channels.clone();
+                    self.mark_bad(
+                        BadReport {
+                            fp,
+                            rule: rule.name.clone(),
+                            suppress: rule.suppress,
+                            kind: snapshot.kind.clone(),
+                            service: service.clone(),
+                            component,
+                            instance: instance.clone(),
+                            grade,
+                            summary,
+                            snapshot_id: Some(snapshot.id),
+                            channels,
+                        },
+                        now,
+                        &mut actions,
+                    );
+                } else {
+                    self.clear_instance(&fp, &instance, now, &mut actions);
+                }
+            }
+        }
+        actions
+    }
+
+    fn mark_bad(&mut self, report: BadReport, now: DateTime<Utc>, actions: &mut Vec<Action>) {
+        match self.open.get_mut(&report.fp) {
+            Some(alert) => {
+                alert.bad_instances.insert(report.instance);
+                alert.grade = report.grade;
+                alert.severity = severity(report.grade).into();
+                alert.summary = report.summary;
+                alert.snapshot_id = report.snapshot_id.or(alert.snapshot_id);
+                actions.push(Action::Persist(Box::new(alert.clone())));
+            }
+            None => {
+                let suppressed = self
+                    .last_open_page
+                    .get(&report.fp)
+                    .is_some_and(|at| now - *at < report.suppress);
+                let alert = Alert {
+                    id: Uuid::now_v7(),
+                    fingerprint: report.fp.clone(),
+                    rule: report.rule,
+                    kind: report.kind,
+                    service: report.service,
+                    component: report.component,
+                    state: AlertState::Pending,
+                    grade: report.grade,
+                    severity: severity(report.grade).into(),
+                    summary: report.summary,
+                    snapshot_id: report.snapshot_id,
+                    bad_instances: BTreeSet::from([report.instance]),
+                    channels: report.channels,
+                    pending_since: now,
+                    opened_at: None,
+                    last_notified_at: None,
+                    notified_grade: None,
+                    notified_summary: None,
+                    acknowledged_at: None,
+                    acknowledged_by: None,
+                    resolved_at: None,
+                    resolution: None,
+                    note: None,
+                    escalations: 0,
+                    deadline_escalated: false,
+                    next_end_of_day: None,
+                    suppressed,
+                    postmortem_url: None,
+                };
+                actions.push(Action::Persist(Box::new(alert.clone())));
+                self.open.insert(report.fp, alert);
+            }
+        }
+    }
+
+    fn clear_instance(
+        &mut self,
+        fp: &str,
+        instance: &str,
+        now: DateTime<Utc>,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(alert) = self.open.get_mut(fp) else {
+            return;
+        };
+        alert.bad_instances.remove(instance);
+        if !alert.bad_instances.is_empty() {
+            return;
+        }
+        let Some(mut alert) = self.open.remove(fp) else {
+            return;
+        };
+        let notified = alert.opened_at.is_some() && !alert.suppressed;
+        alert.state = AlertState::Resolved;
+        alert.resolved_at = Some(now);
+        alert.resolution = Some(if alert.opened_at.is_some() {
+            Resolution::Auto
+        } else {
+            Resolution::ClearedBeforeNotice
+        });
+        actions.push(Action::Persist(Box::new(alert.clone())));
+        if notified {
+            let channels = alert.channels.clone();
+            actions.push(Action::Notify {
+                alert: Box::new(alert),
+                event: Event::Resolve,
+                channels,
+            });
+        }
+    }
+
+    /// Advances time: first pages, appends, repeats, escalations and staleness.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        self.check_staleness(now, &mut actions);
+        let policy = self.policy.clone();
+        for alert in self.open.values_mut() {
+            match alert.state {
+                AlertState::Pending if now - alert.pending_since >= policy.group_wait => {
+                    alert.state = AlertState::Firing;
+                    alert.opened_at = Some(now);
+                    alert.next_end_of_day = Some(policy.calendar.next_end_of_day(now));
+                    alert.last_notified_at = Some(now);
+                    alert.notified_grade = Some(alert.grade);
+                    alert.notified_summary = Some(alert.summary.clone());
+                    actions.push(Action::Persist(Box::new(alert.clone())));
+                    if !alert.suppressed {
+                        self.last_open_page.insert(alert.fingerprint.clone(), now);
+                        actions.push(notify(alert, Event::Open, alert.channels.clone()));
+                    }
+                }
+                AlertState::Firing => {
+                    let last = alert.last_notified_at.unwrap_or(alert.pending_since);
+                    let changed = alert.notified_grade != Some(alert.grade)
+                        || alert.notified_summary.as_deref() != Some(alert.summary.as_str());
+                    let event = if changed && now - last >= policy.group_interval {
+                        Some(Event::Append)
+                    } else if !changed
+                        && alert.acknowledged_at.is_none()
+                        && now - last >= policy.repeat_interval
+                    {
+                        Some(Event::Repeat)
+                    } else {
+                        None
+                    };
+                    if let Some(event) = event {
+                        alert.last_notified_at = Some(now);
+                        alert.notified_grade = Some(alert.grade);
+                        alert.notified_summary = Some(alert.summary.clone());
+                        actions.push(Action::Persist(Box::new(alert.clone())));
+                        if !alert.suppressed {
+                            actions.push(notify(alert, event, alert.channels.clone()));
+                        }
+                    }
+                    escalate(alert, &policy, now, &mut actions);
+                }
+                _ => {}
+            }
+        }
+        actions
+    }
+
+    fn check_staleness(&mut self, now: DateTime<Utc>, actions: &mut Vec<Action>) {
+        let stale: Vec<((String, String, String), SeenSource)> = self
+            .seen
+            .iter()
+            .filter(|(_, seen)| {
+                let age = (now - seen.generated_at).num_milliseconds() as f64 / 1000.0;
+                age > self.policy.stale_factor * seen.interval_seconds
+            })
+            .map(|(key, seen)| (key.clone(), seen.clone()))
+            .collect();
+        for ((kind, service, instance), seen) in stale {
+            let fp = fingerprint(&kind, &service, Some(STALE_COMPONENT));
+            if self
+                .open
+                .get(&fp)
+                .is_some_and(|a| a.bad_instances.contains(&instance))
+            {
+                continue;
+            }
+            let channels = self.policy.stale_channels.clone();
+            self.mark_bad(
+                BadReport {
+                    fp,
+                    rule: "stale-source".into(),
+                    suppress: Duration::zero(),
+                    summary: format!(
+                        "{service} stopped reporting {kind}: expected every {:.0}s, last snapshot at {}",
+                        seen.interval_seconds,
+                        seen.generated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                    kind,
+                    service,
+                    component: Some(STALE_COMPONENT.into()),
+                    instance,
+                    grade: Grade::Fail,
+                    snapshot_id: None,
+                    channels,
+                },
+                now,
+                actions,
+            );
+        }
+    }
+
+    /// Records an acknowledgement; stops repeats and escalations.
+    pub fn acknowledge(
+        &mut self,
+        id: Uuid,
+        by: &str,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Action>, AlertError> {
+        let alert = self
+            .open
+            .values_mut()
+            .find(|a| a.id == id)
+            .ok_or(AlertError::NotFound(id))?;
+        if alert.acknowledged_at.is_none() {
+            alert.acknowledged_at = Some(now);
+            alert.acknowledged_by = Some(by.to_owned());
+        }
+        if note.is_some() {
+            alert.note = note;
+        }
+        let mut actions = vec![Action::Persist(Box::new(alert.clone()))];
+        if alert.opened_at.is_some() && !alert.suppressed {
+            actions.push(notify(alert, Event::Acknowledge, alert.channels.clone()));
+        }
+        Ok(actions)
+    }
+
+    /// Sets the postmortem link of an open alert; `None` when it is not open.
+    pub fn set_postmortem(&mut self, id: Uuid, url: &str) -> Option<Alert> {
+        let alert = self.open.values_mut().find(|a| a.id == id)?;
+        alert.postmortem_url = Some(url.to_owned());
+        Some(alert.clone())
+    }
+
+    /// Resolves by hand. A later failing snapshot opens a new alert.
+    pub fn resolve(
+        &mut self,
+        id: Uuid,
+        by: &str,
+        note: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Action>, AlertError> {
+        let fp = self
+            .open
+            .values()
+            .find(|a| a.id == id)
+            .map(|a| a.fingerprint.clone())
+            .ok_or(AlertError::NotFound(id))?;
+        let Some(mut alert) = self.open.remove(&fp) else {
+            return Err(AlertError::NotFound(id));
+        };
+        alert.state = AlertState::Resolved;
+        alert.resolved_at = Some(now);
+        alert.resolution = Some(Resolution::Manual);
+        alert.note = Some(match note {
+            Some(n) => format!("resolved by {by}: {n}"),
+            None => format!("resolved by {by}"),
+        });
+        let mut actions = vec![Action::Persist(Box::new(alert.clone()))];
+        if alert.opened_at.is_some() && !alert.suppressed {
+            let channels = alert.channels.clone();
+            actions.push(notify(&alert, Event::Resolve, channels));
+        }
+        Ok(actions)
+    }
+}
+
+struct BadReport {
+    fp: String,
+    rule: String,
+    suppress: Duration,
+    kind: String,
+    service: String,
+    component: Option<String>,
+    instance: String,
+    grade: Grade,
+    summary: String,
+    snapshot_id: Option<Uuid>,
+    channels: Vec<String>,
+}
+
+fn notify(alert: &Alert, event: Event, channels: Vec<String>) -> Action {
+    Action::Notify {
+        alert: Box::new(alert.clone()),
+        event,
+        channels,
+    }
+}
+
+fn escalate(
+    alert: &mut Alert,
+    policy: &AlertPolicy,
+    now: DateTime<Utc>,
+    actions: &mut Vec<Action>,
+) {
+    if alert.acknowledged_at.is_some() || alert.suppressed {
+        return;
+    }
+    let Some(opened) = alert.opened_at else {
+        return;
+    };
+    let mut reason = None;
+    if !alert.deadline_escalated
+        && now
+            >= policy
+                .calendar
+                .add_business_time(opened, policy.ack_deadline)
+    {
+        alert.deadline_escalated = true;
+        reason = Some(format!(
+            "not acknowledged within {} business minutes",
+            policy.ack_deadline.num_minutes()
+        ));
+    }
+    let end_of_day = alert
+        .next_end_of_day
+        .unwrap_or_else(|| policy.calendar.next_end_of_day(opened));
+    if now >= end_of_day {
+        alert.next_end_of_day = Some(policy.calendar.next_end_of_day(now));
+        reason = Some(match reason {
+            Some(r) => format!("{r}; still firing at the end of the business day"),
+            None => "still firing at the end of the business day".into(),
+        });
+    }
+    if let Some(reason) = reason {
+        alert.escalations += 1;
+        actions.push(Action::Persist(Box::new(alert.clone())));
+        let mut channels = policy.escalation_channels.clone();
+        if channels.is_empty() {
+            channels = alert.channels.clone();
+        }
+        actions.push(notify(alert, Event::Escalate { reason }, channels));
+    }
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -1,0 +1,317 @@
+//! Owns alerting: the `[alerting]` settings, the pure lifecycle engine, business hours,
+//! notification channels (Slack, webhook, GitHub issues, SMTP e-mail), their dispatcher with retries and
+//! rate-limit handling, and the alert store in the journal database.
+
+pub mod calendar;
+pub mod channels;
+pub mod dispatch;
+pub mod engine;
+pub mod store;
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use telemesh_core::config::Secret;
+use telemesh_core::Grade;
+
+pub use engine::{Alert, AlertEngine, AlertPolicy, AlertState, Event, Resolution};
+
+/// `[[alerting.rules]]`: when to page and whom.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleSettings {
+    pub name: String,
+    /// Kinds the rule applies to; empty = all.
+    pub kinds: Vec<String>,
+    /// `snapshot` (the overall status) or `components` (each component).
+    pub target: String,
+    /// With `target = "components"`: only these components (empty = all).
+    pub components: Vec<String>,
+    /// `fail` (default) or `warn`.
+    pub grade: Grade,
+    /// Channel names; empty = every channel not listed in `escalation_channels`.
+    pub channels: Vec<String>,
+    /// A re-fire within this many seconds of the previous page is recorded but not paged.
+    pub suppress_seconds: u64,
+}
+
+impl Default for RuleSettings {
+    fn default() -> Self {
+        Self {
+            name: "failures".into(),
+            kinds: Vec::new(),
+            target: "snapshot".into(),
+            components: Vec::new(),
+            grade: Grade::Fail,
+            channels: Vec::new(),
+            suppress_seconds: 0,
+        }
+    }
+}
+
+/// `[[alerting.channels]]`: where pages go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelSettings {
+    pub name: String,
+    /// `slack`, `webhook` or `github`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Slack incoming-webhook URL or webhook URL (a secret: prefer `url_env`).
+    pub url: Secret,
+    /// Name of an environment variable holding `url`.
+    pub url_env: String,
+    /// GitHub API base.
+    pub api_url: String,
+    /// GitHub `owner/name`.
+    pub repo: String,
+    /// GitHub token (a secret: prefer `token_env`).
+    pub token: Secret,
+    /// Name of an environment variable holding `token`.
+    pub token_env: String,
+    /// GitHub labels of alert issues.
+    pub labels: Vec<String>,
+    pub timeout_ms: u64,
+    /// Attempts per notification before the channel counts as down for it.
+    pub max_attempts: u32,
+    /// E-mail: SMTP server.
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// E-mail: `starttls` (default), `tls` or `none`.
+    pub smtp_tls: String,
+    /// E-mail: sender address.
+    pub from: String,
+    /// E-mail: recipients.
+    pub to: Vec<String>,
+    /// E-mail: SMTP user (empty = no authentication).
+    pub username: String,
+    pub password: Secret,
+    pub password_env: String,
+}
+
+impl Default for ChannelSettings {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            kind: String::new(),
+            url: Secret::default(),
+            url_env: String::new(),
+            api_url: "https://api.github.com".into(),
+            repo: String::new(),
+            token: Secret::default(),
+            token_env: String::new(),
+            labels: vec!["telemesh-alert".into()],
+            timeout_ms: 5_000,
+            max_attempts: 6,
+            smtp_host: String::new(),
+            smtp_port: 587,
+            smtp_tls: "starttls".into(),
+            from: String::new(),
+            to: Vec::new(),
+            username: String::new(),
+            password: Secret::default(),
+            password_env: String::new(),
+        }
+    }
+}
+
+/// `[alerting]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertingSettings {
+    pub enabled: bool,
+    /// Bearer token of the mutating alert endpoints (ack, resolve, postmortem); empty = those
+    /// endpoints refuse every request.
+    pub api_token: Secret,
+    /// Link to the summary page put in every message.
+    pub summary_url: String,
+    pub group_wait_seconds: f64,
+    pub group_interval_seconds: f64,
+    pub repeat_interval_seconds: f64,
+    /// Business minutes an alert may stay unacknowledged before it escalates.
+    pub ack_deadline_minutes: f64,
+    /// IANA time zone of the business hours.
+    pub timezone: String,
+    pub business_days: Vec<String>,
+    pub business_start: String,
+    pub business_end: String,
+    /// Channels that receive escalations (e.g. the engineering manager); empty = the alert's own.
+    pub escalation_channels: Vec<String>,
+    /// Channels of staleness alerts; empty = every non-escalation channel.
+    pub stale_channels: Vec<String>,
+    pub rules: Vec<RuleSettings>,
+    pub channels: Vec<ChannelSettings>,
+    /// How often timers (group_wait, repeats, escalations, staleness) are checked.
+    pub tick_ms: u64,
+    /// Where `telemesh alert drill` records the drill (the incident-response service's
+    /// activities endpoint); empty = not recorded.
+    pub drill_record_url: String,
+}
+
+impl Default for AlertingSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            api_token: Secret::default(),
+            summary_url: "http://127.0.0.1:8080/api/v1/summary?format=markdown".into(),
+            group_wait_seconds: 5.0,
+            group_interval_seconds: 300.0,
+            repeat_interval_seconds: 4.0 * 3600.0,
+            ack_deadline_minutes: 60.0,
+            timezone: "UTC".into(),
+            business_days: ["mon", "tue", "wed", "thu", "fri"]
+                .map(String::from)
+                .to_vec(),
+            business_start: "09:00".into(),
+            business_end: "17:00".into(),
+            escalation_channels: Vec::new(),
+            stale_channels: Vec::new(),
+            rules: vec![RuleSettings::default()],
+            channels: Vec::new(),
+            tick_ms: 250,
+            drill_record_url: String::new(),
+        }
+    }
+}
+
+/// The list-valued keys of `[alerting]`, for the config loader.
+pub const LIST_KEYS: &[&str] = &[
+    "alerting.business_days",
+    "alerting.escalation_channels",
+    "alerting.stale_channels",
+];
+
+fn seconds(key: &str, v: f64) -> Result<Duration, String> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(Duration::milliseconds((v * 1000.0) as i64))
+    } else {
+        Err(format!("{key} must be a number >= 0"))
+    }
+}
+
+impl AlertingSettings {
+    /// Names of the channels that take ordinary pages.
+    pub fn default_channels(&self) -> Vec<String> {
+        self.channels
+            .iter()
+            .map(|c| c.name.clone())
+            .filter(|n| !self.escalation_channels.contains(n))
+            .collect()
+    }
+
+    /// Validates and builds the engine policy.
+    pub fn policy(
+        &self,
+        stale_factor: f64,
+        default_interval_seconds: f64,
+    ) -> Result<AlertPolicy, String> {
+        let calendar = calendar::BusinessCalendar::new(
+            &self.timezone,
+            &self.business_days,
+            &self.business_start,
+            &self.business_end,
+        )
+        .map_err(|e| e.to_string())?;
+        let names: Vec<&str> = self.channels.iter().map(|c| c.name.as_str()).collect();
+        for (i, c) in self.channels.iter().enumerate() {
+            if c.name.trim().is_empty() {
+                return Err(format!("alerting.channels[{i}].name is empty"));
+            }
+            if names.iter().filter(|n| **n == c.name).count() > 1 {
+                return Err(format!(
+                    "alerting.channels[{i}].name {:?} is used twice",
+                    c.name
+                ));
+            }
+            if !["slack", "webhook", "github", "email"].contains(&c.kind.as_str()) {
+                return Err(format!(
+                    "alerting.channels[{i}].type {:?}: use slack, webhook, github or email",
+                    c.kind
+                ));
+            }
+            if c.kind == "email" && (c.smtp_host.is_empty() || c.from.is_empty() || c.to.is_empty())
+            {
+                return Err(format!(
+                    "alerting.channels[{i}]: an email channel needs smtp_host, from and to"
+                ));
+            }
+            if c.kind == "github" && c.repo.split('/').filter(|p| !p.is_empty()).count() != 2 {
+                return Err(format!("alerting.channels[{i}].repo must be owner/name"));
+            }
+        }
+        let check_names = |key: &str, list: &[String]| {
+            list.iter()
+                .find(|n| !names.contains(&n.as_str()))
+                .map_or(Ok(()), |n| Err(format!("{key}: unknown channel {n:?}")))
+        };
+        check_names("alerting.escalation_channels", &self.escalation_channels)?;
+        check_names("alerting.stale_channels", &self.stale_channels)?;
+        let default_channels = self.default_channels();
+        let mut rules = Vec::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            check_names(&format!("alerting.rules[{i}].channels"), &r.channels)?;
+            if let Some(kind) = r
+                .kinds
+                .iter()
+                .find(|k| !telemesh_core::topics::is_snapshot_kind(k))
+            {
+                return Err(format!("alerting.rules[{i}].kinds: unknown kind {kind:?}"));
+            }
+            let target = match r.target.as_str() {
+                "snapshot" => engine::Target::Snapshot,
+                "components" => engine::Target::Components(r.components.clone()),
+                other => {
+                    return Err(format!(
+                        "alerting.rules[{i}].target {other:?}: use snapshot or components"
+                    ))
+                }
+            };
+            if r.grade == Grade::Ok {
+                return Err(format!("alerting.rules[{i}].grade: use warn or fail"));
+            }
+            rules.push(engine::Rule {
+                name: if r.name.is_empty() {
+                    format!("rule-{i}")
+                } else {
+                    r.name.clone()
+                },
+                kinds: r.kinds.clone(),
+                target,
+                grade: r.grade,
+                channels: if r.channels.is_empty() {
+                    default_channels.clone()
+                } else {
+                    r.channels.clone()
+                },
+                suppress: Duration::seconds(r.suppress_seconds as i64),
+            });
+        }
+        if self.tick_ms == 0 {
+            return Err("alerting.tick_ms must be at least 1".into());
+        }
+        Ok(AlertPolicy {
+            rules,
+            group_wait: seconds("alerting.group_wait_seconds", self.group_wait_seconds)?,
+            group_interval: seconds(
+                "alerting.group_interval_seconds",
+                self.group_interval_seconds,
+            )?,
+            repeat_interval: seconds(
+                "alerting.repeat_interval_seconds",
+                self.repeat_interval_seconds,
+            )?,
+            ack_deadline: seconds(
+                "alerting.ack_deadline_minutes",
+                self.ack_deadline_minutes * 60.0,
+            )?,
+            calendar,
+            escalation_channels: self.escalation_channels.clone(),
+            stale_channels: if self.stale_channels.is_empty() {
+                default_channels
+            } else {
+                self.stale_channels.clone()
+            },
+            stale_factor,
+            default_interval_seconds,
+        })
+    }
+}

@@ -1,0 +1,360 @@
+//! Alerting end to end over real HTTP and a real PostgreSQL journal: local receivers stand in
+//! for Slack, a webhook endpoint and the GitHub API (real sockets; they record what they get
+//! and answer 429 or 500 when told to).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use serde_json::Value;
+use telemesh_aggregator::actors::alert::{Clock, ManualClock, SystemClock, TickNow};
+use telemesh_aggregator::alerting::{AlertingSettings, ChannelSettings};
+use telemesh_aggregator::{subscribed_topics, Aggregator, AlertingParts, TransportParts};
+use telemesh_core::config::Secret;
+use telemesh_core::transport::inproc::InProcessBus;
+use telemesh_core::transport::SnapshotPublisher;
+use telemesh_core::{topics, Encoding, Grade};
+use telemesh_integration_tests::fake_http::{FakeReceiver, Received};
+use telemesh_integration_tests::fixtures::{aggregator_settings, pg_journal, snapshot};
+use telemesh_integration_tests::{namespace, wait_until, TestEnv};
+
+const TOKEN: &str = "alert-api-token";
+
+struct Receivers {
+    slack: FakeReceiver,
+    webhook: FakeReceiver,
+    github: FakeReceiver,
+    manager: FakeReceiver,
+}
+
+impl Receivers {
+    fn start() -> Self {
+        Self {
+            slack: FakeReceiver::start(),
+            webhook: FakeReceiver::start(),
+            github: FakeReceiver::start(),
+            manager: FakeReceiver::start(),
+        }
+    }
+
+    fn settings(&self) -> AlertingSettings {
+        let channel = |name: &str, kind: &str, url: &str| ChannelSettings {
+            name: name.into(),
+            kind: kind.into(),
+            url: Secret::new(url),
+            max_attempts: 4,
+            ..ChannelSettings::default()
+        };
+        AlertingSettings {
+            api_token: Secret::new(TOKEN),
+            group_wait_seconds: 0.2,
+            group_interval_seconds: 0.0,
+            tick_ms: 50,
+            escalation_channels: vec!["manager".into()],
+            channels: vec![
+                channel("slack", "slack", &self.slack.url),
+                channel("webhook", "webhook", &self.webhook.url),
+                ChannelSettings {
+                    api_url: self.github.url.clone(),
+                    repo: "acme/ops".into(),
+                    token: Secret::new("gh-token"),
+                    ..channel("github", "github", "")
+                },
+                channel("manager", "webhook", &self.manager.url),
+            ],
+            ..AlertingSettings::default()
+        }
+    }
+}
+
+async fn start(db: &str, settings: AlertingSettings, clock: Arc<dyn Clock>) -> (Aggregator, SnapshotPublisher) {
+    let bus = InProcessBus::new(64, subscribed_topics(""));
+    let subscriber = bus.subscriber().unwrap();
+    let aggregator = Aggregator::start_with(
+        &aggregator_settings(),
+        "127.0.0.1:0",
+        "",
+        pg_journal(db).await,
+        TransportParts {
+            subscriber: Box::new(subscriber),
+            publisher: bus.publisher(),
+            name: "in-process",
+            kafka_coords: false,
+        },
+        Some(AlertingParts {
+            settings,
+            env: Default::default(),
+            clock,
+        }),
+    )
+    .await
+    .unwrap();
+    (aggregator, SnapshotPublisher::new(bus.publisher(), Encoding::Json, ""))
+}
+
+async fn publish(publisher: &SnapshotPublisher, grade: Grade, summary: &str) {
+    let mut s = snapshot(topics::INGEST_TRENDS, "ingest", "a", grade);
+    s.summary = summary.into();
+    publisher.publish(&s).await.unwrap();
+}
+
+async fn wait_for(receiver: &FakeReceiver, what: &str, n: usize) -> Vec<Received> {
+    wait_until(what, Duration::from_secs(20), || {
+        let got = receiver.received();
+        async move { (got.len() >= n).then_some(got) }
+    })
+    .await
+}
+
+fn webhook_events(receiver: &FakeReceiver) -> Vec<String> {
+    receiver
+        .received()
+        .iter()
+        .map(|r| r.body["event"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn github_calls(receiver: &FakeReceiver) -> Vec<(String, String, Value)> {
+    receiver.received().into_iter().map(|r| (r.method, r.path, r.body)).collect()
+}
+
+#[actix_rt::test]
+async fn fire_append_resolve_and_refire_reach_slack_webhook_and_one_github_issue() {
+    let env = TestEnv::get();
+    let db = env.fresh_database(&namespace()).await;
+    let rx = Receivers::start();
+    let (aggregator, publisher) = start(&db, rx.settings(), Arc::new(SystemClock)).await;
+
+    publish(&publisher, Grade::Fail, "rows dropped 40%").await;
+    let slack = wait_for(&rx.slack, "slack page", 1).await;
+    assert!(slack[0].body["text"].as_str().unwrap().contains("FIRING"), "{:?}", slack[0].body);
+    assert_eq!(slack[0].body["blocks"][0]["type"], "header");
+    wait_for(&rx.webhook, "webhook page", 1).await;
+    let gh = wait_for(&rx.github, "github issue", 1).await;
+    assert_eq!((gh[0].method.as_str(), gh[0].path.as_str()), ("POST", "/repos/acme/ops/issues"));
+    assert_eq!(gh[0].authorization.as_deref(), Some("Bearer gh-token"));
+    assert!(gh[0].body["labels"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().starts_with("fp-")));
+
+    publish(&publisher, Grade::Fail, "rows dropped 80%").await;
+    wait_for(&rx.webhook, "append", 2).await;
+    wait_for(&rx.github, "comment", 2).await;
+    publish(&publisher, Grade::Ok, "rows back to normal").await;
+    wait_for(&rx.webhook, "resolve", 3).await;
+    wait_for(&rx.github, "close", 4).await;
+    publish(&publisher, Grade::Fail, "rows dropped again").await;
+    wait_for(&rx.webhook, "re-fire", 4).await;
+    wait_for(&rx.github, "reopen", 6).await;
+
+    assert_eq!(webhook_events(&rx.webhook), ["open", "append", "resolve", "open"]);
+    let calls = github_calls(&rx.github);
+    let shape: Vec<(String, String)> = calls.iter().map(|(m, p, _)| (m.clone(), p.clone())).collect();
+    assert_eq!(
+        shape,
+        [
+            ("POST", "/repos/acme/ops/issues"),
+            ("POST", "/repos/acme/ops/issues/1/comments"),
+            ("POST", "/repos/acme/ops/issues/1/comments"),
+            ("PATCH", "/repos/acme/ops/issues/1"),
+            ("PATCH", "/repos/acme/ops/issues/1"),
+            ("POST", "/repos/acme/ops/issues/1/comments"),
+        ]
+        .map(|(m, p)| (m.to_owned(), p.to_owned())),
+        "one issue per fingerprint: opened, commented, closed, reopened"
+    );
+    assert_eq!(calls[3].2["state"], "closed");
+    assert_eq!(calls[4].2["state"], "open");
+    assert!(rx.manager.received().is_empty(), "no escalation inside the deadline");
+    aggregator.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_restart_mid_alert_neither_pages_twice_nor_loses_the_alert() {
+    let env = TestEnv::get();
+    let db = env.fresh_database(&namespace()).await;
+    let rx = Receivers::start();
+    let (first, publisher) = start(&db, rx.settings(), Arc::new(SystemClock)).await;
+    publish(&publisher, Grade::Fail, "freshness regressed").await;
+    wait_for(&rx.webhook, "open", 1).await;
+    first.stop().await;
+
+    let (second, publisher) = start(&db, rx.settings(), Arc::new(SystemClock)).await;
+    let open: Value = reqwest::get(format!("http://{}/api/v1/alerts?state=open", second.http_addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(open["count"], 1, "the firing alert survived the restart: {open}");
+    publish(&publisher, Grade::Fail, "freshness regressed").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(webhook_events(&rx.webhook), ["open"], "no second page after the restart");
+    publish(&publisher, Grade::Ok, "fresh").await;
+    wait_for(&rx.webhook, "resolve", 2).await;
+    assert_eq!(webhook_events(&rx.webhook), ["open", "resolve"]);
+    second.stop().await;
+}
+
+#[actix_rt::test]
+async fn rate_limits_and_server_errors_are_retried_and_logged() {
+    let env = TestEnv::get();
+    let db = env.fresh_database(&namespace()).await;
+    let rx = Receivers::start();
+    rx.slack.fail_next(&[(429, Some(1))]);
+    rx.webhook.fail_next(&[(500, None)]);
+    let (aggregator, publisher) = start(&db, rx.settings(), Arc::new(SystemClock)).await;
+    publish(&publisher, Grade::Fail, "rows dropped").await;
+    let slack = wait_for(&rx.slack, "slack retry", 2).await;
+    let gap = slack[1].at - slack[0].at;
+    assert!(gap >= Duration::from_millis(950), "Retry-After: 1 honoured, waited {gap:?}");
+    wait_for(&rx.webhook, "webhook retry", 2).await;
+
+    let base = format!("http://{}", aggregator.http_addr);
+    let alerts: Value = reqwest::get(format!("{base}/api/v1/alerts")).await.unwrap().json().await.unwrap();
+    let id = alerts["alerts"][0]["id"].as_str().unwrap().to_owned();
+    let detail: Value = wait_until("notification log written", Duration::from_secs(10), || {
+        let url = format!("{base}/api/v1/alerts/{id}");
+        async move {
+            let d: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+            let log = d["notifications"].as_array()?;
+            log.iter().all(|n| n["outcome"] == "delivered").then_some(d)
+        }
+    })
+    .await;
+    let slack_log = detail["notifications"].as_array().unwrap().iter().find(|n| n["channel"] == "slack").unwrap();
+    assert_eq!(slack_log["attempts"], 2, "{slack_log}");
+    let channels: Value = reqwest::get(format!("{base}/api/v1/alerts/channels")).await.unwrap().json().await.unwrap();
+    assert_eq!(channels["channels"]["slack"]["retries"], 1, "{channels}");
+    assert_eq!(channels["channels"]["slack"]["down"], false);
+    aggregator.stop().await;
+}
+
+#[actix_rt::test]
+async fn acknowledging_needs_the_token_and_records_who_and_when() {
+    let env = TestEnv::get();
+    let db = env.fresh_database(&namespace()).await;
+    let rx = Receivers::start();
+    let (aggregator, publisher) = start(&db, rx.settings(), Arc::new(SystemClock)).await;
+    publish(&publisher, Grade::Fail, "rows dropped").await;
+    wait_for(&rx.webhook, "open", 1).await;
+    let base = format!("http://{}", aggregator.http_addr);
+    let alerts: Value = reqwest::get(format!("{base}/api/v1/alerts")).await.unwrap().json().await.unwrap();
+    let id = alerts["alerts"][0]["id"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let ack = |token: Option<&str>, body: Value| {
+        let mut request = client.post(format!("{base}/api/v1/alerts/{id}/ack")).json(&body);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        request.send()
+    };
+    let by = serde_json::json!({"by": "alice", "note": "on it"});
+    assert_eq!(ack(None, by.clone()).await.unwrap().status(), 401);
+    assert_eq!(ack(Some("wrong"), by.clone()).await.unwrap().status(), 403);
+    let still: Value = reqwest::get(format!("{base}/api/v1/alerts/{id}")).await.unwrap().json().await.unwrap();
+    assert!(still["alert"]["acknowledged_at"].is_null(), "refused requests change nothing");
+    let bad = ack(Some(TOKEN), serde_json::json!({"who": "alice"})).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.json::<Value>().await.unwrap()["error"], "invalid_body");
+    let ok = ack(Some(TOKEN), by).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let acked: Value = ok.json().await.unwrap();
+    assert_eq!(acked["acknowledged_by"], "alice");
+    assert!(acked["acknowledged_at"].is_string());
+    wait_for(&rx.webhook, "acknowledge notice", 2).await;
+    assert_eq!(webhook_events(&rx.webhook)[1], "acknowledge");
+
+    let resolve = client
+        .post(format!("{base}/api/v1/alerts/{id}/resolve"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"by": "alice", "note": "fixed upstream"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resolve.status(), 200);
+    let resolved: Value = resolve.json().await.unwrap();
+    assert_eq!(resolved["resolution"], "manual");
+    wait_for(&rx.webhook, "manual resolve notice", 3).await;
+    aggregator.stop().await;
+}
+
+#[actix_rt::test]
+async fn unacknowledged_alerts_escalate_at_the_deadline_and_at_end_of_business_day() {
+    let env = TestEnv::get();
+    let db = env.fresh_database(&namespace()).await;
+    let rx = Receivers::start();
+    // a Wednesday in the past, so the real-time snapshots never look stale to this clock
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 25, 16, 30, 0).unwrap()));
+    let mut settings = rx.settings();
+    settings.group_wait_seconds = 0.0;
+    let (aggregator, publisher) = start(&db, settings, clock.clone()).await;
+    let alerts = aggregator.alerts.clone().unwrap();
+    publish(&publisher, Grade::Fail, "rows dropped").await;
+    wait_for(&rx.webhook, "open", 1).await;
+
+    clock.set(Utc.with_ymd_and_hms(2026, 11, 25, 17, 0, 1).unwrap());
+    alerts.send(TickNow).await.unwrap();
+    let eod = wait_for(&rx.manager, "end-of-day escalation", 1).await;
+    assert_eq!(eod[0].body["event"], "escalate");
+    assert!(eod[0].body["reason"].as_str().unwrap().contains("end of the business day"), "{:?}", eod[0].body);
+
+    // one business hour after 16:30 Wednesday is 09:30 Thursday
+    clock.set(Utc.with_ymd_and_hms(2026, 11, 26, 9, 29, 0).unwrap());
+    alerts.send(TickNow).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.manager.received().len(), 1, "night time does not count toward the deadline");
+    clock.set(Utc.with_ymd_and_hms(2026, 11, 26, 9, 31, 0).unwrap());
+    alerts.send(TickNow).await.unwrap();
+    let late = wait_for(&rx.manager, "deadline escalation", 2).await;
+    assert!(late[1].body["reason"].as_str().unwrap().contains("not acknowledged"), "{:?}", late[1].body);
+
+    // acknowledged: no further escalation at Thursday's close
+    let base = format!("http://{}", aggregator.http_addr);
+    let list: Value = reqwest::get(format!("{base}/api/v1/alerts")).await.unwrap().json().await.unwrap();
+    let id = list["alerts"][0]["id"].as_str().unwrap().to_owned();
+    let ack = reqwest::Client::new()
+        .post(format!("{base}/api/v1/alerts/{id}/ack"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"by": "bob"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ack.status(), 200);
+    clock.set(Utc.with_ymd_and_hms(2026, 11, 26, 17, 0, 5).unwrap());
+    alerts.send(TickNow).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.manager.received().len(), 2, "acknowledged alerts stop escalating");
+    aggregator.stop().await;
+}
+
+#[actix_rt::test]
+async fn the_email_channel_sends_through_smtp() {
+    use telemesh_integration_tests::fake_smtp::FakeSmtp;
+    let env = TestEnv::get();
+    let db = env.fresh_database(&namespace()).await;
+    let smtp = FakeSmtp::start().await;
+    let settings = AlertingSettings {
+        group_wait_seconds: 0.0,
+        channels: vec![ChannelSettings {
+            name: "ops-email".into(),
+            kind: "email".into(),
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: smtp.port,
+            smtp_tls: "none".into(),
+            from: "telemesh <telemesh@example.com>".into(),
+            to: vec!["oncall@example.com".into()],
+            ..ChannelSettings::default()
+        }],
+        ..AlertingSettings::default()
+    };
+    let (aggregator, publisher) = start(&db, settings, Arc::new(SystemClock)).await;
+    publish(&publisher, Grade::Fail, "retention gap in md_trades").await;
+    let messages = wait_until("an e-mail", Duration::from_secs(20), || {
+        let m = smtp.messages();
+        async move { (!m.is_empty()).then_some(m) }
+    })
+    .await;
+    assert!(messages[0].contains("Subject: FIRING: [CRITICAL] telemetry.ingest.trends from ingest"), "{}", messages[0]);
+    assert!(messages[0].contains("retention gap in md_trades"));
+    assert!(messages[0].contains("To: oncall@example.com"));
+    aggregator.stop().await;
+}
