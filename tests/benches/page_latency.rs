@@ -78,7 +78,10 @@ async fn measure(group_wait: f64) -> Duration {
     let start = Instant::now();
     publisher.publish(&failing).await.expect("publish");
     while webhook.received().is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(30), "no page within 30 s");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no page within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let latency = webhook.received()[0].at - start;

@@ -338,7 +338,11 @@ pub mod fake_http {
         handle: actix_web::dev::ServerHandle,
     }
 
-    async fn handle(req: HttpRequest, body: web::Bytes, inner: web::Data<Arc<Inner>>) -> HttpResponse {
+    async fn handle(
+        req: HttpRequest,
+        body: web::Bytes,
+        inner: web::Data<Arc<Inner>>,
+    ) -> HttpResponse {
         let received = Received {
             method: req.method().to_string(),
             path: req.path().to_owned(),
@@ -353,7 +357,8 @@ pub mod fake_http {
         let is_create = received.method == "POST" && received.path.ends_with("/issues");
         inner.received.lock().unwrap().push(received);
         if let Some((status, retry_after)) = inner.script.lock().unwrap().pop_front() {
-            let mut response = HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
+            let mut response =
+                HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
             if let Some(secs) = retry_after {
                 response.insert_header(("retry-after", secs.to_string()));
             }
@@ -373,12 +378,16 @@ pub mod fake_http {
             let url = format!("http://{}", listener.local_addr().unwrap());
             let inner = Arc::new(Inner::default());
             let data = web::Data::new(Arc::clone(&inner));
-            let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(handle)))
-                .workers(1)
-                .disable_signals()
-                .listen(listener)
-                .unwrap()
-                .run();
+            let server = HttpServer::new(move || {
+                App::new()
+                    .app_data(data.clone())
+                    .default_service(web::to(handle))
+            })
+            .workers(1)
+            .disable_signals()
+            .listen(listener)
+            .unwrap()
+            .run();
             let handle = server.handle();
             actix_rt::spawn(server);
             Self { url, inner, handle }
@@ -386,7 +395,11 @@ pub mod fake_http {
 
         /// Answers the next requests with these statuses (and Retry-After seconds).
         pub fn fail_next(&self, answers: &[(u16, Option<u64>)]) {
-            self.inner.script.lock().unwrap().extend(answers.iter().copied());
+            self.inner
+                .script
+                .lock()
+                .unwrap()
+                .extend(answers.iter().copied());
         }
 
         pub fn received(&self) -> Vec<Received> {

@@ -67,7 +67,11 @@ impl Receivers {
     }
 }
 
-async fn start(db: &str, settings: AlertingSettings, clock: Arc<dyn Clock>) -> (Aggregator, SnapshotPublisher) {
+async fn start(
+    db: &str,
+    settings: AlertingSettings,
+    clock: Arc<dyn Clock>,
+) -> (Aggregator, SnapshotPublisher) {
     let bus = InProcessBus::new(64, subscribed_topics(""));
     let subscriber = bus.subscriber().unwrap();
     let aggregator = Aggregator::start_with(
@@ -89,7 +93,10 @@ async fn start(db: &str, settings: AlertingSettings, clock: Arc<dyn Clock>) -> (
     )
     .await
     .unwrap();
-    (aggregator, SnapshotPublisher::new(bus.publisher(), Encoding::Json, ""))
+    (
+        aggregator,
+        SnapshotPublisher::new(bus.publisher(), Encoding::Json, ""),
+    )
 }
 
 async fn publish(publisher: &SnapshotPublisher, grade: Grade, summary: &str) {
@@ -115,7 +122,11 @@ fn webhook_events(receiver: &FakeReceiver) -> Vec<String> {
 }
 
 fn github_calls(receiver: &FakeReceiver) -> Vec<(String, String, Value)> {
-    receiver.received().into_iter().map(|r| (r.method, r.path, r.body)).collect()
+    receiver
+        .received()
+        .into_iter()
+        .map(|r| (r.method, r.path, r.body))
+        .collect()
 }
 
 #[actix_rt::test]
@@ -127,13 +138,24 @@ async fn fire_append_resolve_and_refire_reach_slack_webhook_and_one_github_issue
 
     publish(&publisher, Grade::Fail, "rows dropped 40%").await;
     let slack = wait_for(&rx.slack, "slack page", 1).await;
-    assert!(slack[0].body["text"].as_str().unwrap().contains("FIRING"), "{:?}", slack[0].body);
+    assert!(
+        slack[0].body["text"].as_str().unwrap().contains("FIRING"),
+        "{:?}",
+        slack[0].body
+    );
     assert_eq!(slack[0].body["blocks"][0]["type"], "header");
     wait_for(&rx.webhook, "webhook page", 1).await;
     let gh = wait_for(&rx.github, "github issue", 1).await;
-    assert_eq!((gh[0].method.as_str(), gh[0].path.as_str()), ("POST", "/repos/acme/ops/issues"));
+    assert_eq!(
+        (gh[0].method.as_str(), gh[0].path.as_str()),
+        ("POST", "/repos/acme/ops/issues")
+    );
     assert_eq!(gh[0].authorization.as_deref(), Some("Bearer gh-token"));
-    assert!(gh[0].body["labels"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().starts_with("fp-")));
+    assert!(gh[0].body["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l.as_str().unwrap().starts_with("fp-")));
 
     publish(&publisher, Grade::Fail, "rows dropped 80%").await;
     wait_for(&rx.webhook, "append", 2).await;
@@ -145,9 +167,15 @@ async fn fire_append_resolve_and_refire_reach_slack_webhook_and_one_github_issue
     wait_for(&rx.webhook, "re-fire", 4).await;
     wait_for(&rx.github, "reopen", 6).await;
 
-    assert_eq!(webhook_events(&rx.webhook), ["open", "append", "resolve", "open"]);
+    assert_eq!(
+        webhook_events(&rx.webhook),
+        ["open", "append", "resolve", "open"]
+    );
     let calls = github_calls(&rx.github);
-    let shape: Vec<(String, String)> = calls.iter().map(|(m, p, _)| (m.clone(), p.clone())).collect();
+    let shape: Vec<(String, String)> = calls
+        .iter()
+        .map(|(m, p, _)| (m.clone(), p.clone()))
+        .collect();
     assert_eq!(
         shape,
         [
@@ -163,7 +191,10 @@ async fn fire_append_resolve_and_refire_reach_slack_webhook_and_one_github_issue
     );
     assert_eq!(calls[3].2["state"], "closed");
     assert_eq!(calls[4].2["state"], "open");
-    assert!(rx.manager.received().is_empty(), "no escalation inside the deadline");
+    assert!(
+        rx.manager.received().is_empty(),
+        "no escalation inside the deadline"
+    );
     aggregator.stop().await;
 }
 
@@ -178,16 +209,26 @@ async fn a_restart_mid_alert_neither_pages_twice_nor_loses_the_alert() {
     first.stop().await;
 
     let (second, publisher) = start(&db, rx.settings(), Arc::new(SystemClock)).await;
-    let open: Value = reqwest::get(format!("http://{}/api/v1/alerts?state=open", second.http_addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(open["count"], 1, "the firing alert survived the restart: {open}");
+    let open: Value = reqwest::get(format!(
+        "http://{}/api/v1/alerts?state=open",
+        second.http_addr
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        open["count"], 1,
+        "the firing alert survived the restart: {open}"
+    );
     publish(&publisher, Grade::Fail, "freshness regressed").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(webhook_events(&rx.webhook), ["open"], "no second page after the restart");
+    assert_eq!(
+        webhook_events(&rx.webhook),
+        ["open"],
+        "no second page after the restart"
+    );
     publish(&publisher, Grade::Ok, "fresh").await;
     wait_for(&rx.webhook, "resolve", 2).await;
     assert_eq!(webhook_events(&rx.webhook), ["open", "resolve"]);
@@ -205,11 +246,19 @@ async fn rate_limits_and_server_errors_are_retried_and_logged() {
     publish(&publisher, Grade::Fail, "rows dropped").await;
     let slack = wait_for(&rx.slack, "slack retry", 2).await;
     let gap = slack[1].at - slack[0].at;
-    assert!(gap >= Duration::from_millis(950), "Retry-After: 1 honoured, waited {gap:?}");
+    assert!(
+        gap >= Duration::from_millis(950),
+        "Retry-After: 1 honoured, waited {gap:?}"
+    );
     wait_for(&rx.webhook, "webhook retry", 2).await;
 
     let base = format!("http://{}", aggregator.http_addr);
-    let alerts: Value = reqwest::get(format!("{base}/api/v1/alerts")).await.unwrap().json().await.unwrap();
+    let alerts: Value = reqwest::get(format!("{base}/api/v1/alerts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = alerts["alerts"][0]["id"].as_str().unwrap().to_owned();
     let detail: Value = wait_until("notification log written", Duration::from_secs(10), || {
         let url = format!("{base}/api/v1/alerts/{id}");
@@ -220,9 +269,19 @@ async fn rate_limits_and_server_errors_are_retried_and_logged() {
         }
     })
     .await;
-    let slack_log = detail["notifications"].as_array().unwrap().iter().find(|n| n["channel"] == "slack").unwrap();
+    let slack_log = detail["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["channel"] == "slack")
+        .unwrap();
     assert_eq!(slack_log["attempts"], 2, "{slack_log}");
-    let channels: Value = reqwest::get(format!("{base}/api/v1/alerts/channels")).await.unwrap().json().await.unwrap();
+    let channels: Value = reqwest::get(format!("{base}/api/v1/alerts/channels"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(channels["channels"]["slack"]["retries"], 1, "{channels}");
     assert_eq!(channels["channels"]["slack"]["down"], false);
     aggregator.stop().await;
@@ -237,11 +296,18 @@ async fn acknowledging_needs_the_token_and_records_who_and_when() {
     publish(&publisher, Grade::Fail, "rows dropped").await;
     wait_for(&rx.webhook, "open", 1).await;
     let base = format!("http://{}", aggregator.http_addr);
-    let alerts: Value = reqwest::get(format!("{base}/api/v1/alerts")).await.unwrap().json().await.unwrap();
+    let alerts: Value = reqwest::get(format!("{base}/api/v1/alerts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = alerts["alerts"][0]["id"].as_str().unwrap().to_owned();
     let client = reqwest::Client::new();
     let ack = |token: Option<&str>, body: Value| {
-        let mut request = client.post(format!("{base}/api/v1/alerts/{id}/ack")).json(&body);
+        let mut request = client
+            .post(format!("{base}/api/v1/alerts/{id}/ack"))
+            .json(&body);
         if let Some(t) = token {
             request = request.bearer_auth(t);
         }
@@ -250,9 +316,19 @@ async fn acknowledging_needs_the_token_and_records_who_and_when() {
     let by = serde_json::json!({"by": "alice", "note": "on it"});
     assert_eq!(ack(None, by.clone()).await.unwrap().status(), 401);
     assert_eq!(ack(Some("wrong"), by.clone()).await.unwrap().status(), 403);
-    let still: Value = reqwest::get(format!("{base}/api/v1/alerts/{id}")).await.unwrap().json().await.unwrap();
-    assert!(still["alert"]["acknowledged_at"].is_null(), "refused requests change nothing");
-    let bad = ack(Some(TOKEN), serde_json::json!({"who": "alice"})).await.unwrap();
+    let still: Value = reqwest::get(format!("{base}/api/v1/alerts/{id}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        still["alert"]["acknowledged_at"].is_null(),
+        "refused requests change nothing"
+    );
+    let bad = ack(Some(TOKEN), serde_json::json!({"who": "alice"}))
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
     assert_eq!(bad.json::<Value>().await.unwrap()["error"], "invalid_body");
     let ok = ack(Some(TOKEN), by).await.unwrap();
@@ -283,7 +359,9 @@ async fn unacknowledged_alerts_escalate_at_the_deadline_and_at_end_of_business_d
     let db = env.fresh_database(&namespace()).await;
     let rx = Receivers::start();
     // a Wednesday in the past, so the real-time snapshots never look stale to this clock
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 25, 16, 30, 0).unwrap()));
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 25, 16, 30, 0).unwrap(),
+    ));
     let mut settings = rx.settings();
     settings.group_wait_seconds = 0.0;
     let (aggregator, publisher) = start(&db, settings, clock.clone()).await;
@@ -295,21 +373,44 @@ async fn unacknowledged_alerts_escalate_at_the_deadline_and_at_end_of_business_d
     alerts.send(TickNow).await.unwrap();
     let eod = wait_for(&rx.manager, "end-of-day escalation", 1).await;
     assert_eq!(eod[0].body["event"], "escalate");
-    assert!(eod[0].body["reason"].as_str().unwrap().contains("end of the business day"), "{:?}", eod[0].body);
+    assert!(
+        eod[0].body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("end of the business day"),
+        "{:?}",
+        eod[0].body
+    );
 
     // one business hour after 16:30 Wednesday is 09:30 Thursday
     clock.set(Utc.with_ymd_and_hms(2026, 11, 26, 9, 29, 0).unwrap());
     alerts.send(TickNow).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(rx.manager.received().len(), 1, "night time does not count toward the deadline");
+    assert_eq!(
+        rx.manager.received().len(),
+        1,
+        "night time does not count toward the deadline"
+    );
     clock.set(Utc.with_ymd_and_hms(2026, 11, 26, 9, 31, 0).unwrap());
     alerts.send(TickNow).await.unwrap();
     let late = wait_for(&rx.manager, "deadline escalation", 2).await;
-    assert!(late[1].body["reason"].as_str().unwrap().contains("not acknowledged"), "{:?}", late[1].body);
+    assert!(
+        late[1].body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not acknowledged"),
+        "{:?}",
+        late[1].body
+    );
 
     // acknowledged: no further escalation at Thursday's close
     let base = format!("http://{}", aggregator.http_addr);
-    let list: Value = reqwest::get(format!("{base}/api/v1/alerts")).await.unwrap().json().await.unwrap();
+    let list: Value = reqwest::get(format!("{base}/api/v1/alerts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = list["alerts"][0]["id"].as_str().unwrap().to_owned();
     let ack = reqwest::Client::new()
         .post(format!("{base}/api/v1/alerts/{id}/ack"))
@@ -322,7 +423,11 @@ async fn unacknowledged_alerts_escalate_at_the_deadline_and_at_end_of_business_d
     clock.set(Utc.with_ymd_and_hms(2026, 11, 26, 17, 0, 5).unwrap());
     alerts.send(TickNow).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(rx.manager.received().len(), 2, "acknowledged alerts stop escalating");
+    assert_eq!(
+        rx.manager.received().len(),
+        2,
+        "acknowledged alerts stop escalating"
+    );
     aggregator.stop().await;
 }
 
@@ -353,8 +458,112 @@ async fn the_email_channel_sends_through_smtp() {
         async move { (!m.is_empty()).then_some(m) }
     })
     .await;
-    assert!(messages[0].contains("Subject: FIRING: [CRITICAL] telemetry.ingest.trends from ingest"), "{}", messages[0]);
+    assert!(
+        messages[0].contains("Subject: FIRING: [CRITICAL] telemetry.ingest.trends from ingest"),
+        "{}",
+        messages[0]
+    );
     assert!(messages[0].contains("retention gap in md_trades"));
     assert!(messages[0].contains("To: oncall@example.com"));
+    aggregator.stop().await;
+}
+
+#[actix_rt::test]
+async fn incident_response_grades_the_real_alert_history_and_gates_deploys() {
+    use chrono::Datelike;
+    use telemesh_incident_response::{IncidentResponseService, IncidentResponseSettings};
+
+    let env = TestEnv::get();
+    let db = env.fresh_database(&namespace()).await;
+    let rx = Receivers::start();
+    let (aggregator, publisher) = start(&db, rx.settings(), Arc::new(SystemClock)).await;
+    publish(&publisher, Grade::Fail, "rows dropped").await;
+    wait_for(&rx.webhook, "open", 1).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let today = Utc::now().date_naive();
+    let monday =
+        today - chrono::Duration::days(i64::from(today.weekday().num_days_from_monday()) + 7);
+    let roster = dir.path().join("roster.toml");
+    std::fs::write(&roster, format!("timezone = \"UTC\"\nstart = \"{monday}\"\n\n[[rotation]]\nprimary = [\"alice\"]\nsecondary = [\"bob\"]\n")).unwrap();
+    let settings = IncidentResponseSettings {
+        runbook_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/runbooks").into(),
+        roster_file: roster.display().to_string(),
+        activity_log: dir.path().join("activity.jsonl").display().to_string(),
+        aggregator_url: format!("http://{}", aggregator.http_addr),
+        ..IncidentResponseSettings::default()
+    };
+    let bus = InProcessBus::new(64, [topics::INCIDENT_RESPONSE]);
+    let ir_publisher = SnapshotPublisher::new(bus.publisher(), Encoding::Json, "");
+    let mut service = IncidentResponseService::new(
+        settings,
+        telemesh_core::Source::new("incident-response", "it"),
+        ir_publisher,
+    );
+
+    let open = service.run_once().await;
+    assert_eq!(
+        open.metrics.get("open_incidents"),
+        Some(&1.0),
+        "{}",
+        open.markdown
+    );
+    assert!(
+        open.component("incidents").unwrap().status >= Grade::Warn,
+        "{}",
+        open.markdown
+    );
+    let gate = service.gate();
+    assert!(
+        gate.is_blocking,
+        "an open incident blocks deploys: {gate:?}"
+    );
+    assert!(
+        gate.blocking_codes
+            .iter()
+            .any(|c| c.contains("open_incidents")),
+        "{gate:?}"
+    );
+
+    // acknowledge and resolve through the real API: the incident closes and MTTA/MTTR appear
+    let base = format!("http://{}", aggregator.http_addr);
+    let list: Value = reqwest::get(format!("{base}/api/v1/alerts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = list["alerts"][0]["id"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    for action in ["ack", "resolve"] {
+        let r = client
+            .post(format!("{base}/api/v1/alerts/{id}/{action}"))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({"by": "alice"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{action}");
+    }
+    let closed = service.run_once().await;
+    assert_eq!(
+        closed.metrics.get("open_incidents"),
+        Some(&0.0),
+        "{}",
+        closed.markdown
+    );
+    assert!(
+        closed.markdown.to_lowercase().contains("mtta"),
+        "{}",
+        closed.markdown
+    );
+    let gate = service.gate();
+    assert!(
+        !gate
+            .blocking_codes
+            .iter()
+            .any(|c| c.contains("open_incidents")),
+        "{gate:?}"
+    );
     aggregator.stop().await;
 }

@@ -10,6 +10,8 @@ use telemesh_core::config::{
     self, ConfigError, HttpSettings, KafkaSettings, LogSettings, ServiceSettings, TracingSettings,
 };
 use telemesh_fix_pilot::FixPilotSettings;
+use telemesh_incident_response::IncidentResponseSettings;
+use telemesh_ingest::IngestSettings;
 use telemesh_kafka_readiness::ReadinessSettings;
 
 /// `[standalone]`: the laptop mode.
@@ -45,6 +47,8 @@ pub struct TelemeshConfig {
     pub alerting: AlertingSettings,
     pub kafka_readiness: ReadinessSettings,
     pub fix_pilot: FixPilotSettings,
+    pub ingest: IngestSettings,
+    pub incident_response: IncidentResponseSettings,
     pub standalone: StandaloneSettings,
 }
 
@@ -59,6 +63,8 @@ impl TelemeshConfig {
             .chain(telemesh_kafka_readiness::settings::LIST_KEYS)
             .chain(telemesh_aggregator::alerting::LIST_KEYS)
             .chain(telemesh_fix_pilot::LIST_KEYS)
+            .chain(telemesh_ingest::LIST_KEYS)
+            .chain(telemesh_incident_response::LIST_KEYS)
             .copied()
             .collect();
         let mut config: TelemeshConfig = config::load(file, env, &list_keys)?;
@@ -86,6 +92,12 @@ impl TelemeshConfig {
             .map_err(key_error)?;
         self.tracing.validate()?;
         self.log.context_fields()?;
+        self.ingest
+            .validate()
+            .map_err(|e| key_error(e.to_string()))?;
+        self.incident_response
+            .validate()
+            .map_err(|e| key_error(e.to_string()))?;
         self.fix_pilot
             .validate()
             .map_err(|e| key_error(e.to_string()))?;

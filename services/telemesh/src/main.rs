@@ -130,11 +130,13 @@ fn main() -> ExitCode {
             match service {
                 ServiceName::Aggregator => run::with_system(cfg, "aggregator", run::aggregator),
                 ServiceName::FixPilot => run::with_system(cfg, "fix-pilot", run::fix_pilot),
-                ServiceName::KafkaReadiness => run::with_system(cfg, "kafka-readiness", run::kafka_readiness),
-                other => Err(anyhow::anyhow!(
-                    "service {:?} is not part of this build yet; available: aggregator, fix-pilot, kafka-readiness",
-                    other.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default()
-                )),
+                ServiceName::Ingest => run::with_system(cfg, "ingest", run::ingest),
+                ServiceName::IncidentResponse => {
+                    run::with_system(cfg, "incident-response", run::incident_response)
+                }
+                ServiceName::KafkaReadiness => {
+                    run::with_system(cfg, "kafka-readiness", run::kafka_readiness)
+                }
             }
         }
     };

@@ -18,6 +18,8 @@ use telemesh_core::transport::kafka::{KafkaPublisher, KafkaSubscriber};
 use telemesh_core::transport::{Publisher, SnapshotPublisher};
 use telemesh_core::Source;
 use telemesh_fix_pilot::{FixPilotService, GetSnapshots, Shutdown as FixShutdown};
+use telemesh_incident_response::IncidentResponseService;
+use telemesh_ingest::IngestHandle;
 use telemesh_kafka_readiness::{GetLastSnapshot, ReadinessService};
 
 use crate::config::TelemeshConfig;
@@ -142,6 +144,28 @@ pub async fn standalone(cfg: TelemeshConfig) -> anyhow::Result<()> {
     .await?;
     let publisher = SnapshotPublisher::new(bus.publisher(), cfg.kafka.encoding, "");
     let _readiness = readiness_service(&cfg, publisher.clone());
+    // the ingest service joins when a platform database is configured; its run-report endpoint
+    // takes any free port (the API holds [http] addr)
+    let ingest = if cfg.ingest.is_configured() {
+        let source = Source::new(telemesh_ingest::SERVICE_NAME, cfg.service.instance.clone());
+        let handle = IngestHandle::start(&cfg.ingest, "127.0.0.1:0", source, publisher.clone())?;
+        tracing::info!(http = %handle.http_addr, "ingest service: report runs with POST /api/v1/ingest/runs");
+        Some(handle)
+    } else {
+        None
+    };
+    // incident response joins when an on-call roster is configured (without one it grades `fail`)
+    let incident = if cfg.incident_response.roster_file.is_empty() {
+        None
+    } else {
+        let source = Source::new("incident-response", cfg.service.instance.clone());
+        let service =
+            IncidentResponseService::new(cfg.incident_response.clone(), source, publisher.clone())
+                .start();
+        let (bound, server) = telemesh_incident_response::serve_http("127.0.0.1:0", service, None)?;
+        tracing::info!(http = %bound, "incident-response: deployment gate at /api/v1/gate");
+        Some(server)
+    };
     // the FIX pilot joins only when a venue is configured: unconfigured, it would grade `fail`
     let fix_pilot = cfg.fix_pilot.trading.is_configured().then(|| {
         FixPilotService::new(
@@ -160,6 +184,12 @@ pub async fn standalone(cfg: TelemeshConfig) -> anyhow::Result<()> {
     shutdown_signal().await;
     if let Some(fix_pilot) = fix_pilot {
         let _ = fix_pilot.send(FixShutdown).await;
+    }
+    if let Some(ingest) = ingest {
+        ingest.stop().await;
+    }
+    if let Some(server) = incident {
+        server.stop(true).await;
     }
     aggregator.stop().await;
     Ok(())
@@ -234,7 +264,8 @@ pub async fn fix_pilot(cfg: TelemeshConfig) -> anyhow::Result<()> {
         cfg.kafka.topic_prefix.clone(),
     );
     let source = Source::new("fix-pilot", cfg.service.instance.clone());
-    let service = FixPilotService::new(cfg.fix_pilot.clone(), cfg.kafka.clone(), source, publisher).start();
+    let service =
+        FixPilotService::new(cfg.fix_pilot.clone(), cfg.kafka.clone(), source, publisher).start();
     let addr = service.clone();
     let server = service_http::start(
         &cfg.http.addr,
@@ -246,6 +277,52 @@ pub async fn fix_pilot(cfg: TelemeshConfig) -> anyhow::Result<()> {
     )?;
     shutdown_signal().await;
     let _ = service.send(FixShutdown).await;
+    server.stop(true).await;
+    Ok(())
+}
+
+/// `telemesh serve ingest`.
+pub async fn ingest(cfg: TelemeshConfig) -> anyhow::Result<()> {
+    if !cfg.kafka.is_configured() {
+        bail!("serve ingest needs Kafka: set [kafka] brokers (TELEMESH__KAFKA__BROKERS)");
+    }
+    if !cfg.ingest.is_configured() {
+        bail!("serve ingest needs the platform database: set [ingest] source_url (TELEMESH__INGEST__SOURCE_URL)");
+    }
+    let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&cfg.kafka)?);
+    let publisher = SnapshotPublisher::new(
+        transport,
+        cfg.kafka.encoding,
+        cfg.kafka.topic_prefix.clone(),
+    );
+    let source = Source::new(telemesh_ingest::SERVICE_NAME, cfg.service.instance.clone());
+    let handle = IngestHandle::start(&cfg.ingest, &cfg.http.addr, source, publisher)?;
+    tracing::info!(http = %handle.http_addr, "ingest service running: report runs with POST /api/v1/ingest/runs");
+    shutdown_signal().await;
+    handle.stop().await;
+    Ok(())
+}
+
+/// `telemesh serve incident-response`.
+pub async fn incident_response(cfg: TelemeshConfig) -> anyhow::Result<()> {
+    if !cfg.kafka.is_configured() {
+        bail!(
+            "serve incident-response needs Kafka: set [kafka] brokers (TELEMESH__KAFKA__BROKERS)"
+        );
+    }
+    let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&cfg.kafka)?);
+    let publisher = SnapshotPublisher::new(
+        Arc::clone(&transport),
+        cfg.kafka.encoding,
+        cfg.kafka.topic_prefix.clone(),
+    );
+    let source = Source::new("incident-response", cfg.service.instance.clone());
+    let service =
+        IncidentResponseService::new(cfg.incident_response.clone(), source, publisher).start();
+    let (bound, server) =
+        telemesh_incident_response::serve_http(&cfg.http.addr, service, Some(transport))?;
+    tracing::info!(http = %bound, "incident-response running: deployment gate at /api/v1/gate");
+    shutdown_signal().await;
     server.stop(true).await;
     Ok(())
 }

@@ -6,4 +6,5 @@ mod delivery;
 mod e2e;
 mod http_api;
 mod kafka_readiness;
+mod observability;
 mod poison;

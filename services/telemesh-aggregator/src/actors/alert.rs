@@ -236,29 +236,52 @@ fn stored(actions: &[Action]) -> Option<Alert> {
     })
 }
 
+impl AlertActor {
+    /// Applies `actions` and answers with the stored alert once it is in the database, so a
+    /// read right after the API call sees the change.
+    fn apply_and_store(
+        &mut self,
+        id: Uuid,
+        actions: Vec<Action>,
+    ) -> ResponseFuture<Result<Alert, AlertError>> {
+        let alert = stored(&actions);
+        self.apply(actions);
+        let store = self.store.clone();
+        Box::pin(async move {
+            let alert = alert.ok_or(AlertError::NotFound(id))?;
+            if let Err(e) = store.upsert(&alert).await {
+                tracing::error!(error = %e, alert = %alert.id, "could not store alert state");
+            }
+            Ok(alert)
+        })
+    }
+}
+
 impl Handler<Acknowledge> for AlertActor {
-    type Result = Result<Alert, AlertError>;
+    type Result = ResponseFuture<Result<Alert, AlertError>>;
 
     fn handle(&mut self, msg: Acknowledge, _: &mut Self::Context) -> Self::Result {
-        let actions = self
+        match self
             .engine
-            .acknowledge(msg.id, &msg.by, msg.note, self.clock.now())?;
-        let alert = stored(&actions).ok_or(AlertError::NotFound(msg.id))?;
-        self.apply(actions);
-        Ok(alert)
+            .acknowledge(msg.id, &msg.by, msg.note, self.clock.now())
+        {
+            Ok(actions) => self.apply_and_store(msg.id, actions),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
     }
 }
 
 impl Handler<ResolveAlert> for AlertActor {
-    type Result = Result<Alert, AlertError>;
+    type Result = ResponseFuture<Result<Alert, AlertError>>;
 
     fn handle(&mut self, msg: ResolveAlert, _: &mut Self::Context) -> Self::Result {
-        let actions = self
+        match self
             .engine
-            .resolve(msg.id, &msg.by, msg.note, self.clock.now())?;
-        let alert = stored(&actions).ok_or(AlertError::NotFound(msg.id))?;
-        self.apply(actions);
-        Ok(alert)
+            .resolve(msg.id, &msg.by, msg.note, self.clock.now())
+        {
+            Ok(actions) => self.apply_and_store(msg.id, actions),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
     }
 }
 

@@ -1,0 +1,38 @@
+//! The incident-response domain service: grades incident readiness from live inputs —
+//! Markdown runbooks, the on-call roster, the drill and training log and the aggregator's
+//! alert history — per DOMAINS.md §3.8, publishes `telemetry.operational.incident_response`,
+//! and answers a deployment gate over HTTP.
+//!
+//! - [`settings`]: the `[incident_response]` section, its [`IncidentResponsePolicy`] and
+//!   [`GateSettings`].
+//! - [`runbooks`], [`roster`], [`activity`], [`alerts`]: reading each input.
+//! - [`collect`]: [`Collector`], gathering an [`IncidentResponseState`] from the inputs.
+//! - [`evaluate`](mod@evaluate): the pure grading ([`evaluate()`]).
+//! - [`gate`](mod@gate): the pure deployment gate ([`gate()`]).
+//! - [`service`]: [`IncidentResponseService`], the actix actor on its own timer.
+//! - [`http`]: [`serve_http`], the gate, snapshot, activity and health endpoints.
+
+pub mod activity;
+pub mod alerts;
+pub mod collect;
+pub mod evaluate;
+pub mod gate;
+pub mod http;
+pub mod roster;
+pub mod runbooks;
+pub mod service;
+pub mod settings;
+pub mod state;
+
+pub use activity::{Activity, ActivityError, ActivityKind, InvalidActivity};
+pub use alerts::{Alert, AlertHistoryClient, AlertHistoryError, AlertList};
+pub use collect::Collector;
+pub use evaluate::{evaluate, snapshot_issues, Issue};
+pub use gate::{gate, Gate, GateDecision};
+pub use http::{serve_http, ServeError};
+pub use service::{EvaluateNow, GetGate, GetLastSnapshot, IncidentResponseService, RecordActivity};
+pub use settings::{
+    GateSettings, IncidentResponsePolicy, IncidentResponseSettings, IncidentSeverity,
+    SettingsError, LIST_KEYS,
+};
+pub use state::IncidentResponseState;
