@@ -145,7 +145,7 @@ async fn one_snapshot_is_one_trace_with_metrics_and_json_logs_across_two_process
         ("TELEMESH__KAFKA__PASSWORD", secret.as_str()),
         ("TELEMESH__SERVICE__INSTANCE", "obs-1"),
         ("TELEMESH__LOG__FORMAT", "json"),
-        ("TELEMESH__LOG__LEVEL", "info"),
+        ("TELEMESH__LOG__LEVEL", "info,telemesh_aggregator=debug,telemesh_core=debug,telemesh_kafka_readiness=debug"),
         ("TELEMESH__LOG__CONTEXT", "region=eu,tier=prod"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint()),
     ]

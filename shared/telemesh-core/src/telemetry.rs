@@ -158,10 +158,7 @@ pub fn build(
     stats: TracingStats,
     writer: BoxMakeWriter,
 ) -> Result<(Dispatch, Telemetry), TelemetryError> {
-    let filter = EnvFilter::try_new(&log.level).map_err(|e| TelemetryError::Filter {
-        filter: log.level.clone(),
-        detail: e.to_string(),
-    })?;
+    let filter = log_filter(&log.level)?;
     let context = log
         .context_fields()
         .map_err(|e| TelemetryError::Context(e.to_string()))?;
@@ -198,6 +195,21 @@ pub fn build(
     };
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layers));
     Ok((dispatch, Telemetry { provider, stats }))
+}
+
+/// The filter of log lines: a plain `target=level` list is a [`Targets`] filter; anything
+/// richer (span or field directives) falls back to [`EnvFilter`].
+fn log_filter(level: &str) -> Result<Box<dyn tracing_subscriber::layer::Filter<Registry> + Send + Sync>, TelemetryError> {
+    if let Ok(targets) = level.trim().parse::<Targets>() {
+        if !level.contains('[') {
+            return Ok(Box::new(targets));
+        }
+    }
+    let filter = EnvFilter::try_new(level).map_err(|e| TelemetryError::Filter {
+        filter: level.to_owned(),
+        detail: e.to_string(),
+    })?;
+    Ok(Box::new(filter))
 }
 
 // ---------------------------------------------------------------------------------------------
