@@ -73,10 +73,9 @@ impl ReadinessService {
             .take()
             .unwrap_or_else(|| KafkaProbe::new(&self.settings, self.kafka.clone()));
         let span = journey_span(&self.source);
-        let (probe, snapshot) =
-            probe_and_evaluate(probe, self.policy.clone(), self.source.clone())
-                .instrument(span.clone())
-                .await;
+        let (probe, snapshot) = probe_and_evaluate(probe, self.policy.clone(), self.source.clone())
+            .instrument(span.clone())
+            .await;
         self.probe = Some(probe);
         self.keep(snapshot.clone());
         publish(&self.publisher, &snapshot).instrument(span).await;

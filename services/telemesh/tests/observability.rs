@@ -132,8 +132,6 @@ async fn one_snapshot_is_one_trace_with_metrics_and_json_logs_across_two_process
     let db = env.fresh_database(&ns).await;
     let mut collector = FakeCollectorServer::start().await.expect("otlp receiver");
     let dir = tempfile::tempdir().unwrap();
-    let dir = Box::leak(Box::new(dir));
-    eprintln!("logs in {}", dir.path().display());
     let secret = format!("kafka-secret-{ns}");
     let topic = format!("{}{KIND}", kafka.topic_prefix);
 
@@ -145,7 +143,10 @@ async fn one_snapshot_is_one_trace_with_metrics_and_json_logs_across_two_process
         ("TELEMESH__KAFKA__PASSWORD", secret.as_str()),
         ("TELEMESH__SERVICE__INSTANCE", "obs-1"),
         ("TELEMESH__LOG__FORMAT", "json"),
-        ("TELEMESH__LOG__LEVEL", "info,telemesh_aggregator=debug,telemesh_core=debug,telemesh_kafka_readiness=debug"),
+        (
+            "TELEMESH__LOG__LEVEL",
+            "info,telemesh_aggregator=debug,telemesh_core=debug,telemesh_kafka_readiness=debug",
+        ),
         ("TELEMESH__LOG__CONTEXT", "region=eu,tier=prod"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint()),
     ]

@@ -339,8 +339,8 @@ impl TracingSettings {
     /// `http/protobuf`, `http/json`) set the protocol; `OTEL_SDK_DISABLED=true` turns it off.
     pub fn apply_otel_env(&mut self, env: &HashMap<String, String>) {
         let get = |k: &str| env.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-        if let Some(endpoint) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-            .or_else(|| get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        if let Some(endpoint) =
+            get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| get("OTEL_EXPORTER_OTLP_ENDPOINT"))
         {
             self.endpoint = endpoint.to_owned();
             self.enabled = true;
@@ -582,7 +582,10 @@ mod tests {
         };
         assert_eq!(
             log.context_fields().unwrap(),
-            vec![("region".into(), "eu".into()), ("tier".into(), "prod".into())]
+            vec![
+                ("region".into(), "eu".into()),
+                ("tier".into(), "prod".into())
+            ]
         );
         let bad = LogSettings {
             context: "region".into(),

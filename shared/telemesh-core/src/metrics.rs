@@ -159,7 +159,10 @@ mod tests {
     #[test]
     fn names_follow_the_spec() {
         let m = CoreMetrics::default();
-        m.publisher.produced.get_or_create(&label("kind", "k")).inc();
+        m.publisher
+            .produced
+            .get_or_create(&label("kind", "k"))
+            .inc();
         m.publisher
             .publish_duration_seconds
             .get_or_create(&label("kind", "k"))

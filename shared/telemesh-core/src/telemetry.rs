@@ -186,7 +186,9 @@ pub fn build(
                 .with_tracer(tracer)
                 .with_location(false)
                 .with_threads(false)
-                .with_filter(Targets::new().with_target("telemesh", Level::INFO))
+                .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                    meta.target().starts_with("telemesh") && *meta.level() <= Level::INFO
+                }))
                 .boxed(),
         );
         Some(provider)
@@ -199,7 +201,9 @@ pub fn build(
 
 /// The filter of log lines: a plain `target=level` list is a [`Targets`] filter; anything
 /// richer (span or field directives) falls back to [`EnvFilter`].
-fn log_filter(level: &str) -> Result<Box<dyn tracing_subscriber::layer::Filter<Registry> + Send + Sync>, TelemetryError> {
+fn log_filter(
+    level: &str,
+) -> Result<Box<dyn tracing_subscriber::layer::Filter<Registry> + Send + Sync>, TelemetryError> {
     if let Ok(targets) = level.trim().parse::<Targets>() {
         if !level.contains('[') {
             return Ok(Box::new(targets));
@@ -419,9 +423,7 @@ fn tracer_provider(
         stats,
         wait: export_timeout + Duration::from_secs(1),
     };
-    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-        settings.sample_ratio,
-    )));
+    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sample_ratio)));
     Ok(SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_sampler(sampler)
@@ -484,9 +486,8 @@ fn export_thread(
         }
         let spans = std::mem::take(batch);
         let n = spans.len() as u64;
-        let outcome = runtime.block_on(async {
-            tokio::time::timeout(export_timeout, exporter.export(spans)).await
-        });
+        let outcome = runtime
+            .block_on(async { tokio::time::timeout(export_timeout, exporter.export(spans)).await });
         let error = match outcome {
             Ok(Ok(())) => {
                 stats.exported.inc_by(n);

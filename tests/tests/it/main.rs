@@ -6,5 +6,4 @@ mod delivery;
 mod e2e;
 mod http_api;
 mod kafka_readiness;
-mod observability;
 mod poison;

@@ -96,7 +96,9 @@ async fn garbage_and_unknown_content_types_are_dead_lettered_and_consumption_goe
         .await
         .unwrap();
     assert!(
-        metrics.contains("telemesh_aggregator_dead_letters_total{reason=\"malformed\"} 1"),
+        metrics.contains(
+            "telemesh_aggregator_dead_letters_total{kind=\"telemetry.kafka.readiness\",reason=\"malformed\"} 1"
+        ),
         "{metrics}"
     );
     assert_eq!(
