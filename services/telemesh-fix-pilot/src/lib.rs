@@ -17,6 +17,7 @@ pub mod evaluate;
 pub mod fasthash;
 pub mod fixed;
 pub mod gateway;
+pub mod metrics;
 pub mod orders;
 pub mod reconciler;
 pub mod report;
@@ -26,6 +27,7 @@ pub mod settings;
 pub mod state;
 
 pub use fixed::Fixed;
+pub use metrics::FixMetrics;
 pub use reconciler::{Category, Outcome, ReconPolicy, ReconSummary, Reconciler, Stream};
 pub use report::{ExecReport, Rejection};
 pub use service::{

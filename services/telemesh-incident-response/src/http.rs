@@ -85,6 +85,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route(SNAPSHOT_PATH, web::get().to(snapshot))
         .route(ACTIVITIES_PATH, web::post().to(record_activity))
         .route("/health/live", web::get().to(live))
+        .route("/metrics", web::get().to(metrics))
         .route("/health/ready", web::get().to(ready))
         .default_service(web::to(not_found));
 }
@@ -208,4 +209,13 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
             req.path()
         ),
     )
+}
+
+/// `GET /metrics`: publisher, tracing-export and build-info metrics (`docs/metrics.md`).
+async fn metrics() -> HttpResponse {
+    let registry =
+        telemesh_core::metrics::service_registry("incident-response", env!("CARGO_PKG_VERSION"));
+    HttpResponse::Ok()
+        .content_type(telemesh_core::metrics::TEXT_CONTENT_TYPE)
+        .body(telemesh_core::metrics::encode_text(&registry))
 }

@@ -58,6 +58,7 @@ pub fn serve_http(
             .route(RUNS_PATH, web::post().to(report_run))
             .route("/api/v1/snapshots/latest", web::get().to(latest))
             .route("/health/live", web::get().to(live))
+            .route("/metrics", web::get().to(metrics))
             .route("/health/ready", web::get().to(ready))
             .default_service(web::to(not_found))
     })
@@ -157,4 +158,12 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
         "error": "not_found",
         "detail": format!("no route for {} {}; see POST {RUNS_PATH}, /api/v1/snapshots/latest, /health/ready", req.method(), req.path()),
     }))
+}
+
+/// `GET /metrics`: publisher, tracing-export and build-info metrics (`docs/metrics.md`).
+async fn metrics() -> HttpResponse {
+    let registry = telemesh_core::metrics::service_registry("ingest", env!("CARGO_PKG_VERSION"));
+    HttpResponse::Ok()
+        .content_type(telemesh_core::metrics::TEXT_CONTENT_TYPE)
+        .body(telemesh_core::metrics::encode_text(&registry))
 }

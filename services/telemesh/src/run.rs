@@ -17,7 +17,9 @@ use telemesh_core::transport::inproc::InProcessBus;
 use telemesh_core::transport::kafka::{KafkaPublisher, KafkaSubscriber};
 use telemesh_core::transport::{Publisher, SnapshotPublisher};
 use telemesh_core::Source;
-use telemesh_fix_pilot::{FixPilotService, GetSnapshots, Shutdown as FixShutdown};
+use telemesh_fix_pilot::{
+    FixMetrics, FixPilotService, GetSnapshots, GetState, Shutdown as FixShutdown,
+};
 use telemesh_incident_response::IncidentResponseService;
 use telemesh_ingest::IngestHandle;
 use telemesh_kafka_readiness::{GetLastSnapshot, ReadinessService};
@@ -267,13 +269,24 @@ pub async fn fix_pilot(cfg: TelemeshConfig) -> anyhow::Result<()> {
     let service =
         FixPilotService::new(cfg.fix_pilot.clone(), cfg.kafka.clone(), source, publisher).start();
     let addr = service.clone();
-    let server = service_http::start(
+    let fix_metrics = FixMetrics::default();
+    let (registered, state_of) = (fix_metrics.clone(), service.clone());
+    let server = service_http::start_with_metrics(
         &cfg.http.addr,
         transport,
         Arc::new(move || {
             let service = addr.clone();
             Box::pin(async move { service.send(GetSnapshots).await.ok().and_then(|s| s.pilot) })
         }),
+        move |registry| registered.register(registry),
+        Some(Arc::new(move || {
+            let (service, metrics) = (state_of.clone(), fix_metrics.clone());
+            Box::pin(async move {
+                if let Ok(state) = service.send(GetState).await {
+                    metrics.update(&state);
+                }
+            })
+        })),
     )?;
     shutdown_signal().await;
     let _ = service.send(FixShutdown).await;

@@ -15,14 +15,21 @@ use telemesh_core::Snapshot;
 /// Asks the service for its last snapshot.
 pub type LastSnapshot = Arc<dyn Fn() -> BoxFuture<'static, Option<Snapshot>> + Send + Sync>;
 
+/// Brings a service's own metric families up to date before a scrape.
+pub type Refresh = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
 #[derive(Clone)]
 struct State {
     transport: Arc<dyn Publisher>,
     last: LastSnapshot,
     metrics: Arc<prometheus_client::registry::Registry>,
+    refresh: Option<Refresh>,
 }
 
 async fn metrics(state: web::Data<State>) -> HttpResponse {
+    if let Some(refresh) = &state.refresh {
+        refresh().await;
+    }
     HttpResponse::Ok()
         .content_type(telemesh_core::metrics::TEXT_CONTENT_TYPE)
         .body(telemesh_core::metrics::encode_text(&state.metrics))
@@ -56,17 +63,31 @@ pub fn start(
     transport: Arc<dyn Publisher>,
     last: LastSnapshot,
 ) -> anyhow::Result<actix_web::dev::ServerHandle> {
+    start_with_metrics(addr, transport, last, |_| {}, None)
+}
+
+/// Like [`start`], with the service's own metric families (`register`) refreshed before each
+/// scrape (`refresh`).
+pub fn start_with_metrics(
+    addr: &str,
+    transport: Arc<dyn Publisher>,
+    last: LastSnapshot,
+    register: impl FnOnce(&mut prometheus_client::registry::Registry),
+    refresh: Option<Refresh>,
+) -> anyhow::Result<actix_web::dev::ServerHandle> {
     let listener = TcpListener::bind(addr)
         .with_context(|| format!("cannot listen on {addr}; set [http] addr"))?;
     tracing::info!(http = %listener.local_addr()?, "service endpoints listening");
     let service = telemesh_core::telemetry::identity()
         .map(|i| i.service.as_str())
         .unwrap_or("service");
-    let registry = telemesh_core::metrics::service_registry(service, env!("CARGO_PKG_VERSION"));
+    let mut registry = telemesh_core::metrics::service_registry(service, env!("CARGO_PKG_VERSION"));
+    register(&mut registry);
     let state = web::Data::new(State {
         transport,
         last,
         metrics: Arc::new(registry),
+        refresh,
     });
     let server = HttpServer::new(move || {
         App::new()

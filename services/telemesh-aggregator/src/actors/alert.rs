@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use telemesh_core::Snapshot;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::alerting::channels::Notification;
@@ -102,6 +102,9 @@ pub struct GetChannelHealth;
 #[rtype(result = "()")]
 pub struct TickNow;
 
+/// A batch of engine actions, and who to tell when it has been carried out.
+type Effects = (Vec<Action>, Option<oneshot::Sender<()>>);
+
 /// The alert actor.
 #[derive(Debug)]
 pub struct AlertActor {
@@ -112,7 +115,8 @@ pub struct AlertActor {
     summary_url: String,
     tick: Duration,
     metrics: Arc<AggregatorMetrics>,
-    effects: Option<mpsc::UnboundedSender<Vec<Action>>>,
+    /// Effects run in order by one worker; the optional sender is told when a batch is done.
+    effects: Option<mpsc::UnboundedSender<Effects>>,
 }
 
 impl AlertActor {
@@ -155,14 +159,18 @@ impl AlertActor {
     }
 
     fn apply(&mut self, actions: Vec<Action>) {
+        self.apply_then(actions, None);
+    }
+
+    fn apply_then(&mut self, actions: Vec<Action>, done: Option<oneshot::Sender<()>>) {
         self.metrics
             .alerts_open
             .set(self.engine.open_alerts().count() as i64);
-        if actions.is_empty() {
+        if actions.is_empty() && done.is_none() {
             return;
         }
         if let Some(tx) = &self.effects {
-            if tx.send(actions).is_err() {
+            if tx.send((actions, done)).is_err() {
                 tracing::error!("alert effects worker stopped");
             }
         }
@@ -174,13 +182,13 @@ impl Actor for AlertActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // effects run in order, one at a time: an alert is stored before it is paged
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Action>>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Effects>();
         self.effects = Some(tx);
         let store = self.store.clone();
         let dispatcher = self.dispatcher.clone();
         let summary_url = self.summary_url.clone();
         actix_rt::spawn(async move {
-            while let Some(actions) = rx.recv().await {
+            while let Some((actions, done)) = rx.recv().await {
                 for action in actions {
                     match action {
                         Action::Persist(alert) => {
@@ -203,6 +211,9 @@ impl Actor for AlertActor {
                             dispatcher.dispatch(n, &channels).await;
                         }
                     }
+                }
+                if let Some(done) = done {
+                    let _ = done.send(());
                 }
             }
         });
@@ -237,21 +248,19 @@ fn stored(actions: &[Action]) -> Option<Alert> {
 }
 
 impl AlertActor {
-    /// Applies `actions` and answers with the stored alert once it is in the database, so a
-    /// read right after the API call sees the change.
+    /// Applies `actions` and answers with the alert once the effects worker has stored it (and
+    /// everything queued before it), so a read right after the API call sees the change.
     fn apply_and_store(
         &mut self,
         id: Uuid,
         actions: Vec<Action>,
     ) -> ResponseFuture<Result<Alert, AlertError>> {
         let alert = stored(&actions);
-        self.apply(actions);
-        let store = self.store.clone();
+        let (done, stored_signal) = oneshot::channel();
+        self.apply_then(actions, Some(done));
         Box::pin(async move {
             let alert = alert.ok_or(AlertError::NotFound(id))?;
-            if let Err(e) = store.upsert(&alert).await {
-                tracing::error!(error = %e, alert = %alert.id, "could not store alert state");
-            }
+            let _ = stored_signal.await;
             Ok(alert)
         })
     }
@@ -290,8 +299,7 @@ impl Handler<SetPostmortem> for AlertActor {
 
     fn handle(&mut self, msg: SetPostmortem, _: &mut Self::Context) -> Self::Result {
         if let Some(alert) = self.engine.set_postmortem(msg.id, &msg.url) {
-            self.apply(vec![Action::Persist(Box::new(alert.clone()))]);
-            return Box::pin(async move { Ok(alert) });
+            return self.apply_and_store(msg.id, vec![Action::Persist(Box::new(alert))]);
         }
         let store = self.store.clone();
         Box::pin(async move {
