@@ -185,27 +185,43 @@ pub(super) async fn get(
         .json(serde_json::json!({ "alert": alert, "notifications": notifications })))
 }
 
+/// Which change a person asks for.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Acknowledge,
+    Resolve,
+}
+
+async fn change(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<Actor>,
+    change: Change,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(response) = refuse(&req, &state) {
+        return Ok(response);
+    }
+    let (actor, _) = alerting(&state)?;
+    let Actor { by, note } = body.into_inner().checked()?;
+    let id = parse_id(&id)?;
+    let answer = match change {
+        Change::Acknowledge => actor.send(Acknowledge { id, by, note }).await,
+        Change::Resolve => actor.send(ResolveAlert { id, by, note }).await,
+    };
+    let alert = answer
+        .map_err(|e| ApiError::unavailable(format!("alert actor: {e}")))?
+        .map_err(engine_error)?;
+    Ok(HttpResponse::Ok().json(alert))
+}
+
 pub(super) async fn ack(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
     body: web::Json<Actor>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(response) = refuse(&req, &state) {
-        return Ok(response);
-    }
-    let (actor, _) = alerting(&state)?;
-    let body = body.into_inner().checked()?;
-    let alert = actor
-        .send(Acknowledge {
-            id: parse_id(&id)?,
-            by: body.by,
-            note: body.note,
-        })
-        .await
-        .map_err(|e| ApiError::unavailable(format!("alert actor: {e}")))?
-        .map_err(engine_error)?;
-    Ok(HttpResponse::Ok().json(alert))
+    change(req, state, id, body, Change::Acknowledge).await
 }
 
 pub(super) async fn resolve(
@@ -214,21 +230,7 @@ pub(super) async fn resolve(
     id: web::Path<String>,
     body: web::Json<Actor>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(response) = refuse(&req, &state) {
-        return Ok(response);
-    }
-    let (actor, _) = alerting(&state)?;
-    let body = body.into_inner().checked()?;
-    let alert = actor
-        .send(ResolveAlert {
-            id: parse_id(&id)?,
-            by: body.by,
-            note: body.note,
-        })
-        .await
-        .map_err(|e| ApiError::unavailable(format!("alert actor: {e}")))?
-        .map_err(engine_error)?;
-    Ok(HttpResponse::Ok().json(alert))
+    change(req, state, id, body, Change::Resolve).await
 }
 
 pub(super) async fn postmortem(
