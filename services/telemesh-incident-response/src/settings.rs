@@ -238,13 +238,11 @@ impl IncidentResponseSettings {
         }
         let url = self.aggregator_url.trim();
         if !url.is_empty() {
-            if url.starts_with("https://") {
-                return Err(SettingsError::new(
-                    "aggregator_url",
-                    "uses https, which this build cannot speak: reach the aggregator over http:// (in-cluster service or a TLS-terminating sidecar)",
-                ));
-            }
-            if !url.starts_with("http://") || url.len() <= "http://".len() {
+            let rest = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"))
+                .unwrap_or_default();
+            if rest.is_empty() {
                 return Err(SettingsError::new(
                     "aggregator_url",
                     format!("is {url:?}: set the aggregator's base URL, e.g. http://aggregator:8080, or leave it empty"),
@@ -496,7 +494,7 @@ mod tests {
             ),
             (
                 IncidentResponseSettings {
-                    aggregator_url: "https://aggregator".into(),
+                    aggregator_url: "https://".into(),
                     ..Default::default()
                 },
                 "aggregator_url",
