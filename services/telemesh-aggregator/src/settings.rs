@@ -22,6 +22,11 @@ pub struct AggregatorSettings {
     pub seed_window_hours: u64,
     /// Capacity of the actors' mailboxes on the ingest path.
     pub mailbox_capacity: usize,
+    /// With several replicas, each consumes only its partitions: refresh the summary from the
+    /// shared journal this often (0 = off, right for one replica).
+    pub summary_refresh_seconds: u64,
+    /// How far back a refresh looks for each source's newest snapshot.
+    pub summary_refresh_window_minutes: u64,
 }
 
 impl Default for AggregatorSettings {
@@ -34,6 +39,8 @@ impl Default for AggregatorSettings {
             expected_kinds: Vec::new(),
             seed_window_hours: 24,
             mailbox_capacity: 64,
+            summary_refresh_seconds: 0,
+            summary_refresh_window_minutes: 60,
         }
     }
 }

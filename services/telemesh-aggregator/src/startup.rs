@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::actors::alert::{AlertActor, Clock};
 use crate::actors::journal::{JournalActor, JournalHealth};
-use crate::actors::summary::SummaryActor;
+use crate::actors::summary::{JournalRefresh, SummaryActor};
 use crate::alerting::channels::{Channel, IssueBook};
 use crate::alerting::dispatch::Dispatcher;
 use crate::alerting::store::AlertStore;
@@ -146,6 +146,7 @@ impl Aggregator {
         };
         tracing::info!(seeded = seed.len(), ?layout, "journal ready");
         let alert_store = AlertStore::for_journal(&journal);
+        let refresh_journal = journal.clone();
         let health = Arc::new(JournalHealth::default());
         let journal = JournalActor::new(
             journal,
@@ -159,7 +160,17 @@ impl Aggregator {
             default_interval_seconds: settings.default_interval_seconds,
             expected_kinds: settings.expected_kinds.clone(),
         };
-        let summary = SummaryActor::new(policy, seed, settings.mailbox_capacity).start();
+        let mut summary = SummaryActor::new(policy, seed, settings.mailbox_capacity);
+        if settings.summary_refresh_seconds > 0 {
+            summary = summary.with_refresh(JournalRefresh {
+                journal: refresh_journal,
+                every: Duration::from_secs(settings.summary_refresh_seconds),
+                window: chrono::Duration::minutes(
+                    settings.summary_refresh_window_minutes.max(1) as i64
+                ),
+            });
+        }
+        let summary = summary.start();
         let (alerts, api_token) = match alerting.filter(|a| a.settings.enabled) {
             Some(parts) => (
                 Some(

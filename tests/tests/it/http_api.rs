@@ -14,15 +14,21 @@ use telemesh_integration_tests::{namespace, wait_until, TestEnv};
 
 async fn start() -> (Aggregator, SnapshotPublisher) {
     let env = TestEnv::get();
-    let ns = namespace();
-    let db = env.fresh_database(&ns).await;
+    let db = env.fresh_database(&namespace()).await;
+    start_on(&db, &aggregator_settings()).await
+}
+
+async fn start_on(
+    db: &str,
+    settings: &telemesh_aggregator::AggregatorSettings,
+) -> (Aggregator, SnapshotPublisher) {
     let bus = InProcessBus::new(64, subscribed_topics(""));
     let subscriber = bus.subscriber().unwrap();
     let aggregator = Aggregator::start(
-        &aggregator_settings(),
+        settings,
         "127.0.0.1:0",
         "",
-        pg_journal(&db).await,
+        pg_journal(db).await,
         TransportParts {
             subscriber: Box::new(subscriber),
             publisher: bus.publisher(),
@@ -152,4 +158,39 @@ async fn summary_history_and_health_reflect_what_was_journaled() {
         "{metrics}"
     );
     aggregator.stop().await;
+}
+
+#[actix_rt::test]
+async fn replicas_that_refresh_from_the_journal_show_each_others_snapshots() {
+    let env = TestEnv::get();
+    let db = env.fresh_database(&namespace()).await;
+    let settings = telemesh_aggregator::AggregatorSettings {
+        summary_refresh_seconds: 1,
+        ..aggregator_settings()
+    };
+    let (a, publisher_a) = start_on(&db, &settings).await;
+    let (b, _) = start_on(&db, &settings).await;
+    // only replica a consumes this snapshot (think: its partition)
+    let s = snapshot(topics::RETENTION, "ingest", "a", Grade::Warn);
+    publisher_a.publish(&s).await.unwrap();
+    let addr = b.http_addr;
+    let block: Value = wait_until(
+        "replica b shows the snapshot replica a journaled",
+        Duration::from_secs(15),
+        || async move {
+            let body = reqwest::get(format!("http://{addr}/api/v1/summary"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let json: Value = serde_json::from_str(&body).ok()?;
+            let block = json["domains"][topics::RETENTION].clone();
+            block.is_object().then_some(block)
+        },
+    )
+    .await;
+    assert_eq!(block["snapshot"]["id"], s.id.to_string());
+    a.stop().await;
+    b.stop().await;
 }

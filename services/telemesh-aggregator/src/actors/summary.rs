@@ -1,10 +1,13 @@
 //! Owns the summary actor: the latest snapshot per (kind, source), updated after each journal
-//! commit and read by the HTTP API.
+//! commit and read by the HTTP API. With several aggregator replicas each consumes only its
+//! partitions, so the actor can also refresh from the shared journal on a timer, which makes
+//! every replica's summary converge.
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use telemesh_core::Snapshot;
 
+use crate::journal::Journal;
 use crate::summary::{StalenessPolicy, Summary, SummaryState};
 
 /// New journaled snapshots.
@@ -30,6 +33,7 @@ pub struct SummaryActor {
     state: SummaryState,
     policy: StalenessPolicy,
     mailbox_capacity: usize,
+    refresh: Option<JournalRefresh>,
 }
 
 impl SummaryActor {
@@ -42,7 +46,25 @@ impl SummaryActor {
             state,
             policy,
             mailbox_capacity,
+            refresh: None,
         }
+    }
+}
+
+/// Periodic refresh from the journal.
+#[derive(Debug, Clone)]
+pub struct JournalRefresh {
+    pub journal: Journal,
+    pub every: std::time::Duration,
+    /// How far back a refresh looks for each source's newest snapshot.
+    pub window: chrono::Duration,
+}
+
+impl SummaryActor {
+    /// Refreshes from the journal on a timer (see [`JournalRefresh`]).
+    pub fn with_refresh(mut self, refresh: JournalRefresh) -> Self {
+        self.refresh = Some(refresh);
+        self
     }
 }
 
@@ -51,6 +73,20 @@ impl Actor for SummaryActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.mailbox_capacity);
+        if let Some(refresh) = self.refresh.clone() {
+            ctx.run_interval(refresh.every, move |actor, ctx| {
+                let refresh = refresh.clone();
+                let read = async move { refresh.journal.latest(Utc::now() - refresh.window).await };
+                ctx.spawn(read.into_actor(actor).map(|result, actor, _| match result {
+                    Ok(latest) => {
+                        for snapshot in latest {
+                            actor.state.observe(snapshot);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "summary refresh from the journal failed"),
+                }));
+            });
+        }
     }
 }
 
