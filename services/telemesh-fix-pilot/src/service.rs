@@ -214,13 +214,7 @@ impl FixPilotService {
         ctx.spawn(
             async move {
                 for s in [out.pilot, out.dropcopy].into_iter().flatten() {
-                    if let Err(e) = s.validate() {
-                        tracing::error!(error = %e, kind = %s.kind, "invalid snapshot not published");
-                        continue;
-                    }
-                    if let Err(e) = publisher.publish(&s).await {
-                        tracing::warn!(error = %e, kind = %s.kind, "snapshot not published; the next interval publishes a fresh one");
-                    }
+                    publisher.publish_or_log(&s).await;
                 }
             }
             .into_actor(self),

@@ -88,7 +88,7 @@ impl IncidentResponseService {
         let guard = Arc::clone(&self.collector).lock_owned().await;
         let snapshot = collect_and_evaluate(guard, self.policy.clone(), self.source.clone()).await;
         self.keep(snapshot.clone());
-        publish(&self.publisher, &snapshot).await;
+        self.publisher.publish_or_log(&snapshot).await;
         snapshot
     }
 
@@ -126,7 +126,9 @@ impl IncidentResponseService {
     fn keep_and_publish(&mut self, snapshot: Snapshot) {
         self.keep(snapshot.clone());
         let publisher = self.publisher.clone();
-        actix::spawn(async move { publish(&publisher, &snapshot).await });
+        actix::spawn(async move {
+            publisher.publish_or_log(&snapshot).await;
+        });
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
@@ -152,25 +154,6 @@ async fn collect_and_evaluate(
 ) -> Snapshot {
     let state = collector.collect(Utc::now()).await;
     evaluate(&policy, &state, source, Utc::now())
-}
-
-async fn publish(publisher: &SnapshotPublisher, snapshot: &Snapshot) {
-    if let Err(e) = snapshot.validate() {
-        tracing::error!(error = %e, "incident response produced an invalid snapshot; not publishing it");
-        return;
-    }
-    match publisher.publish(snapshot).await {
-        Ok(delivered) => tracing::debug!(
-            partition = delivered.partition,
-            offset = delivered.offset,
-            "incident-response snapshot published"
-        ),
-        Err(e) => tracing::warn!(
-            error = %e,
-            snapshot_id = %snapshot.id,
-            "incident-response snapshot not published; the next tick publishes a fresh one"
-        ),
-    }
 }
 
 impl Actor for IncidentResponseService {

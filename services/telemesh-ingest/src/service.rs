@@ -116,9 +116,8 @@ impl IngestService {
             let publish = async move {
                 let mut failures = 0;
                 for s in [&trends, &retention] {
-                    if let Err(e) = publisher.publish(s).await {
+                    if !publisher.publish_or_log(s).await {
                         failures += 1;
-                        tracing::error!(kind = %s.kind, error = %e, "snapshot not published");
                     }
                 }
                 failures

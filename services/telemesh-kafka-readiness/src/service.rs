@@ -78,7 +78,10 @@ impl ReadinessService {
             .await;
         self.probe = Some(probe);
         self.keep(snapshot.clone());
-        publish(&self.publisher, &snapshot).instrument(span).await;
+        self.publisher
+            .publish_or_log(&snapshot)
+            .instrument(span)
+            .await;
         snapshot
     }
 
@@ -122,7 +125,7 @@ impl ReadinessService {
                 act.keep(snapshot.clone());
                 let publisher = act.publisher.clone();
                 async move {
-                    publish(&publisher, &snapshot).await;
+                    publisher.publish_or_log(&snapshot).await;
                     probe
                 }
                 .instrument(span)
@@ -157,25 +160,6 @@ async fn probe_and_evaluate(
     span.record("telemesh.snapshot.id", snapshot.id.to_string());
     span.record("telemesh.snapshot.status", snapshot.status.to_string());
     (probe, snapshot)
-}
-
-async fn publish(publisher: &SnapshotPublisher, snapshot: &Snapshot) {
-    if let Err(e) = snapshot.validate() {
-        tracing::error!(error = %e, "kafka readiness produced an invalid snapshot; not publishing it");
-        return;
-    }
-    match publisher.publish(snapshot).await {
-        Ok(delivered) => tracing::debug!(
-            partition = delivered.partition,
-            offset = delivered.offset,
-            "kafka readiness snapshot published"
-        ),
-        Err(e) => tracing::warn!(
-            error = %e,
-            snapshot_id = %snapshot.id,
-            "kafka readiness snapshot not published; the next tick publishes a fresh one"
-        ),
-    }
 }
 
 impl Actor for ReadinessService {

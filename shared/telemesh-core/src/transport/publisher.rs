@@ -107,6 +107,35 @@ impl SnapshotPublisher {
     /// Runs in a `send <topic>` producer span (a child of the caller's span) whose context is
     /// injected into the message's `traceparent` header.
     pub async fn publish(&self, snapshot: &Snapshot) -> Result<Delivered, PublishError> {
+        self.publish_inner(snapshot).await
+    }
+
+    /// [`SnapshotPublisher::publish`] for a domain service's timer: an invalid snapshot or a
+    /// publish that gave up is logged (and counted by the publisher), never propagated, since
+    /// the next tick publishes a fresh snapshot. Returns whether it was delivered.
+    pub async fn publish_or_log(&self, snapshot: &Snapshot) -> bool {
+        match self.publish_inner(snapshot).await {
+            Ok(delivered) => {
+                tracing::debug!(
+                    kind = %snapshot.kind,
+                    partition = delivered.partition,
+                    offset = delivered.offset,
+                    "snapshot published"
+                );
+                true
+            }
+            Err(e @ PublishError::Encode(_)) => {
+                tracing::error!(error = %e, kind = %snapshot.kind, snapshot_id = %snapshot.id, "invalid snapshot not published");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, kind = %snapshot.kind, snapshot_id = %snapshot.id, "snapshot not published; the next tick publishes a fresh one");
+                false
+            }
+        }
+    }
+
+    async fn publish_inner(&self, snapshot: &Snapshot) -> Result<Delivered, PublishError> {
         let mut message = self.message(snapshot)?;
         let span = tracing::info_span!(
             "send",
