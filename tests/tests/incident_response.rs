@@ -438,9 +438,13 @@ async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
     (status, r.json().await.expect("json body"))
 }
 
+/// The activities token of the tests' HTTP servers.
+const TOKEN: &str = "incident-test-token";
+
 async fn post(client: &reqwest::Client, url: &str, body: &str) -> (u16, Value) {
     let r = client
         .post(url)
+        .bearer_auth(TOKEN)
         .header("content-type", "application/json")
         .body(body.to_owned())
         .send()
@@ -476,7 +480,7 @@ async fn http_gate_allows_and_blocks_and_a_recorded_drill_feeds_the_next_evaluat
     let mut settings = inputs.settings(&url);
     settings.chatops_ready = false; // read live: one healthy channel
     let addr: Addr<IncidentResponseService> = service(settings).start();
-    let (bound, server) = serve_http("127.0.0.1:0", addr.clone(), None).expect("serve");
+    let (bound, server) = serve_http("127.0.0.1:0", addr.clone(), None, Secret::new(TOKEN)).expect("serve");
     let base = format!("http://{bound}");
     let client = reqwest::Client::new();
 
@@ -578,5 +582,106 @@ async fn http_gate_allows_and_blocks_and_a_recorded_drill_feeds_the_next_evaluat
     assert_eq!(gate["metadata"]["snapshot_status"], "warn");
     assert_eq!(gate["metadata"]["snapshot_id"], fresh.id.to_string());
 
+    server.stop(true).await;
+}
+
+/// `POST /api/v1/activities` with an optional raw `Authorization` header.
+async fn post_as(
+    client: &reqwest::Client,
+    url: &str,
+    authorization: Option<&str>,
+    body: &str,
+) -> (u16, Value, Option<String>) {
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let r = request.send().await.expect("request");
+    let status = r.status().as_u16();
+    let challenge = r
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (status, r.json().await.unwrap_or(Value::Null), challenge)
+}
+
+#[actix_rt::test]
+async fn activities_need_the_token_before_the_body_is_read_and_hostile_requests_write_nothing() {
+    let (url, _fake) = FakeAggregator::start();
+    let inputs = Inputs::new();
+    inputs.runbook("redis.md", &good_runbook());
+    inputs.roster(&good_roster());
+    inputs.log_line(&recent_training_line());
+    let log = || std::fs::read_to_string(inputs.path("activity.jsonl")).expect("log");
+    let before = log();
+    let client = reqwest::Client::new();
+    let good = r#"{"kind":"drill","by":"mallory","note":"forged drill"}"#;
+    let huge_body = format!(r#"{{"kind":"drill","by":"{}"}}"#, "x".repeat(20 * 1024));
+
+    // no token configured: disabled, whatever is presented, naming the setting
+    let disabled = service(inputs.settings(&url)).start();
+    let (bound, server) =
+        serve_http("127.0.0.1:0", disabled, None, Secret::default()).expect("serve");
+    let activities = format!("http://{bound}/api/v1/activities");
+    for auth in [None, Some("Bearer "), Some("Bearer anything")] {
+        let (status, body, _) = post_as(&client, &activities, auth, good).await;
+        assert_eq!((status, body["error"].as_str()), (403, Some("disabled")), "{body}");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("incident_response.api_token")
+                && detail.contains("TELEMESH__INCIDENT_RESPONSE__API_TOKEN"),
+            "{detail}"
+        );
+    }
+    server.stop(true).await;
+
+    let addr = service(inputs.settings(&url)).start();
+    let (bound, server) =
+        serve_http("127.0.0.1:0", addr, None, Secret::new(TOKEN)).expect("serve");
+    let activities = format!("http://{bound}/api/v1/activities");
+    let huge_token = format!("Bearer {}", "A".repeat(16 * 1024));
+    let wrong_long = format!("Bearer {TOKEN}{TOKEN}");
+    let cases: Vec<(Option<&str>, &str, u16)> = vec![
+        (None, good, 401),
+        (Some(""), good, 401),
+        (Some("Basic aW5jaWRlbnQtdGVzdC10b2tlbg=="), good, 401),
+        (Some(TOKEN), good, 401),
+        (Some("Bearer"), good, 401),
+        (Some("Bearer wrong-token"), good, 403),
+        (Some("Bearer incident-test-toke"), good, 403),
+        (Some(&wrong_long), good, 403),
+        (Some(&huge_token), good, 403),
+        // an invalid or oversized body is never read without the right token
+        (None, "not json", 401),
+        (Some("Bearer wrong-token"), "not json", 403),
+        (Some("Bearer wrong-token"), &huge_body, 403),
+        (None, &huge_body, 401),
+    ];
+    for (auth, body, expected) in cases {
+        let (status, answer, challenge) = post_as(&client, &activities, auth, body).await;
+        let shown = auth.map(|a| &a[..a.len().min(40)]);
+        assert_eq!(status, expected, "{shown:?}: {answer}");
+        assert!(
+            !answer.to_string().contains(TOKEN),
+            "the token never leaks: {answer}"
+        );
+        assert_eq!(challenge.is_some(), expected == 401, "{shown:?}");
+    }
+    assert_eq!(log(), before, "refused requests write nothing");
+
+    // the right token: the body is read and validated only now
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, answer, _) = post_as(&client, &activities, Some(&bearer), "not json").await;
+    assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_activity")));
+    let (status, answer, _) = post_as(&client, &activities, Some(&bearer), &huge_body).await;
+    assert_eq!((status, answer["error"].as_str()), (413, Some("too_large")), "{answer}");
+    assert_eq!(log(), before);
+    let (status, answer, _) = post_as(&client, &activities, Some(&bearer), good).await;
+    assert_eq!(status, 201, "{answer}");
+    assert!(log().contains("forged drill"));
     server.stop(true).await;
 }

@@ -9,7 +9,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, Row};
-use telemesh_core::config::SecretUrl;
+use telemesh_core::config::{Secret, SecretUrl};
 use telemesh_core::transport::inproc::InProcessBus;
 use telemesh_core::transport::kafka::KafkaPublisher;
 use telemesh_core::transport::{Publisher, SnapshotPublisher};
@@ -110,9 +110,13 @@ async fn market_table(conn: &mut PgConnection, name: &str, ts: &[DateTime<Utc>])
         .expect("seed market table");
 }
 
+/// The run-report token of the tests' ingest services.
+const TOKEN: &str = "ingest-test-token";
+
 fn settings(url: &str) -> IngestSettings {
     IngestSettings {
         source_url: SecretUrl::new(url),
+        api_token: Secret::new(TOKEN),
         interval_seconds: 1,
         acquire_timeout_ms: 1_000,
         ..IngestSettings::default()
@@ -553,6 +557,7 @@ fn local_publisher() -> SnapshotPublisher {
 async fn post(url: &str, body: &Value) -> (u16, Value) {
     let r = reqwest::Client::new()
         .post(url)
+        .bearer_auth(TOKEN)
         .json(body)
         .send()
         .await
@@ -615,6 +620,7 @@ async fn run_reports_are_validated_and_recorded_in_the_platform_table() {
     }
     let r = reqwest::Client::new()
         .post(&runs_url)
+        .bearer_auth(TOKEN)
         .body("not json")
         .send()
         .await
@@ -715,7 +721,8 @@ async fn run_reports_adapt_to_the_column_types_of_the_platform_table() {
     let db = SourceDb::connect_lazy(&settings(&url)).expect("pool");
     let typed = TableName::parse("telemetry.typed_runs").expect("name");
     let (addr, server) =
-        telemesh_ingest::serve_http("127.0.0.1:0", db.clone(), typed, None).expect("serve");
+        telemesh_ingest::serve_http("127.0.0.1:0", db.clone(), typed, None, Secret::new(TOKEN))
+            .expect("serve");
     let runs_url = format!("http://{addr}/api/v1/ingest/runs");
     let report = |run_id: &str| {
         json!({
@@ -764,6 +771,7 @@ async fn run_reports_adapt_to_the_column_types_of_the_platform_table() {
         db,
         TableName::parse("telemetry.nope").expect("name"),
         None,
+        Secret::new(TOKEN),
     )
     .expect("serve");
     let (status, answer) = post(&format!("http://{addr}/api/v1/ingest/runs"), &report(id)).await;
@@ -984,4 +992,90 @@ async fn ingest_snapshots_travel_over_kafka_into_the_aggregator_summary() {
     );
     handle.stop().await;
     aggregator.stop().await;
+}
+
+#[actix_rt::test]
+async fn run_reports_need_the_token_before_the_body_is_read_and_hostile_requests_write_nothing() {
+    let env = TestEnv::get();
+    let (url, mut conn) = platform_db(&env, &namespace()).await;
+    let client = reqwest::Client::new();
+    let good = json!({"run_id": "forged-1", "dimension": "daily_bars", "status": "success",
+        "rows_written": 1, "finished_at": Utc::now().to_rfc3339()})
+    .to_string();
+    let huge_body = format!(
+        r#"{{"run_id":"{}","dimension":"daily_bars"}}"#,
+        "x".repeat(300 * 1024)
+    );
+    let post_as = |url: String, auth: Option<String>, body: String| {
+        let client = client.clone();
+        async move {
+            let mut request = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body);
+            if let Some(value) = auth {
+                request = request.header("authorization", value);
+            }
+            let r = request.send().await.expect("post");
+            let status = r.status().as_u16();
+            let challenge = r.headers().contains_key("www-authenticate");
+            (status, r.json::<Value>().await.unwrap_or(Value::Null), challenge)
+        }
+    };
+
+    // no token configured: disabled, naming the setting
+    let disabled = IngestSettings {
+        api_token: Secret::default(),
+        ..settings(&url)
+    };
+    let handle = IngestHandle::start(&disabled, "127.0.0.1:0", source(), local_publisher())
+        .expect("start ingest");
+    let runs_url = format!("http://{}/api/v1/ingest/runs", handle.http_addr);
+    for auth in [None, Some("Bearer x".to_owned())] {
+        let (status, answer, _) = post_as(runs_url.clone(), auth, good.clone()).await;
+        assert_eq!((status, answer["error"].as_str()), (403, Some("disabled")), "{answer}");
+        assert!(
+            answer["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("ingest.api_token"),
+            "{answer}"
+        );
+    }
+    handle.stop().await;
+
+    let handle = IngestHandle::start(&settings(&url), "127.0.0.1:0", source(), local_publisher())
+        .expect("start ingest");
+    let runs_url = format!("http://{}/api/v1/ingest/runs", handle.http_addr);
+    let cases: Vec<(Option<String>, String, u16)> = vec![
+        (None, good.clone(), 401),
+        (Some("Basic Zm9vOmJhcg==".into()), good.clone(), 401),
+        (Some(TOKEN.into()), good.clone(), 401),
+        (Some("Bearer wrong".into()), good.clone(), 403),
+        (Some(format!("Bearer {TOKEN}x")), good.clone(), 403),
+        (Some(format!("Bearer {}", "A".repeat(16 * 1024))), good.clone(), 403),
+        (None, "not json".into(), 401),
+        (Some("Bearer wrong".into()), "not json".into(), 403),
+        (Some("Bearer wrong".into()), huge_body.clone(), 403),
+        (None, huge_body.clone(), 401),
+    ];
+    for (auth, body, expected) in cases {
+        let shown = auth.as_deref().map(|a| a[..a.len().min(40)].to_owned());
+        let (status, answer, challenge) = post_as(runs_url.clone(), auth, body).await;
+        assert_eq!(status, expected, "{shown:?}: {answer}");
+        assert_eq!(challenge, expected == 401, "{shown:?}");
+        assert!(!answer.to_string().contains(TOKEN), "{answer}");
+    }
+    let count = |conn: &mut PgConnection| {
+        let q = sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM telemetry.ingest_runs");
+        async move { q.fetch_one(conn).await.expect("count").0 }
+    };
+    assert_eq!(count(&mut conn).await, 0, "refused reports write nothing");
+    let bearer = Some(format!("Bearer {TOKEN}"));
+    let (status, answer, _) = post_as(runs_url.clone(), bearer.clone(), huge_body).await;
+    assert_eq!((status, answer["error"].as_str()), (413, Some("too_large")), "{answer}");
+    let (status, answer, _) = post_as(runs_url.clone(), bearer, good).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(count(&mut conn).await, 1);
+    handle.stop().await;
 }

@@ -210,6 +210,20 @@ Secrets, extra variables. Call with (dict "root" $ "name" "aggregator" "svc" $sv
       key: {{ $v.api.auth.key }}
 {{- end }}
 {{- end }}
+{{- if and (eq .name "ingest") $v.api.ingest.existingSecret }}
+- name: TELEMESH__INGEST__API_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.api.ingest.existingSecret }}
+      key: {{ $v.api.ingest.key }}
+{{- end }}
+{{- if and (eq .name "incident-response") $v.api.incidentResponse.existingSecret }}
+- name: TELEMESH__INCIDENT_RESPONSE__API_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.api.incidentResponse.existingSecret }}
+      key: {{ $v.api.incidentResponse.key }}
+{{- end }}
 {{- with $v.extraEnv }}
 {{ toYaml . }}
 {{- end }}

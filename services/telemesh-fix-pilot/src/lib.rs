@@ -10,6 +10,8 @@
 //! - [`state`], [`evaluate`](mod@evaluate): the plain state and the pure grading of both snapshots.
 //! - [`session`]: the thin hotfix adapter (the only module naming engine types).
 //! - [`gateway`]: the order-request schema.
+//! - [`order_gateway`]: the gateway's delivery guarantee (ClOrdID journal, age limit, order
+//!   events, offsets committed only after an outcome).
 //! - [`service`]: [`FixPilotService`], the actix actor.
 
 pub mod codes;
@@ -18,6 +20,7 @@ pub mod fasthash;
 pub mod fixed;
 pub mod gateway;
 pub mod metrics;
+pub mod order_gateway;
 pub mod orders;
 pub mod reconciler;
 pub mod report;

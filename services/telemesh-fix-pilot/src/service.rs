@@ -1,8 +1,8 @@
 //! Owns [`FixPilotService`], the actix actor of `telemesh serve fix-pilot`: it starts the
-//! configured FIX sessions, runs the order gateway (orders from Kafka → trading session,
-//! execution reports → Kafka), feeds the [`Reconciler`], keeps the session telemetry, and
-//! publishes `telemetry.execution.fix_pilot` and `telemetry.execution.dropcopy` every
-//! `interval_seconds`.
+//! configured FIX sessions, hosts the order gateway (order requests from Kafka through
+//! [`crate::order_gateway`] → trading session; execution reports → Kafka), feeds the
+//! [`Reconciler`], keeps the session telemetry, and publishes `telemetry.execution.fix_pilot`
+//! and `telemetry.execution.dropcopy` every `interval_seconds`.
 //!
 //! Everything runs on the actor's thread; session callbacks and Kafka consumers only hand
 //! messages over bounded channels. A message that cannot be read is counted as rejected; it
@@ -25,6 +25,10 @@ use tokio::sync::mpsc;
 
 use crate::evaluate::{evaluate_dropcopy, evaluate_pilot};
 use crate::gateway::{OrderRequest, RequestError};
+use crate::order_gateway::{
+    self, ConsumerTopics, GatewayOrder, GatewayPolicy, OrderGateway, Outcome, Prepared,
+    RejectReason,
+};
 use crate::reconciler::{Reconciler, Stream};
 use crate::report::{normalize, tags, JsonFields};
 use crate::session::{
@@ -40,10 +44,10 @@ fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-/// Input from the Kafka side.
+/// Input from the Kafka side (the platform's execution reports; order requests go through
+/// [`order_gateway::run_consumer`]).
 #[derive(Debug)]
 enum KafkaInput {
-    OrderRequest(Vec<u8>),
     PlatformReport(Vec<u8>),
     Failed(String),
 }
@@ -70,7 +74,9 @@ pub struct GetState;
 #[rtype(result = "Snapshots")]
 pub struct PublishNow;
 
-/// Submits an order request directly (as if read from the orders topic).
+/// Submits an order request directly, as if read from the orders topic now: the same
+/// checks (duplicate ClOrdID, session wait, journal) and the same send; answers when it is
+/// sent or rejected.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<(), RequestError>")]
 pub struct Submit(pub OrderRequest);
@@ -96,6 +102,7 @@ pub struct FixPilotService {
     dropcopy_link: Option<SessionLink>,
     inbound_tx: Option<mpsc::Sender<SessionEvent>>,
     executions: Option<Arc<dyn Publisher>>,
+    gateway: Option<OrderGateway>,
     last: Snapshots,
     last_tick: Option<chrono::DateTime<Utc>>,
 }
@@ -149,6 +156,7 @@ impl FixPilotService {
             dropcopy_link: None,
             inbound_tx: None,
             executions: None,
+            gateway: None,
             last: Snapshots::default(),
             last_tick: None,
         }
@@ -362,14 +370,8 @@ impl FixPilotService {
         });
     }
 
-    fn on_kafka_input(&mut self, input: KafkaInput, ctx: &mut Context<Self>) {
+    fn on_kafka_input(&mut self, input: KafkaInput) {
         match input {
-            KafkaInput::OrderRequest(payload) => {
-                if let Err(e) = OrderRequest::parse(&payload).and_then(|r| self.submit(r, ctx)) {
-                    self.queues.orders_refused += 1;
-                    tracing::warn!(error = %e, "order request refused");
-                }
-            }
             KafkaInput::PlatformReport(payload) => {
                 let now = now_ms();
                 self.queues.inbound_processed += 1;
@@ -389,69 +391,104 @@ impl FixPilotService {
         }
     }
 
-    fn submit(
-        &mut self,
-        request: OrderRequest,
-        ctx: &mut Context<Self>,
-    ) -> Result<(), RequestError> {
-        let now = now_ms();
-        let (message, cl_ord_id) = match request {
-            OrderRequest::New(order) => {
-                let Some(_) = &self.trading_link else {
-                    return Err(RequestError::NoSession(order.cl_ord_id));
-                };
-                self.recon.orders_mut().on_sent(&order, now);
-                let cl = order.cl_ord_id.clone();
-                (OrderMessage::New(order), cl)
+    /// Builds the FIX message of a request (a cancel takes symbol, side and quantity from the
+    /// order book), or rejects it.
+    fn prepare(&self, order: GatewayOrder) -> Result<Prepared, Outcome> {
+        let (message, cl_ord_id) = match order.request {
+            OrderRequest::New(new) => {
+                let cl = new.cl_ord_id.clone();
+                (OrderMessage::New(new), cl)
             }
             OrderRequest::Cancel {
                 cl_ord_id,
                 orig_cl_ord_id,
             } => {
-                let Some(order) = self.recon.orders().by_cl_ord_id(&orig_cl_ord_id) else {
-                    return Err(RequestError::UnknownOrder {
-                        cl_ord_id,
+                let Some(orig) = self.recon.orders().by_cl_ord_id(&orig_cl_ord_id) else {
+                    let detail = RequestError::UnknownOrder {
+                        cl_ord_id: cl_ord_id.clone(),
                         orig_cl_ord_id,
-                    });
+                    }
+                    .to_string();
+                    return Err(Outcome::rejected(
+                        Some(&cl_ord_id),
+                        RejectReason::UnknownOrder,
+                        detail,
+                    ));
                 };
                 let cancel = CancelOrder {
                     cl_ord_id: cl_ord_id.clone(),
-                    orig_cl_ord_id: order.cl_ord_id.clone(),
-                    symbol: order.symbol.clone(),
-                    side: order.side,
-                    order_qty: order.order_qty,
+                    orig_cl_ord_id: orig.cl_ord_id.clone(),
+                    symbol: orig.symbol.clone(),
+                    side: orig.side,
+                    order_qty: orig.order_qty,
                 };
-                if self.trading_link.is_none() {
-                    return Err(RequestError::NoSession(cl_ord_id));
-                }
-                self.recon
-                    .orders_mut()
-                    .on_cancel_sent(&cl_ord_id, &orig_cl_ord_id, now);
                 (OrderMessage::Cancel(cancel), cl_ord_id)
             }
         };
-        let Some(link) = self.trading_link.clone() else {
-            return Err(RequestError::NoSession(cl_ord_id));
+        Ok(Prepared {
+            cl_ord_id,
+            message,
+            created_ms: order.created_ms,
+            request: order.position,
+        })
+    }
+
+    /// Runs one order request through the gateway; the book and the counters follow its
+    /// outcome.
+    fn order(&mut self, order: GatewayOrder) -> ResponseActFuture<Self, Outcome> {
+        let prepared = match self.prepare(order) {
+            Ok(p) => p,
+            Err(outcome) => {
+                self.queues.orders_refused += 1;
+                return Box::pin(actix::fut::ready(outcome));
+            }
         };
+        let link = self.trading_link.clone();
+        let gateway = self.gateway.clone();
+        let message = prepared.message.clone();
         self.queues.outbound_pending += 1;
-        ctx.spawn(
-            async move { (link.send(message).await, cl_ord_id) }
-                .into_actor(self)
-                .map(|(result, cl_ord_id), act, _| {
-                    act.queues.outbound_pending = act.queues.outbound_pending.saturating_sub(1);
-                    match result {
-                        Ok(seq) => {
+        Box::pin(
+            async move {
+                match gateway {
+                    Some(gateway) => gateway.process(link, prepared).await,
+                    None if link.is_none() => Outcome::rejected(
+                        Some(&prepared.cl_ord_id),
+                        RejectReason::NoSession,
+                        "the trading session is not configured or not started: nothing sent",
+                    ),
+                    None => Outcome::rejected(
+                        Some(&prepared.cl_ord_id),
+                        RejectReason::StoreUnavailable,
+                        "the order gateway is not started: nothing sent",
+                    ),
+                }
+            }
+            .into_actor(self)
+            .map(move |outcome, act, _| {
+                act.queues.outbound_pending = act.queues.outbound_pending.saturating_sub(1);
+                match &outcome {
+                    Outcome::Sent { replayed, .. } => {
+                        if !replayed {
                             act.queues.orders_sent += 1;
-                            tracing::debug!(cl_ord_id = %cl_ord_id, seq, "order sent");
                         }
-                        Err(e) => {
-                            act.queues.orders_refused += 1;
-                            tracing::warn!(cl_ord_id = %cl_ord_id, error = %e, "order not sent");
+                        let now = now_ms();
+                        match &message {
+                            OrderMessage::New(o) => act.recon.orders_mut().on_sent(o, now),
+                            OrderMessage::Cancel(c) => {
+                                act.recon.orders_mut().on_cancel_sent(
+                                    &c.cl_ord_id,
+                                    &c.orig_cl_ord_id,
+                                    now,
+                                );
+                            }
+                            OrderMessage::PossResend(_) => {}
                         }
                     }
-                }),
-        );
-        Ok(())
+                    Outcome::Rejected { .. } => act.queues.orders_refused += 1,
+                }
+                outcome
+            }),
+        )
     }
 
     fn poll_sessions(&mut self, ctx: &mut Context<Self>) {
@@ -511,6 +548,13 @@ impl FixPilotService {
             && self.settings.trading.is_configured()
         {
             wanted.push((Stream::Trading, self.settings.trading.clone()));
+            self.gateway = Some(OrderGateway::open(
+                std::path::Path::new(&self.settings.gateway_store_dir),
+                GatewayPolicy {
+                    max_age_ms: (self.settings.max_request_age_seconds * 1000.0).round() as i64,
+                    session_wait: Duration::from_secs_f64(self.settings.session_wait_seconds),
+                },
+            ));
         }
         if self.settings.dropcopy.is_configured() {
             wanted.push((Stream::DropCopy, self.settings.dropcopy.clone()));
@@ -545,48 +589,60 @@ impl FixPilotService {
             tracing::info!("kafka not configured: no order topic, no execution topic");
             return;
         }
-        let (topic, input): (String, fn(Vec<u8>) -> KafkaInput) =
-            match self.settings.executions_source {
-                ExecutionsSource::Fix => {
-                    match KafkaPublisher::new(&self.kafka) {
-                        Ok(p) => self.executions = Some(Arc::new(p)),
-                        Err(e) => {
-                            tracing::error!(error = %e, "execution reports will not be published")
-                        }
-                    }
-                    (self.settings.orders_topic.clone(), KafkaInput::OrderRequest)
-                }
-                ExecutionsSource::Kafka => (
-                    self.settings.executions_topic.clone(),
-                    KafkaInput::PlatformReport,
-                ),
-            };
         let prefix = self.kafka.topic_prefix.clone();
         let kafka = KafkaSettings {
             group_id: self.settings.consumer_group.clone(),
             ..self.kafka.clone()
         };
-        let specs: Vec<TopicSpec> = [&self.settings.orders_topic, &self.settings.executions_topic]
-            .into_iter()
-            .map(|t| TopicSpec {
-                name: topics::topic_name(&prefix, t),
-                partitions: 1,
-                replication_factor: 1,
-            })
-            .collect();
+        let specs: Vec<TopicSpec> = [
+            &self.settings.orders_topic,
+            &self.settings.executions_topic,
+            &self.settings.order_events_topic,
+        ]
+        .into_iter()
+        .map(|t| TopicSpec {
+            name: topics::topic_name(&prefix, t),
+            partitions: 1,
+            replication_factor: 1,
+        })
+        .collect();
+        let ensure = {
+            let kafka = kafka.clone();
+            async move {
+                match ensure_topics(&kafka, &specs).await {
+                    Ok(report) if !report.failed.is_empty() => {
+                        tracing::warn!(failed = ?report.failed, "some fix pilot topics could not be created")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "fix pilot topics not checked"),
+                }
+            }
+        };
+        if self.settings.executions_source == ExecutionsSource::Fix {
+            match KafkaPublisher::new(&self.kafka) {
+                Ok(p) => self.executions = Some(Arc::new(p)),
+                Err(e) => {
+                    tracing::error!(error = %e, "execution reports will not be published")
+                }
+            }
+            let topics = ConsumerTopics {
+                orders: topics::topic_name(&prefix, &self.settings.orders_topic),
+                events: topics::topic_name(&prefix, &self.settings.order_events_topic),
+            };
+            let service = ctx.address().recipient();
+            actix::spawn(async move {
+                ensure.await;
+                order_gateway::run_consumer(kafka, topics, service).await;
+            });
+            return;
+        }
         let (tx, rx) = mpsc::channel::<KafkaInput>(1_024);
         ctx.add_stream(futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|e| (e, rx))
         }));
-        let full = topics::topic_name(&prefix, &topic);
+        let full = topics::topic_name(&prefix, &self.settings.executions_topic);
         actix::spawn(async move {
-            match ensure_topics(&kafka, &specs).await {
-                Ok(report) if !report.failed.is_empty() => {
-                    tracing::warn!(failed = ?report.failed, "some fix pilot topics could not be created")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "fix pilot topics not checked"),
-            }
+            ensure.await;
             let mut subscriber = match KafkaSubscriber::new(&kafka, std::slice::from_ref(&full)) {
                 Ok(s) => s,
                 Err(e) => {
@@ -598,7 +654,11 @@ impl FixPilotService {
                 match subscriber.poll(Duration::from_millis(500)).await {
                     Ok(Some(message)) => {
                         let position = message.position();
-                        if tx.send(input(message.payload)).await.is_err() {
+                        if tx
+                            .send(KafkaInput::PlatformReport(message.payload))
+                            .await
+                            .is_err()
+                        {
                             break; // the service stopped
                         }
                         if let Err(e) = subscriber.commit(&[position]) {
@@ -676,8 +736,8 @@ impl StreamHandler<SessionEvent> for FixPilotService {
 }
 
 impl StreamHandler<KafkaInput> for FixPilotService {
-    fn handle(&mut self, input: KafkaInput, ctx: &mut Context<Self>) {
-        self.on_kafka_input(input, ctx);
+    fn handle(&mut self, input: KafkaInput, _: &mut Context<Self>) {
+        self.on_kafka_input(input);
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
@@ -710,10 +770,23 @@ impl Handler<PublishNow> for FixPilotService {
 }
 
 impl Handler<Submit> for FixPilotService {
-    type Result = Result<(), RequestError>;
+    type Result = ResponseActFuture<Self, Result<(), RequestError>>;
 
-    fn handle(&mut self, Submit(request): Submit, ctx: &mut Context<Self>) -> Self::Result {
-        self.submit(request, ctx)
+    fn handle(&mut self, Submit(request): Submit, _: &mut Context<Self>) -> Self::Result {
+        let order = GatewayOrder {
+            request,
+            created_ms: Some(now_ms()),
+            position: None,
+        };
+        Box::pin(self.order(order).map(|outcome, _, _| outcome.into_result()))
+    }
+}
+
+impl Handler<GatewayOrder> for FixPilotService {
+    type Result = ResponseActFuture<Self, Outcome>;
+
+    fn handle(&mut self, order: GatewayOrder, _: &mut Context<Self>) -> Self::Result {
+        self.order(order)
     }
 }
 

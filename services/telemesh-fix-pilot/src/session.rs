@@ -67,11 +67,28 @@ pub struct CancelOrder {
 pub enum OrderMessage {
     New(NewOrder),
     Cancel(CancelOrder),
+    /// The same request again after a crash left it in doubt: PossResend (97) = Y, so the
+    /// venue checks the ClOrdID before acting on it.
+    PossResend(Box<OrderMessage>),
+}
+
+impl OrderMessage {
+    /// This message marked PossResend (97=Y).
+    pub fn poss_resend(self) -> Self {
+        match self {
+            OrderMessage::PossResend(_) => self,
+            other => OrderMessage::PossResend(Box::new(other)),
+        }
+    }
 }
 
 impl OutboundMessage for OrderMessage {
     fn write(&self, m: &mut Message) {
         match self {
+            OrderMessage::PossResend(inner) => {
+                m.header_mut().set(fix44::POSS_RESEND, "Y");
+                inner.write(m);
+            }
             OrderMessage::New(o) => {
                 m.set(fix44::CL_ORD_ID, o.cl_ord_id.as_str());
                 m.set(fix44::HANDL_INST, "1");
@@ -105,6 +122,7 @@ impl OutboundMessage for OrderMessage {
         match self {
             OrderMessage::New(_) => "D",
             OrderMessage::Cancel(_) => "F",
+            OrderMessage::PossResend(inner) => inner.message_type(),
         }
     }
 }
@@ -118,6 +136,8 @@ pub enum SessionError {
     Start { session: String, detail: String },
     #[error("cannot send on the trading session: {0}; retry once it is logged on")]
     Send(String),
+    #[error("the trading session is disconnected: nothing was sent; retry once it is logged on")]
+    Disconnected,
     #[error("the application dropped the message")]
     Dropped,
 }
@@ -350,6 +370,10 @@ impl SessionLink {
         match self.handle.send(message).await {
             Ok(SendOutcome::Sent { sequence_number }) => Ok(sequence_number),
             Ok(SendOutcome::Dropped) => Err(SessionError::Dropped),
+            // checked before the message is given a sequence number: it was not sent
+            Err(hotfix::session::error::SendError::Disconnected) => {
+                Err(SessionError::Disconnected)
+            }
             Err(e) => Err(SessionError::Send(e.to_string())),
         }
     }
@@ -399,6 +423,13 @@ mod tests {
         let mut m = Message::new("FIX.4.4", "F");
         cancel.write(&mut m);
         assert!(fields_of(&m).contains(&(41, "C1".to_owned())));
+        let resend = cancel.clone().poss_resend().poss_resend();
+        assert_eq!(resend.message_type(), "F");
+        let mut m = Message::new("FIX.4.4", "F");
+        resend.write(&mut m);
+        let fields = fields_of(&m);
+        assert!(fields.contains(&(97, "Y".to_owned())), "{fields:?}");
+        assert!(fields.contains(&(41, "C1".to_owned())));
     }
 
     #[test]

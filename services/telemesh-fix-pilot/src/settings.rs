@@ -7,6 +7,10 @@ use crate::fixed::Fixed;
 use crate::reconciler::ReconPolicy;
 use crate::report::tags;
 
+/// The longest `session_wait_seconds`: well inside Kafka's default `max.poll.interval.ms`
+/// (300 s), which a request waiting for the session holds the consumer for.
+pub const MAX_SESSION_WAIT_SECONDS: f64 = 240.0;
+
 /// The list-valued keys of `[fix_pilot]`, for the config loader (comma lists in env).
 pub const LIST_KEYS: &[&str] = &["fix_pilot.other_sessions"];
 
@@ -182,6 +186,20 @@ pub struct FixPilotSettings {
     /// day only, so matching starts over and closed orders are forgotten. Default: empty,
     /// never (restart the service between trading days).
     pub day_roll_utc: String,
+    /// Where the gateway answers every order request: `sent` or `rejected` with a reason
+    /// (JSON, `docs/fix-pilot.md`), without the `[kafka] topic_prefix`. Default:
+    /// `execution.order_events`.
+    pub order_events_topic: String,
+    /// An order request older than this (from its `created_at`, else its Kafka timestamp)
+    /// when it would be sent is rejected (`aged`), never sent. Default: 30.
+    pub max_request_age_seconds: f64,
+    /// How long a request waits for the trading session to be logged on before it is
+    /// rejected (`no_session`). Meanwhile the next requests wait behind it. Default: 10.
+    pub session_wait_seconds: f64,
+    /// Directory of the gateway's ClOrdID journal (`cl_ord_ids.jsonl`, fsync'd before each
+    /// send): duplicates are refused across restarts. Keep it on persistent storage next to
+    /// the sequence store. Default: `telemesh-data/fix-gateway`.
+    pub gateway_store_dir: String,
 }
 
 impl Default for FixPilotSettings {
@@ -213,6 +231,10 @@ impl Default for FixPilotSettings {
             reject_warn_seconds: 900.0,
             heartbeat_grace_factor: 2.5,
             day_roll_utc: String::new(),
+            order_events_topic: "execution.order_events".into(),
+            max_request_age_seconds: 30.0,
+            session_wait_seconds: 10.0,
+            gateway_store_dir: "telemesh-data/fix-gateway".into(),
         }
     }
 }
@@ -285,9 +307,36 @@ impl FixPilotSettings {
                 format!("is {}: set a positive tick, e.g. 0.01", self.tick_size),
             );
         }
+        if !self.max_request_age_seconds.is_finite() || self.max_request_age_seconds <= 0.0 {
+            return e(
+                "max_request_age_seconds",
+                format!(
+                    "is {}: set how old an order request may be when it is sent, e.g. 30",
+                    self.max_request_age_seconds
+                ),
+            );
+        }
+        if !self.session_wait_seconds.is_finite()
+            || !(0.0..=MAX_SESSION_WAIT_SECONDS).contains(&self.session_wait_seconds)
+        {
+            return e(
+                "session_wait_seconds",
+                format!(
+                    "is {}: set 0 to {MAX_SESSION_WAIT_SECONDS} (the consumer must poll Kafka within its max.poll.interval), e.g. 10",
+                    self.session_wait_seconds
+                ),
+            );
+        }
+        if self.gateway_store_dir.trim().is_empty() {
+            return e(
+                "gateway_store_dir",
+                "is empty: set a writable directory on persistent storage for the ClOrdID journal".into(),
+            );
+        }
         for (key, topic) in [
             ("orders_topic", &self.orders_topic),
             ("executions_topic", &self.executions_topic),
+            ("order_events_topic", &self.order_events_topic),
         ] {
             if topic.trim().is_empty() || topic.contains(char::is_whitespace) {
                 return e(
@@ -455,5 +504,44 @@ mod tests {
             ..FixPilotSettings::default()
         };
         assert_eq!(s.validate().unwrap_err().key, "tick_size");
+        for (s, key) in [
+            (
+                FixPilotSettings {
+                    max_request_age_seconds: 0.0,
+                    ..FixPilotSettings::default()
+                },
+                "max_request_age_seconds",
+            ),
+            (
+                FixPilotSettings {
+                    max_request_age_seconds: f64::NAN,
+                    ..FixPilotSettings::default()
+                },
+                "max_request_age_seconds",
+            ),
+            (
+                FixPilotSettings {
+                    session_wait_seconds: 301.0,
+                    ..FixPilotSettings::default()
+                },
+                "session_wait_seconds",
+            ),
+            (
+                FixPilotSettings {
+                    gateway_store_dir: " ".into(),
+                    ..FixPilotSettings::default()
+                },
+                "gateway_store_dir",
+            ),
+            (
+                FixPilotSettings {
+                    order_events_topic: "a b".into(),
+                    ..FixPilotSettings::default()
+                },
+                "order_events_topic",
+            ),
+        ] {
+            assert_eq!(s.validate().unwrap_err().key, key);
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! Owns the incident-response HTTP endpoints: `GET /api/v1/gate` (may we deploy?),
-//! `GET /api/v1/snapshot`, `POST /api/v1/activities` (record a drill or training session),
-//! `/health/live` and `/health/ready`. Errors are JSON `{error, detail}` (plus `field` for a
-//! rejected activity); a client never gets a 500 for what it sent.
+//! `GET /api/v1/snapshot`, `POST /api/v1/activities` (record a drill or training session;
+//! needs `Authorization: Bearer <incident_response.api_token>`, checked before the body is
+//! read, and is disabled while no token is configured), `/health/live` and `/health/ready`.
+//! Errors are JSON `{error, detail}` (plus `field` for a rejected activity); a client never
+//! gets a 500 for what it sent.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -12,6 +14,8 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::Utc;
 use serde_json::json;
+use telemesh_core::auth;
+use telemesh_core::config::Secret;
 use telemesh_core::transport::Publisher;
 
 use crate::activity::{self, ActivityError};
@@ -27,6 +31,8 @@ pub const SNAPSHOT_PATH: &str = "/api/v1/snapshot";
 pub const ACTIVITIES_PATH: &str = "/api/v1/activities";
 /// The largest accepted activity body.
 pub const MAX_ACTIVITY_BYTES: usize = 16 * 1024;
+/// The setting holding the token of the activities endpoint.
+pub const TOKEN_SETTING: &str = "incident_response.api_token";
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -45,15 +51,18 @@ pub enum ServeError {
 struct HttpState {
     service: Addr<IncidentResponseService>,
     transport: Option<Arc<dyn Publisher>>,
+    api_token: Secret,
 }
 
 /// Starts the HTTP server on `addr` (port 0 picks a free port) and returns the bound address
-/// and the handle to stop it. `transport`, when given, is checked by `/health/ready`. Must
-/// run inside an actix system.
+/// and the handle to stop it. `transport`, when given, is checked by `/health/ready`;
+/// `api_token` guards `POST /api/v1/activities` (empty disables it). Must run inside an actix
+/// system.
 pub fn serve_http(
     addr: &str,
     service: Addr<IncidentResponseService>,
     transport: Option<Arc<dyn Publisher>>,
+    api_token: Secret,
 ) -> Result<(SocketAddr, ServerHandle), ServeError> {
     let bind_err = |source| ServeError::Bind {
         addr: addr.to_owned(),
@@ -61,7 +70,11 @@ pub fn serve_http(
     };
     let listener = TcpListener::bind(addr).map_err(bind_err)?;
     let local = listener.local_addr().map_err(bind_err)?;
-    let state = web::Data::new(HttpState { service, transport });
+    let state = web::Data::new(HttpState {
+        service,
+        transport,
+        api_token,
+    });
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -137,7 +150,43 @@ async fn snapshot(state: web::Data<HttpState>) -> HttpResponse {
     }
 }
 
-async fn record_activity(state: web::Data<HttpState>, body: web::Bytes) -> HttpResponse {
+fn refused(refusal: auth::Refusal) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(refusal.status())
+        .unwrap_or(actix_web::http::StatusCode::FORBIDDEN);
+    let mut response = HttpResponse::build(status);
+    if refusal.challenges() {
+        response.insert_header(("www-authenticate", auth::WWW_AUTHENTICATE));
+    }
+    response.json(refusal.body())
+}
+
+async fn record_activity(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    payload: web::Payload,
+) -> HttpResponse {
+    // the token first: an unauthenticated body is never read, let alone parsed
+    let header = req.headers().get("authorization").map(|v| v.as_bytes());
+    if let Err(refusal) = auth::check_bearer(header, &state.api_token, TOKEN_SETTING) {
+        return refused(refusal);
+    }
+    let body = match payload.to_bytes_limited(MAX_ACTIVITY_BYTES).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => {
+            return error(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("cannot read the request body: {e}; send it again"),
+            )
+        }
+        Err(_) => {
+            return error(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("an activity is at most {MAX_ACTIVITY_BYTES} bytes of JSON"),
+            )
+        }
+    };
     let activity = match activity::validate(&body, Utc::now()) {
         Ok(a) => a,
         Err(e) => {

@@ -114,6 +114,11 @@ pub struct IncidentResponseSettings {
     /// Categories whose `warn` issues block a deployment. Default: `missing_runbooks`,
     /// `primary_roster`, `open_incidents`, `postmortem_backlog`, `metrics_mtta`, `metrics_mttr`.
     pub gate_warn_block_categories: Vec<String>,
+
+    // --- HTTP
+    /// Bearer token `POST /api/v1/activities` requires (it can satisfy the deployment gate).
+    /// Default: empty, meaning the endpoint is disabled (403 naming this setting).
+    pub api_token: Secret,
 }
 
 impl Default for IncidentResponseSettings {
@@ -153,6 +158,7 @@ impl Default for IncidentResponseSettings {
                 .iter()
                 .map(|c| (*c).to_owned())
                 .collect(),
+            api_token: Secret::default(),
         }
     }
 }
@@ -409,6 +415,7 @@ mod tests {
         assert_eq!(s.activity_log, "incident-activity.jsonl");
         assert_eq!(s.aggregator_url, "");
         assert!(s.aggregator_token.is_empty());
+        assert!(s.api_token.is_empty(), "activities are disabled until a token is set");
         assert_eq!(s.metrics_window_days, 30);
         assert!(!s.gate_block_on_warn);
         assert_eq!(s.gate_warn_block_categories, DEFAULT_WARN_BLOCK_CATEGORIES);

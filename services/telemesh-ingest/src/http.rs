@@ -1,6 +1,7 @@
 //! Owns the ingest service's HTTP endpoints: `POST /api/v1/ingest/runs` (ingest jobs that do
 //! not write the runs table report a run here; it is validated and inserted into the
-//! platform's runs table), `GET /api/v1/snapshots/latest`, `/health/live` and `/health/ready`.
+//! platform's runs table; it needs `Authorization: Bearer <ingest.api_token>`, checked before
+//! the body is read, and is disabled while no token is configured), `GET /api/v1/snapshots/latest`, `/health/live` and `/health/ready`.
 //! Errors are JSON `{error, detail}` (plus `field` for a rejected report); a client never
 //! gets a 500 for what it sent.
 
@@ -13,6 +14,8 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use anyhow::Context as _;
 use chrono::Utc;
 use serde_json::{json, Value};
+use telemesh_core::auth;
+use telemesh_core::config::Secret;
 
 use crate::run::validate_report;
 use crate::service::{EvaluateNow, GetLastSnapshots, IngestService};
@@ -22,6 +25,8 @@ use crate::source::{SourceDb, SourceError, TableName};
 pub const RUNS_PATH: &str = "/api/v1/ingest/runs";
 /// The largest accepted report body.
 pub const MAX_REPORT_BYTES: usize = 256 * 1024;
+/// The setting holding the token of the run-report endpoint.
+pub const TOKEN_SETTING: &str = "ingest.api_token";
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -31,17 +36,19 @@ struct HttpState {
     db: SourceDb,
     runs_table: TableName,
     service: Option<Addr<IngestService>>,
+    api_token: Secret,
 }
 
 /// Starts the HTTP server on `addr` (port 0 picks a free port) and returns the bound address
 /// and the handle to stop it. Run reports are written to `runs_table` of `db`; `service`, when
-/// given, serves the latest snapshots and re-evaluates after each recorded run. Must run
-/// inside an actix system.
+/// given, serves the latest snapshots and re-evaluates after each recorded run; `api_token`
+/// guards the run reports (empty disables them). Must run inside an actix system.
 pub fn serve_http(
     addr: &str,
     db: SourceDb,
     runs_table: TableName,
     service: Option<Addr<IngestService>>,
+    api_token: Secret,
 ) -> anyhow::Result<(SocketAddr, ServerHandle)> {
     let listener = TcpListener::bind(addr)
         .with_context(|| format!("cannot listen on {addr}; set [http] addr to a free address"))?;
@@ -50,6 +57,7 @@ pub fn serve_http(
         db,
         runs_table,
         service,
+        api_token,
     });
     let server = HttpServer::new(move || {
         App::new()
@@ -73,7 +81,41 @@ pub fn serve_http(
     Ok((local, handle))
 }
 
-async fn report_run(state: web::Data<HttpState>, body: web::Bytes) -> HttpResponse {
+fn refused(refusal: auth::Refusal) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(refusal.status())
+        .unwrap_or(actix_web::http::StatusCode::FORBIDDEN);
+    let mut response = HttpResponse::build(status);
+    if refusal.challenges() {
+        response.insert_header(("www-authenticate", auth::WWW_AUTHENTICATE));
+    }
+    response.json(refusal.body())
+}
+
+async fn report_run(
+    req: HttpRequest,
+    state: web::Data<HttpState>,
+    payload: web::Payload,
+) -> HttpResponse {
+    // the token first: an unauthenticated body is never read, let alone parsed or written
+    let header = req.headers().get("authorization").map(|v| v.as_bytes());
+    if let Err(refusal) = auth::check_bearer(header, &state.api_token, TOKEN_SETTING) {
+        return refused(refusal);
+    }
+    let body = match payload.to_bytes_limited(MAX_REPORT_BYTES).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => {
+            return HttpResponse::BadRequest().json(json!({
+                "error": "invalid_body",
+                "detail": format!("cannot read the request body: {e}; send it again"),
+            }))
+        }
+        Err(_) => {
+            return HttpResponse::PayloadTooLarge().json(json!({
+                "error": "too_large",
+                "detail": format!("a run report is at most {MAX_REPORT_BYTES} bytes of JSON"),
+            }))
+        }
+    };
     let report = match validate_report(&body, Utc::now()) {
         Ok(r) => r,
         Err(e) => {

@@ -255,7 +255,13 @@ impl IngestHandle {
             SourceDb::connect_lazy(settings).context("cannot set up the platform database pool")?;
         let service = IngestService::new(settings, db.clone(), source, publisher)?.start();
         let runs_table = TableName::parse(&settings.runs_table).map_err(anyhow::Error::msg)?;
-        let (addr, server) = http::serve_http(http_addr, db, runs_table, Some(service.clone()))?;
+        let (addr, server) = http::serve_http(
+            http_addr,
+            db,
+            runs_table,
+            Some(service.clone()),
+            settings.api_token.clone(),
+        )?;
         Ok(Self {
             service,
             http_addr: addr,

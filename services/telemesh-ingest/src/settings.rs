@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use telemesh_core::config::SecretUrl;
+use telemesh_core::config::{Secret, SecretUrl};
 
 use crate::source::{Backend, TableName};
 
@@ -61,6 +61,9 @@ pub struct IngestSettings {
     pub recent_failure_runs: u32,
     /// The tables whose history is graded. Default: the three market-data tables of §3.7.
     pub retention: Vec<RetentionTable>,
+    /// Bearer token `POST /api/v1/ingest/runs` requires (it writes to the platform's
+    /// database). Default: empty, meaning the endpoint is disabled (403 naming this setting).
+    pub api_token: Secret,
 }
 
 /// One per-dimension expected interval (`[[ingest.expected_intervals]]`).
@@ -140,6 +143,7 @@ impl Default for IngestSettings {
             consecutive_failures: 2,
             recent_failure_runs: 3,
             retention: default_retention(),
+            api_token: Secret::default(),
         }
     }
 }

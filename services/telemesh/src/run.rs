@@ -164,7 +164,12 @@ pub async fn standalone(cfg: TelemeshConfig) -> anyhow::Result<()> {
         let service =
             IncidentResponseService::new(cfg.incident_response.clone(), source, publisher.clone())
                 .start();
-        let (bound, server) = telemesh_incident_response::serve_http("127.0.0.1:0", service, None)?;
+        let (bound, server) = telemesh_incident_response::serve_http(
+            "127.0.0.1:0",
+            service,
+            None,
+            cfg.incident_response.api_token.clone(),
+        )?;
         tracing::info!(http = %bound, "incident-response: deployment gate at /api/v1/gate");
         Some(server)
     };
@@ -333,7 +338,12 @@ pub async fn incident_response(cfg: TelemeshConfig) -> anyhow::Result<()> {
     let service =
         IncidentResponseService::new(cfg.incident_response.clone(), source, publisher).start();
     let (bound, server) =
-        telemesh_incident_response::serve_http(&cfg.http.addr, service, Some(transport))?;
+        telemesh_incident_response::serve_http(
+            &cfg.http.addr,
+            service,
+            Some(transport),
+            cfg.incident_response.api_token.clone(),
+        )?;
     tracing::info!(http = %bound, "incident-response running: deployment gate at /api/v1/gate");
     shutdown_signal().await;
     server.stop(true).await;

@@ -8,10 +8,12 @@
 //!   the W3C `traceparent` helpers for message headers.
 //! - [`metrics`]: the Prometheus metrics every process shares (publisher, tracing, build info).
 //! - [`transport`]: the transport trait and its Kafka and in-process implementations.
+//! - [`auth`]: the constant-time bearer-token check of mutating HTTP endpoints.
 //!
 //! Architecture invariant: this crate opens no database connection; the only sockets it opens
 //! are the Kafka clients a caller asks [`transport::kafka`] for.
 
+pub mod auth;
 pub mod codec;
 pub mod config;
 pub mod grade;

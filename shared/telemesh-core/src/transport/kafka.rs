@@ -228,17 +228,67 @@ impl std::fmt::Debug for KafkaSubscriber {
     }
 }
 
+/// Where a consumer group without a stored offset starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetReset {
+    /// The oldest retained message (telemetry: nothing is missed).
+    Earliest,
+    /// Only messages produced after the member joined (order requests: a new group never
+    /// replays history).
+    Latest,
+}
+
+impl OffsetReset {
+    fn as_str(self) -> &'static str {
+        match self {
+            OffsetReset::Earliest => "earliest",
+            OffsetReset::Latest => "latest",
+        }
+    }
+}
+
 impl KafkaSubscriber {
     /// Joins `settings.group_id` and subscribes to `topics`, reading from the earliest offset
     /// when the group has none.
     pub fn new(settings: &KafkaSettings, topics: &[String]) -> Result<Self, TransportError> {
+        Self::starting_at(settings, topics, OffsetReset::Earliest)
+    }
+
+    /// Stores `next` (each position is the next offset to read, not the last processed one)
+    /// and commits every stored offset synchronously: when it returns `Ok`, a restart of the
+    /// group resumes there even after a `kill -9`.
+    pub fn commit_next(&mut self, next: &[Position]) -> Result<(), TransportError> {
+        if next.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in next {
+            tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.offset))
+                .map_err(|e| TransportError::Commit(e.to_string()))?;
+        }
+        self.consumer
+            .store_offsets(&tpl)
+            .map_err(|e| TransportError::Commit(e.to_string()))?;
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            // already committed: nothing new to commit
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+            Err(e) => Err(TransportError::Commit(e.to_string())),
+        }
+    }
+
+    /// Like [`KafkaSubscriber::new`], starting at `reset` when the group has no offset.
+    pub fn starting_at(
+        settings: &KafkaSettings,
+        topics: &[String],
+        reset: OffsetReset,
+    ) -> Result<Self, TransportError> {
         let lag = Arc::new(AtomicI64::new(-1));
         let consumer: StreamConsumer<CommitOnRevoke> = client_config(settings)?
             .set("group.id", &settings.group_id)
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
             .set("auto.commit.interval.ms", "1000")
-            .set("auto.offset.reset", "earliest")
+            .set("auto.offset.reset", reset.as_str())
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
