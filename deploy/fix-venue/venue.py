@@ -7,13 +7,20 @@ Order handling on the trading session (by ClOrdID prefix):
   PX-      like (none), but the drop-copy copy of each fill carries LastPx + 0.25
   SKIP-    like (none), but the fill is never copied to the drop copy
   REJ-     rejected (150=8)
-An OrderCancelRequest (35=F) is answered with 150=4/39=4 and copied.
+A NewOrderSingle whose ClOrdID the venue already accepted (e.g. a PossResend 97=Y after a
+crash) is rejected as a duplicate (150=8, OrdRejReason 103=6) and never becomes an order, as
+real venues do. An OrderCancelRequest (35=F) is answered with 150=4/39=4 and copied.
 Every drop-copy copy carries OnBehalfOfCompID (115) = the trading session's client CompID, and
 every execution report the custom tag 5979 (as CME sends).
 
 Control channel (127.0.0.1:<control-port>, one JSON object per line, one JSON reply per line):
   {"cmd":"status"}                                   logon state and counters
   {"cmd":"dc_block"} / {"cmd":"dc_unblock"}          log the drop copy out and refuse / allow logons
+  {"cmd":"trading_block"} / {"cmd":"trading_unblock"}
+                                                     the same for the trading session
+  {"cmd":"orders"}                                   every NewOrderSingle received, per ClOrdID:
+                                                     {"received": {cl: n}, "accepted": {cl: n},
+                                                      "duplicates": n, "poss_resend": n}
   {"cmd":"replay_dc","n":3}                          resend the last n copies with PossResend (97=Y)
   {"cmd":"dc_only_fill","cl_ord_id":"X","symbol":"AAPL","source":"PILOT"}
                                                      a fill on the drop copy only
@@ -49,6 +56,11 @@ class Venue(fix.Application):
         self.run = str(int(time.time() * 1000))  # ids stay unique across restarts
         self.sessions = {}
         self.dc_blocked = False
+        self.trading_blocked = False
+        self.received = {}  # ClOrdID -> NewOrderSingle messages received (duplicates included)
+        self.accepted = {}  # ClOrdID -> orders accepted (1 unless the venue is broken)
+        self.duplicates = 0
+        self.poss_resend = 0
         self.copies = []  # field lists of drop-copy copies, for replay
         self.counters = {"orders": 0, "execs": 0, "copies": 0}
 
@@ -77,6 +89,8 @@ class Venue(fix.Application):
         message.getHeader().getField(msg_type)
         if msg_type.getValue() == fix.MsgType_Logon and self.role(sid) == DROPCOPY and self.dc_blocked:
             raise fix.RejectLogon("drop copy blocked by the test")
+        if msg_type.getValue() == fix.MsgType_Logon and self.role(sid) == TRADING and self.trading_blocked:
+            raise fix.RejectLogon("trading session blocked by the test")
 
     def toApp(self, message, sid):
         pass
@@ -88,6 +102,16 @@ class Venue(fix.Application):
             return
         with self.lock:
             if msg_type.getValue() == fix.MsgType_NewOrderSingle:
+                cl = message.getField(11)
+                self.received[cl] = self.received.get(cl, 0) + 1
+                header = message.getHeader()
+                if header.isSetField(97) and header.getField(97) == "Y":
+                    self.poss_resend += 1
+                if cl in self.accepted:
+                    self.duplicates += 1
+                    self.reject_duplicate(message)
+                    return
+                self.accepted[cl] = self.accepted.get(cl, 0) + 1
                 self.on_new_order(message)
             elif msg_type.getValue() == fix.MsgType_OrderCancelRequest:
                 self.on_cancel(message)
@@ -119,6 +143,13 @@ class Venue(fix.Application):
                 }),
                 cl,
             )
+
+    def reject_duplicate(self, m):
+        get = lambda tag: m.getField(tag)  # noqa: E731
+        cl = get(11)
+        base = {"37": "NONE", "11": cl, "55": get(55), "54": get(54), "38": get(38), "150": "8", "39": "8",
+                "14": "0", "151": "0", "6": "0", "103": "6", "58": "duplicate ClOrdID"}
+        self.emit(base, cl)
 
     def on_cancel(self, m):
         cl = m.getField(11)
@@ -181,6 +212,21 @@ class Venue(fix.Application):
                 if session is not None and session.isLoggedOn():
                     session.logout("drop copy blocked by the test")
                 return {"ok": True}
+            if name == "trading_block":
+                self.trading_blocked = True
+                session = self.session(TRADING)
+                if session is not None and session.isLoggedOn():
+                    session.logout("trading session blocked by the test")
+                return {"ok": True}
+            if name == "trading_unblock":
+                self.trading_blocked = False
+                session = self.session(TRADING)
+                if session is not None:
+                    session.logon()
+                return {"ok": True}
+            if name == "orders":
+                return {"ok": True, "received": dict(self.received), "accepted": dict(self.accepted),
+                        "duplicates": self.duplicates, "poss_resend": self.poss_resend}
             if name == "dc_unblock":
                 self.dc_blocked = False
                 session = self.session(DROPCOPY)

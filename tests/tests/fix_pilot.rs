@@ -13,8 +13,8 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use serde_json::{json, Value};
 use telemesh_core::config::KafkaSettings;
-use telemesh_core::transport::kafka::{ensure_topics, KafkaPublisher, TopicSpec};
-use telemesh_core::transport::{OutboundMessage, Publisher, SnapshotPublisher};
+use telemesh_core::transport::kafka::{ensure_topics, KafkaPublisher, KafkaSubscriber, TopicSpec};
+use telemesh_core::transport::{OutboundMessage, Publisher, SnapshotPublisher, Subscriber};
 use telemesh_core::{topics, Encoding, Grade, Snapshot, Source};
 use telemesh_fix_pilot::codes::Side;
 use telemesh_fix_pilot::gateway::OrderRequest;
@@ -145,8 +145,15 @@ impl Venue {
             dropcopy: self.session("PILOT_DC", "VENUE_DC", self.dropcopy_port, store),
             other_sessions: vec!["PILOT2".into()],
             tick_size: Fixed::parse("0.01").expect("tick"),
+            gateway_store_dir: store.join("gateway").display().to_string(),
+            session_wait_seconds: 5.0,
             ..FixPilotSettings::default()
         }
+    }
+
+    /// Every NewOrderSingle the venue received, per ClOrdID.
+    fn orders(&self) -> Value {
+        self.command(json!({"cmd": "orders"}))
     }
 }
 
@@ -198,7 +205,11 @@ async fn bed() -> Bed {
     let ns = namespace();
     let kafka = env.kafka(&ns);
     create_topics(&kafka, 1).await;
-    let specs: Vec<TopicSpec> = ["execution.orders", "execution.reports"]
+    let specs: Vec<TopicSpec> = [
+        "execution.orders",
+        "execution.reports",
+        "execution.order_events",
+    ]
         .iter()
         .map(|t| TopicSpec {
             name: topics::topic_name(&kafka.topic_prefix, t),
@@ -310,9 +321,133 @@ fn open(s: &PilotState, c: Category) -> u64 {
     recon(s).open(c)
 }
 
+/// The order-events topic read from its start by a group of its own; every event is kept.
+struct Events {
+    sub: KafkaSubscriber,
+    seen: Vec<Value>,
+}
+
+impl Events {
+    fn new(kafka: &KafkaSettings) -> Events {
+        let settings = KafkaSettings {
+            group_id: format!("{}-events-{}", kafka.group_id, uuid::Uuid::now_v7().simple()),
+            ..kafka.clone()
+        };
+        let topic = topics::topic_name(&kafka.topic_prefix, "execution.order_events");
+        Events {
+            sub: KafkaSubscriber::new(&settings, &[topic]).expect("events reader"),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads until `check` holds on every event seen so far; panics with them after `timeout`.
+    async fn until(&mut self, what: &str, timeout: Duration, check: impl Fn(&[Value]) -> bool) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !check(&self.seen) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; order events: {:#?}",
+                self.seen
+            );
+            if let Some(m) = self
+                .sub
+                .poll(Duration::from_millis(300))
+                .await
+                .expect("read order events")
+            {
+                self.seen
+                    .push(serde_json::from_slice(&m.payload).expect("a JSON order event"));
+            }
+        }
+    }
+
+    /// The events of one ClOrdID as `outcome` or `outcome:reason`.
+    fn of(&self, cl_ord_id: &str) -> Vec<String> {
+        of(&self.seen, cl_ord_id)
+    }
+}
+
+fn of(events: &[Value], cl_ord_id: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["cl_ord_id"] == cl_ord_id)
+        .map(|e| match e["reason"].as_str() {
+            Some(reason) => format!("{}:{reason}", e["outcome"].as_str().unwrap_or("?")),
+            None => e["outcome"].as_str().unwrap_or("?").to_owned(),
+        })
+        .collect()
+}
+
+/// Publishes one order request; answers its offset.
+async fn publish_request(kafka: &KafkaSettings, key: &str, payload: Vec<u8>) -> i64 {
+    let producer = KafkaPublisher::new(kafka).expect("publisher");
+    producer
+        .publish(OutboundMessage {
+            topic: topics::topic_name(&kafka.topic_prefix, "execution.orders"),
+            key: Some(key.into()),
+            headers: Vec::new(),
+            payload,
+        })
+        .await
+        .expect("order request published")
+        .offset
+}
+
+/// The events answering the request at `offset`, as `outcome` or `outcome:reason`.
+fn answers(events: &[Value], offset: i64) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["request"]["offset"] == offset)
+        .map(|e| match e["reason"].as_str() {
+            Some(reason) => format!("{}:{reason}", e["outcome"].as_str().unwrap_or("?")),
+            None if e["replayed"] == true => "sent:replayed".to_owned(),
+            None => e["outcome"].as_str().unwrap_or("?").to_owned(),
+        })
+        .collect()
+}
+
+fn new_order_json(cl_ord_id: &str, created_at: Option<chrono::DateTime<chrono::Utc>>) -> Value {
+    let mut order = json!({"type": "new", "cl_ord_id": cl_ord_id, "symbol": "AAPL", "side": "buy", "order_qty": "10", "price": "10.5"});
+    if let Some(t) = created_at {
+        order["created_at"] = json!(t.to_rfc3339());
+    }
+    order
+}
+
+/// Publishes unreadable probes until the gateway answers one: from then on its consumer group
+/// has a committed offset, so every later request is read (a new group starts at `latest`,
+/// which skips what came before its first assignment — on purpose).
+async fn gateway_consuming(kafka: &KafkaSettings, events: &mut Events) {
+    for i in 0..120 {
+        let before = events.seen.len();
+        publish_request(kafka, "probe", json!({"probe": i}).to_string().into_bytes()).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while tokio::time::Instant::now() < deadline {
+            if let Some(m) = events
+                .sub
+                .poll(Duration::from_millis(200))
+                .await
+                .expect("read order events")
+            {
+                events
+                    .seen
+                    .push(serde_json::from_slice(&m.payload).expect("a JSON order event"));
+            }
+        }
+        if events.seen[before..]
+            .iter()
+            .any(|e| e["reason"] == "invalid")
+        {
+            return;
+        }
+    }
+    panic!("the order gateway never answered a probe: {:#?}", events.seen);
+}
+
 #[actix_rt::test]
 async fn orders_from_kafka_fill_and_every_fill_is_matched() {
     let bed = bed().await;
+    gateway_consuming(&bed.kafka, &mut Events::new(&bed.kafka)).await;
     let orders = KafkaPublisher::new(&bed.kafka).expect("publisher");
     let topic = topics::topic_name(&bed.kafka.topic_prefix, "execution.orders");
     for (cl, qty) in [("K1", 100), ("K2", 50), ("PART-K3", 80)] {
@@ -739,4 +874,347 @@ async fn a_platform_with_its_own_gateway_feeds_its_execution_reports_from_kafka(
     );
     let _ = a.send(Shutdown).await;
     let _ = b.send(Shutdown).await;
+}
+
+#[actix_rt::test]
+async fn replayed_aged_duplicate_and_hostile_order_requests_are_rejected_with_reasons() {
+    let bed = bed().await;
+    let mut events = Events::new(&bed.kafka);
+    gateway_consuming(&bed.kafka, &mut events).await;
+    let now = chrono::Utc::now();
+    let g1 = new_order_json("G1", Some(now)).to_string().into_bytes();
+    let requests: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("G1", g1.clone(), "sent"),
+        // the same request again: its ClOrdID is taken
+        ("G1", g1.clone(), "rejected:duplicate_cl_ord_id"),
+        (
+            "G2",
+            new_order_json("G2", Some(now - chrono::Duration::minutes(10)))
+                .to_string()
+                .into_bytes(),
+            "rejected:aged",
+        ),
+        (
+            "G3",
+            new_order_json("G3", Some(now + chrono::Duration::hours(1)))
+                .to_string()
+                .into_bytes(),
+            "rejected:from_the_future",
+        ),
+        // no created_at: aged by its Kafka timestamp, fresh here
+        ("G4", new_order_json("G4", None).to_string().into_bytes(), "sent"),
+        (
+            "G5",
+            json!({"type": "cancel", "cl_ord_id": "G5", "orig_cl_ord_id": "NOPE"})
+                .to_string()
+                .into_bytes(),
+            "rejected:unknown_order",
+        ),
+        (
+            "G6",
+            new_order_json("G\u{1}6", Some(now)).to_string().into_bytes(),
+            "rejected:invalid",
+        ),
+        ("bad", b"not json at all".to_vec(), "rejected:invalid"),
+        ("bad", vec![0xff; 64 * 1024], "rejected:invalid"),
+        (
+            "G7",
+            json!({"type": "new", "cl_ord_id": "G7", "symbol": "AAPL", "side": "buy", "order_qty": "-5"})
+                .to_string()
+                .into_bytes(),
+            "rejected:invalid",
+        ),
+    ];
+    let mut offsets = Vec::new();
+    for (key, payload, expected) in &requests {
+        offsets.push((
+            publish_request(&bed.kafka, key, payload.clone()).await,
+            *expected,
+        ));
+    }
+    events
+        .until("an answer to every request", Duration::from_secs(60), |seen| {
+            offsets.iter().all(|(o, _)| !answers(seen, *o).is_empty())
+        })
+        .await;
+    for (offset, expected) in &offsets {
+        assert_eq!(
+            answers(&events.seen, *offset),
+            [*expected],
+            "request at offset {offset}: {:#?}",
+            events.seen
+        );
+    }
+    let venue_has = |orders: &Value| orders["received"] == json!({"G1": 1, "G4": 1});
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !venue_has(&bed.venue.orders()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the venue got {}",
+            bed.venue.orders()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // an operator resets the group to the start of the topic: the pilot restarts and reads
+    // every request again; nothing reaches the venue a second time
+    let store = bed.store.clone();
+    let _ = bed.pilot.send(Shutdown).await;
+    let group = format!("{}-fix-pilot", bed.ns);
+    reset_group_to_start(&bed.kafka, &group);
+    let pilot = start_pilot(&bed.venue, &bed.ns, &bed.kafka, &store).await;
+    let replayed = |seen: &[Value]| {
+        offsets
+            .iter()
+            .all(|(o, _)| answers(seen, *o).len() == 2)
+    };
+    events
+        .until("a second answer to every replayed request", Duration::from_secs(60), replayed)
+        .await;
+    for (offset, expected) in &offsets {
+        let again = match *expected {
+            "sent" => "sent:replayed",
+            other => other,
+        };
+        assert_eq!(
+            answers(&events.seen, *offset),
+            [*expected, again],
+            "request at offset {offset}"
+        );
+    }
+    // the platform publishes G1 again after the restart: the journal remembers it
+    let offset = publish_request(&bed.kafka, "G1", g1).await;
+    events
+        .until("the re-published G1 answered", Duration::from_secs(60), |seen| {
+            !answers(seen, offset).is_empty()
+        })
+        .await;
+    assert_eq!(
+        answers(&events.seen, offset),
+        ["rejected:duplicate_cl_ord_id"]
+    );
+    let orders = bed.venue.orders();
+    assert!(venue_has(&orders), "nothing was sent twice: {orders}");
+    assert_eq!(orders["duplicates"], 0, "{orders}");
+    let _ = pilot.send(Shutdown).await;
+}
+
+/// Commits offset 0 of the orders topic for `group`, as `kafka-consumer-groups --reset-offsets
+/// --to-earliest` would.
+fn reset_group_to_start(kafka: &KafkaSettings, group: &str) {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("group.id", group)
+        .create()
+        .expect("admin consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(
+        &topics::topic_name(&kafka.topic_prefix, "execution.orders"),
+        0,
+        rdkafka::Offset::Offset(0),
+    )
+    .expect("partition");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // the old member may still be leaving the group: retry until the broker takes the commit
+    while let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+        assert!(std::time::Instant::now() < deadline, "cannot reset {group}: {e}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The built `telemesh` binary: `TELEMESH_BIN`, else next to this test's directory
+/// (`target/debug/telemesh`, built by `cargo build -p telemesh` or `cargo test --workspace`).
+fn telemesh_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("TELEMESH_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("test executable");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|debug| debug.join("telemesh"))
+        .expect("target directory");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p telemesh` first (or set TELEMESH_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+/// `telemesh serve fix-pilot` as its own process, killed with SIGKILL when asked or dropped.
+struct PilotProcess {
+    child: Child,
+}
+
+impl PilotProcess {
+    fn spawn(config: &Path, log: &Path) -> PilotProcess {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("pilot log");
+        let child = Command::new(telemesh_bin())
+            .args(["serve", "fix-pilot", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("log handle")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("run telemesh serve fix-pilot");
+        PilotProcess { child }
+    }
+
+    /// SIGKILL (`Child::kill` on Unix), no shutdown of any kind.
+    fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PilotProcess {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+#[actix_rt::test]
+async fn a_kill_9_of_the_pilot_between_queue_and_send_neither_loses_nor_duplicates_an_order() {
+    let env = TestEnv::get();
+    let ns = namespace();
+    let kafka = env.kafka(&ns);
+    let specs: Vec<TopicSpec> = ["execution.orders", "execution.reports", "execution.order_events"]
+        .iter()
+        .map(|t| TopicSpec {
+            name: topics::topic_name(&kafka.topic_prefix, t),
+            partitions: 1,
+            replication_factor: 1,
+        })
+        .collect();
+    ensure_topics(&kafka, &specs).await.expect("gateway topics");
+    let tmp = TempDirKeep(Some(tempfile::tempdir().expect("temp dir")));
+    let dir = tmp.0.as_ref().expect("dir").path().to_owned();
+    let venue = Venue::start(&dir.join("venue")).await;
+    // the venue refuses the trading logon: requests queue in the gateway, waiting to be sent
+    venue.command(json!({"cmd": "trading_block"}));
+    let config = dir.join("pilot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[http]
+addr = "127.0.0.1:0"
+
+[kafka]
+brokers = "{brokers}"
+topic_prefix = "{prefix}"
+client_id = "{ns}-pilot"
+encoding = "json"
+
+[fix_pilot]
+interval_seconds = 1
+consumer_group = "{ns}-fix-pilot"
+session_wait_seconds = 120
+max_request_age_seconds = 600
+gateway_store_dir = "{store}/gateway"
+
+[fix_pilot.trading]
+host = "127.0.0.1"
+port = {port}
+sender_comp_id = "PILOT"
+target_comp_id = "VENUE"
+heartbeat_interval_seconds = 5
+store_dir = "{store}"
+reconnect_interval_seconds = 1
+logon_timeout_seconds = 5
+"#,
+            brokers = kafka.brokers,
+            prefix = kafka.topic_prefix,
+            store = dir.join("pilot-store").display(),
+            port = venue.trading_port,
+        ),
+    )
+    .expect("pilot config");
+    let log = dir.join("pilot.log");
+    let mut pilot = PilotProcess::spawn(&config, &log);
+    let mut events = Events::new(&kafka);
+    gateway_consuming(&kafka, &mut events).await;
+
+    // 1. killed while the first request waits for the session (queued, not sent)
+    let now = chrono::Utc::now();
+    let first: Vec<String> = (1..=5).map(|i| format!("Q{i}")).collect();
+    for cl in &first {
+        publish_request(&kafka, cl, new_order_json(cl, Some(now)).to_string().into_bytes()).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        first.iter().all(|cl| events.of(cl).is_empty()),
+        "nothing is answered while the session is down: {:#?}",
+        events.seen
+    );
+    pilot.kill_9();
+    venue.command(json!({"cmd": "trading_unblock"}));
+    let mut pilot = PilotProcess::spawn(&config, &log);
+    events
+        .until("the queued requests sent after the restart", Duration::from_secs(90), |seen| {
+            first.iter().all(|cl| of(seen, cl).contains(&"sent".to_owned()))
+        })
+        .await;
+
+    // 2. killed in the middle of a burst, twice
+    let burst: Vec<String> = (1..=30).map(|i| format!("B{i}")).collect();
+    for cl in &burst {
+        publish_request(&kafka, cl, new_order_json(cl, Some(chrono::Utc::now())).to_string().into_bytes()).await;
+    }
+    for round in 0..2 {
+        let sent_before = events.seen.iter().filter(|e| e["outcome"] == "sent").count();
+        events
+            .until("a few more of the burst sent", Duration::from_secs(60), |seen| {
+                seen.iter().filter(|e| e["outcome"] == "sent").count() >= sent_before + 3 + round
+            })
+            .await;
+        pilot.kill_9();
+        pilot = PilotProcess::spawn(&config, &log);
+    }
+    events
+        .until("every request of the burst sent", Duration::from_secs(120), |seen| {
+            burst.iter().all(|cl| of(seen, cl).contains(&"sent".to_owned()))
+        })
+        .await;
+    // a kill between the send and the offset commit answers `sent` again (replayed), never
+    // anything else
+    for cl in first.iter().chain(&burst) {
+        let answers = events.of(cl);
+        assert!(
+            answers.iter().all(|a| a == "sent"),
+            "{cl}: {answers:?} (pilot log in {})",
+            log.display()
+        );
+    }
+    // the venue: every order exactly once
+    let expected: serde_json::Map<String, Value> = first
+        .iter()
+        .chain(&burst)
+        .map(|cl| (cl.clone(), json!(1)))
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let orders = venue.orders();
+        if orders["accepted"] == Value::Object(expected.clone()) {
+            eprintln!(
+                "venue: {} orders accepted once each; {} duplicate NewOrderSingles refused, {} PossResend",
+                expected.len(),
+                orders["duplicates"],
+                orders["poss_resend"]
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the venue's orders: {orders}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    pilot.kill_9();
 }
