@@ -956,13 +956,21 @@ async fn replayed_aged_duplicate_and_hostile_order_requests_are_rejected_with_re
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // an operator resets the group to the start of the topic: the pilot restarts and reads
-    // every request again; nothing reaches the venue a second time
-    let store = bed.store.clone();
+    // the pilot restarts with its group's offsets reset to the start of the topic (lost or
+    // reset by an operator): it reads every request again; nothing reaches the venue twice
     let _ = bed.pilot.send(Shutdown).await;
-    let group = format!("{}-fix-pilot", bed.ns);
-    reset_group_to_start(&bed.kafka, &group);
-    let pilot = start_pilot(&bed.venue, &bed.ns, &bed.kafka, &store).await;
+    let mut settings = bed.venue.pilot_settings(&bed.ns, &bed.store);
+    settings.consumer_group = format!("{}-fix-pilot-reset", bed.ns);
+    reset_group_to_start(&bed.kafka, &settings.consumer_group);
+    let transport: Arc<dyn Publisher> =
+        Arc::new(KafkaPublisher::new(&bed.kafka).expect("kafka publisher"));
+    let pilot = FixPilotService::new(
+        settings,
+        bed.kafka.clone(),
+        Source::new("fix-pilot", &bed.ns),
+        SnapshotPublisher::new(transport, Encoding::Json, bed.kafka.topic_prefix.clone()),
+    )
+    .start();
     let replayed = |seen: &[Value]| {
         offsets
             .iter()
@@ -999,13 +1007,14 @@ async fn replayed_aged_duplicate_and_hostile_order_requests_are_rejected_with_re
     let _ = pilot.send(Shutdown).await;
 }
 
-/// Commits offset 0 of the orders topic for `group`, as `kafka-consumer-groups --reset-offsets
-/// --to-earliest` would.
+/// Commits offset 0 of the orders topic for the (empty) consumer group `group`, as
+/// `kafka-consumer-groups --reset-offsets --to-earliest` would.
 fn reset_group_to_start(kafka: &KafkaSettings, group: &str) {
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &kafka.brokers)
         .set("group.id", group)
+        .set("enable.auto.commit", "false")
         .create()
         .expect("admin consumer");
     let mut tpl = rdkafka::TopicPartitionList::new();
@@ -1015,12 +1024,9 @@ fn reset_group_to_start(kafka: &KafkaSettings, group: &str) {
         rdkafka::Offset::Offset(0),
     )
     .expect("partition");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    // the old member may still be leaving the group: retry until the broker takes the commit
-    while let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-        assert!(std::time::Instant::now() < deadline, "cannot reset {group}: {e}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    consumer
+        .commit(&tpl, CommitMode::Sync)
+        .unwrap_or_else(|e| panic!("cannot reset {group}: {e}"));
 }
 
 /// The built `telemesh` binary: `TELEMESH_BIN`, else next to this test's directory

@@ -1066,16 +1066,20 @@ async fn run_reports_need_the_token_before_the_body_is_read_and_hostile_requests
         assert_eq!(challenge, expected == 401, "{shown:?}");
         assert!(!answer.to_string().contains(TOKEN), "{answer}");
     }
-    let count = |conn: &mut PgConnection| {
-        let q = sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM telemetry.ingest_runs");
-        async move { q.fetch_one(conn).await.expect("count").0 }
-    };
-    assert_eq!(count(&mut conn).await, 0, "refused reports write nothing");
+    assert_eq!(run_count(&mut conn).await, 0, "refused reports write nothing");
     let bearer = Some(format!("Bearer {TOKEN}"));
     let (status, answer, _) = post_as(runs_url.clone(), bearer.clone(), huge_body).await;
     assert_eq!((status, answer["error"].as_str()), (413, Some("too_large")), "{answer}");
     let (status, answer, _) = post_as(runs_url.clone(), bearer, good).await;
     assert_eq!(status, 201, "{answer}");
-    assert_eq!(count(&mut conn).await, 1);
+    assert_eq!(run_count(&mut conn).await, 1);
     handle.stop().await;
+}
+
+async fn run_count(conn: &mut PgConnection) -> i64 {
+    let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM telemetry.ingest_runs")
+        .fetch_one(conn)
+        .await
+        .expect("count");
+    count
 }
