@@ -16,8 +16,6 @@ every execution report the custom tag 5979 (as CME sends).
 Control channel (127.0.0.1:<control-port>, one JSON object per line, one JSON reply per line):
   {"cmd":"status"}                                   logon state and counters
   {"cmd":"dc_block"} / {"cmd":"dc_unblock"}          log the drop copy out and refuse / allow logons
-  {"cmd":"trading_block"} / {"cmd":"trading_unblock"}
-                                                     the same for the trading session
   {"cmd":"orders"}                                   every NewOrderSingle received, per ClOrdID:
                                                      {"received": {cl: n}, "accepted": {cl: n},
                                                       "duplicates": n, "poss_resend": n}
@@ -56,7 +54,6 @@ class Venue(fix.Application):
         self.run = str(int(time.time() * 1000))  # ids stay unique across restarts
         self.sessions = {}
         self.dc_blocked = False
-        self.trading_blocked = False
         self.received = {}  # ClOrdID -> NewOrderSingle messages received (duplicates included)
         self.accepted = {}  # ClOrdID -> orders accepted (1 unless the venue is broken)
         self.duplicates = 0
@@ -89,8 +86,7 @@ class Venue(fix.Application):
         message.getHeader().getField(msg_type)
         if msg_type.getValue() == fix.MsgType_Logon and self.role(sid) == DROPCOPY and self.dc_blocked:
             raise fix.RejectLogon("drop copy blocked by the test")
-        if msg_type.getValue() == fix.MsgType_Logon and self.role(sid) == TRADING and self.trading_blocked:
-            raise fix.RejectLogon("trading session blocked by the test")
+
 
     def toApp(self, message, sid):
         pass
@@ -211,18 +207,6 @@ class Venue(fix.Application):
                 session = self.session(DROPCOPY)
                 if session is not None and session.isLoggedOn():
                     session.logout("drop copy blocked by the test")
-                return {"ok": True}
-            if name == "trading_block":
-                self.trading_blocked = True
-                session = self.session(TRADING)
-                if session is not None and session.isLoggedOn():
-                    session.logout("trading session blocked by the test")
-                return {"ok": True}
-            if name == "trading_unblock":
-                self.trading_blocked = False
-                session = self.session(TRADING)
-                if session is not None:
-                    session.logon()
                 return {"ok": True}
             if name == "orders":
                 return {"ok": True, "received": dict(self.received), "accepted": dict(self.accepted),

@@ -57,15 +57,20 @@ impl Venue {
     }
 
     async fn start(dir: &Path) -> Venue {
-        let mut venue = Venue {
+        let mut venue = Venue::not_started(dir);
+        venue.spawn().await;
+        venue
+    }
+
+    /// A venue with its ports chosen, not running yet (`spawn` starts it).
+    fn not_started(dir: &Path) -> Venue {
+        Venue {
             child: None,
             dir: dir.to_owned(),
             trading_port: free_port(),
             dropcopy_port: free_port(),
             control_port: free_port(),
-        };
-        venue.spawn().await;
-        venue
+        }
     }
 
     async fn spawn(&mut self) {
@@ -1102,9 +1107,8 @@ async fn a_kill_9_of_the_pilot_between_queue_and_send_neither_loses_nor_duplicat
     ensure_topics(&kafka, &specs).await.expect("gateway topics");
     let tmp = TempDirKeep(Some(tempfile::tempdir().expect("temp dir")));
     let dir = tmp.0.as_ref().expect("dir").path().to_owned();
-    let venue = Venue::start(&dir.join("venue")).await;
-    // the venue refuses the trading logon: requests queue in the gateway, waiting to be sent
-    venue.command(json!({"cmd": "trading_block"}));
+    // the venue is not up yet: requests queue in the gateway, waiting for the session
+    let mut venue = Venue::not_started(&dir.join("venue"));
     let config = dir.join("pilot.toml");
     std::fs::write(
         &config,
@@ -1160,7 +1164,7 @@ logon_timeout_seconds = 5
         events.seen
     );
     pilot.kill_9();
-    venue.command(json!({"cmd": "trading_unblock"}));
+    venue.spawn().await;
     let mut pilot = PilotProcess::spawn(&config, &log);
     events
         .until("the queued requests sent after the restart", Duration::from_secs(90), |seen| {

@@ -658,7 +658,7 @@ async fn wait_for_session(link: &SessionLink, deadline: tokio::time::Instant) ->
         if tokio::time::Instant::now() >= deadline {
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
