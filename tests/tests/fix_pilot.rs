@@ -215,13 +215,13 @@ async fn bed() -> Bed {
         "execution.reports",
         "execution.order_events",
     ]
-        .iter()
-        .map(|t| TopicSpec {
-            name: topics::topic_name(&kafka.topic_prefix, t),
-            partitions: 1,
-            replication_factor: 1,
-        })
-        .collect();
+    .iter()
+    .map(|t| TopicSpec {
+        name: topics::topic_name(&kafka.topic_prefix, t),
+        partitions: 1,
+        replication_factor: 1,
+    })
+    .collect();
     ensure_topics(&kafka, &specs).await.expect("gateway topics");
     let tmp = tempfile::tempdir().expect("temp dir");
     if std::env::var_os("TELEMESH_FIX_KEEP").is_some() {
@@ -335,7 +335,11 @@ struct Events {
 impl Events {
     fn new(kafka: &KafkaSettings) -> Events {
         let settings = KafkaSettings {
-            group_id: format!("{}-events-{}", kafka.group_id, uuid::Uuid::now_v7().simple()),
+            group_id: format!(
+                "{}-events-{}",
+                kafka.group_id,
+                uuid::Uuid::now_v7().simple()
+            ),
             ..kafka.clone()
         };
         let topic = topics::topic_name(&kafka.topic_prefix, "execution.order_events");
@@ -446,7 +450,10 @@ async fn gateway_consuming(kafka: &KafkaSettings, events: &mut Events) {
             return;
         }
     }
-    panic!("the order gateway never answered a probe: {:#?}", events.seen);
+    panic!(
+        "the order gateway never answered a probe: {:#?}",
+        events.seen
+    );
 }
 
 #[actix_rt::test]
@@ -938,9 +945,11 @@ async fn replayed_aged_duplicate_and_hostile_order_requests_are_rejected_with_re
         ));
     }
     events
-        .until("an answer to every request", Duration::from_secs(60), |seen| {
-            offsets.iter().all(|(o, _)| !answers(seen, *o).is_empty())
-        })
+        .until(
+            "an answer to every request",
+            Duration::from_secs(60),
+            |seen| offsets.iter().all(|(o, _)| !answers(seen, *o).is_empty()),
+        )
         .await;
     for (offset, expected) in &offsets {
         assert_eq!(
@@ -976,13 +985,13 @@ async fn replayed_aged_duplicate_and_hostile_order_requests_are_rejected_with_re
         SnapshotPublisher::new(transport, Encoding::Json, bed.kafka.topic_prefix.clone()),
     )
     .start();
-    let replayed = |seen: &[Value]| {
-        offsets
-            .iter()
-            .all(|(o, _)| answers(seen, *o).len() == 2)
-    };
+    let replayed = |seen: &[Value]| offsets.iter().all(|(o, _)| answers(seen, *o).len() == 2);
     events
-        .until("a second answer to every replayed request", Duration::from_secs(60), replayed)
+        .until(
+            "a second answer to every replayed request",
+            Duration::from_secs(60),
+            replayed,
+        )
         .await;
     for (offset, expected) in &offsets {
         let again = match *expected {
@@ -998,9 +1007,11 @@ async fn replayed_aged_duplicate_and_hostile_order_requests_are_rejected_with_re
     // the platform publishes G1 again after the restart: the journal remembers it
     let offset = publish_request(&bed.kafka, "G1", g1).await;
     events
-        .until("the re-published G1 answered", Duration::from_secs(60), |seen| {
-            !answers(seen, offset).is_empty()
-        })
+        .until(
+            "the re-published G1 answered",
+            Duration::from_secs(60),
+            |seen| !answers(seen, offset).is_empty(),
+        )
         .await;
     assert_eq!(
         answers(&events.seen, offset),
@@ -1096,14 +1107,18 @@ async fn a_kill_9_of_the_pilot_between_queue_and_send_neither_loses_nor_duplicat
     let env = TestEnv::get();
     let ns = namespace();
     let kafka = env.kafka(&ns);
-    let specs: Vec<TopicSpec> = ["execution.orders", "execution.reports", "execution.order_events"]
-        .iter()
-        .map(|t| TopicSpec {
-            name: topics::topic_name(&kafka.topic_prefix, t),
-            partitions: 1,
-            replication_factor: 1,
-        })
-        .collect();
+    let specs: Vec<TopicSpec> = [
+        "execution.orders",
+        "execution.reports",
+        "execution.order_events",
+    ]
+    .iter()
+    .map(|t| TopicSpec {
+        name: topics::topic_name(&kafka.topic_prefix, t),
+        partitions: 1,
+        replication_factor: 1,
+    })
+    .collect();
     ensure_topics(&kafka, &specs).await.expect("gateway topics");
     let tmp = TempDirKeep(Some(tempfile::tempdir().expect("temp dir")));
     let dir = tmp.0.as_ref().expect("dir").path().to_owned();
@@ -1155,7 +1170,12 @@ logon_timeout_seconds = 5
     let now = chrono::Utc::now();
     let first: Vec<String> = (1..=5).map(|i| format!("Q{i}")).collect();
     for cl in &first {
-        publish_request(&kafka, cl, new_order_json(cl, Some(now)).to_string().into_bytes()).await;
+        publish_request(
+            &kafka,
+            cl,
+            new_order_json(cl, Some(now)).to_string().into_bytes(),
+        )
+        .await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
@@ -1167,30 +1187,58 @@ logon_timeout_seconds = 5
     venue.spawn().await;
     let mut pilot = PilotProcess::spawn(&config, &log);
     events
-        .until("the queued requests sent after the restart", Duration::from_secs(90), |seen| {
-            first.iter().all(|cl| of(seen, cl).contains(&"sent".to_owned()))
-        })
+        .until(
+            "the queued requests sent after the restart",
+            Duration::from_secs(90),
+            |seen| {
+                first
+                    .iter()
+                    .all(|cl| of(seen, cl).contains(&"sent".to_owned()))
+            },
+        )
         .await;
 
     // 2. killed in the middle of a burst, twice
     let burst: Vec<String> = (1..=30).map(|i| format!("B{i}")).collect();
     for cl in &burst {
-        publish_request(&kafka, cl, new_order_json(cl, Some(chrono::Utc::now())).to_string().into_bytes()).await;
+        publish_request(
+            &kafka,
+            cl,
+            new_order_json(cl, Some(chrono::Utc::now()))
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
     }
     for round in 0..2 {
-        let sent_before = events.seen.iter().filter(|e| e["outcome"] == "sent").count();
+        let sent_before = events
+            .seen
+            .iter()
+            .filter(|e| e["outcome"] == "sent")
+            .count();
         events
-            .until("a few more of the burst sent", Duration::from_secs(60), |seen| {
-                seen.iter().filter(|e| e["outcome"] == "sent").count() >= sent_before + 3 + round
-            })
+            .until(
+                "a few more of the burst sent",
+                Duration::from_secs(60),
+                |seen| {
+                    seen.iter().filter(|e| e["outcome"] == "sent").count()
+                        >= sent_before + 3 + round
+                },
+            )
             .await;
         pilot.kill_9();
         pilot = PilotProcess::spawn(&config, &log);
     }
     events
-        .until("every request of the burst sent", Duration::from_secs(120), |seen| {
-            burst.iter().all(|cl| of(seen, cl).contains(&"sent".to_owned()))
-        })
+        .until(
+            "every request of the burst sent",
+            Duration::from_secs(120),
+            |seen| {
+                burst
+                    .iter()
+                    .all(|cl| of(seen, cl).contains(&"sent".to_owned()))
+            },
+        )
         .await;
     // a kill between the send and the offset commit answers `sent` again (replayed), never
     // anything else

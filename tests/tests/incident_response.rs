@@ -480,7 +480,8 @@ async fn http_gate_allows_and_blocks_and_a_recorded_drill_feeds_the_next_evaluat
     let mut settings = inputs.settings(&url);
     settings.chatops_ready = false; // read live: one healthy channel
     let addr: Addr<IncidentResponseService> = service(settings).start();
-    let (bound, server) = serve_http("127.0.0.1:0", addr.clone(), None, Secret::new(TOKEN)).expect("serve");
+    let (bound, server) =
+        serve_http("127.0.0.1:0", addr.clone(), None, Secret::new(TOKEN)).expect("serve");
     let base = format!("http://{bound}");
     let client = reqwest::Client::new();
 
@@ -629,7 +630,11 @@ async fn activities_need_the_token_before_the_body_is_read_and_hostile_requests_
     let activities = format!("http://{bound}/api/v1/activities");
     for auth in [None, Some("Bearer "), Some("Bearer anything")] {
         let (status, body, _) = post_as(&client, &activities, auth, good).await;
-        assert_eq!((status, body["error"].as_str()), (403, Some("disabled")), "{body}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("disabled")),
+            "{body}"
+        );
         let detail = body["detail"].as_str().unwrap_or_default();
         assert!(
             detail.contains("incident_response.api_token")
@@ -640,8 +645,7 @@ async fn activities_need_the_token_before_the_body_is_read_and_hostile_requests_
     server.stop(true).await;
 
     let addr = service(inputs.settings(&url)).start();
-    let (bound, server) =
-        serve_http("127.0.0.1:0", addr, None, Secret::new(TOKEN)).expect("serve");
+    let (bound, server) = serve_http("127.0.0.1:0", addr, None, Secret::new(TOKEN)).expect("serve");
     let activities = format!("http://{bound}/api/v1/activities");
     let huge_token = format!("Bearer {}", "A".repeat(16 * 1024));
     let wrong_long = format!("Bearer {TOKEN}{TOKEN}");
@@ -676,9 +680,16 @@ async fn activities_need_the_token_before_the_body_is_read_and_hostile_requests_
     // the right token: the body is read and validated only now
     let bearer = format!("Bearer {TOKEN}");
     let (status, answer, _) = post_as(&client, &activities, Some(&bearer), "not json").await;
-    assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_activity")));
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (400, Some("invalid_activity"))
+    );
     let (status, answer, _) = post_as(&client, &activities, Some(&bearer), &huge_body).await;
-    assert_eq!((status, answer["error"].as_str()), (413, Some("too_large")), "{answer}");
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (413, Some("too_large")),
+        "{answer}"
+    );
     assert_eq!(log(), before);
     let (status, answer, _) = post_as(&client, &activities, Some(&bearer), good).await;
     assert_eq!(status, 201, "{answer}");

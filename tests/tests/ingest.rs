@@ -1019,7 +1019,11 @@ async fn run_reports_need_the_token_before_the_body_is_read_and_hostile_requests
             let r = request.send().await.expect("post");
             let status = r.status().as_u16();
             let challenge = r.headers().contains_key("www-authenticate");
-            (status, r.json::<Value>().await.unwrap_or(Value::Null), challenge)
+            (
+                status,
+                r.json::<Value>().await.unwrap_or(Value::Null),
+                challenge,
+            )
         }
     };
 
@@ -1033,7 +1037,11 @@ async fn run_reports_need_the_token_before_the_body_is_read_and_hostile_requests
     let runs_url = format!("http://{}/api/v1/ingest/runs", handle.http_addr);
     for auth in [None, Some("Bearer x".to_owned())] {
         let (status, answer, _) = post_as(runs_url.clone(), auth, good.clone()).await;
-        assert_eq!((status, answer["error"].as_str()), (403, Some("disabled")), "{answer}");
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (403, Some("disabled")),
+            "{answer}"
+        );
         assert!(
             answer["detail"]
                 .as_str()
@@ -1053,7 +1061,11 @@ async fn run_reports_need_the_token_before_the_body_is_read_and_hostile_requests
         (Some(TOKEN.into()), good.clone(), 401),
         (Some("Bearer wrong".into()), good.clone(), 403),
         (Some(format!("Bearer {TOKEN}x")), good.clone(), 403),
-        (Some(format!("Bearer {}", "A".repeat(16 * 1024))), good.clone(), 403),
+        (
+            Some(format!("Bearer {}", "A".repeat(16 * 1024))),
+            good.clone(),
+            403,
+        ),
         (None, "not json".into(), 401),
         (Some("Bearer wrong".into()), "not json".into(), 403),
         (Some("Bearer wrong".into()), huge_body.clone(), 403),
@@ -1066,10 +1078,18 @@ async fn run_reports_need_the_token_before_the_body_is_read_and_hostile_requests
         assert_eq!(challenge, expected == 401, "{shown:?}");
         assert!(!answer.to_string().contains(TOKEN), "{answer}");
     }
-    assert_eq!(run_count(&mut conn).await, 0, "refused reports write nothing");
+    assert_eq!(
+        run_count(&mut conn).await,
+        0,
+        "refused reports write nothing"
+    );
     let bearer = Some(format!("Bearer {TOKEN}"));
     let (status, answer, _) = post_as(runs_url.clone(), bearer.clone(), huge_body).await;
-    assert_eq!((status, answer["error"].as_str()), (413, Some("too_large")), "{answer}");
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (413, Some("too_large")),
+        "{answer}"
+    );
     let (status, answer, _) = post_as(runs_url.clone(), bearer, good).await;
     assert_eq!(status, 201, "{answer}");
     assert_eq!(run_count(&mut conn).await, 1);

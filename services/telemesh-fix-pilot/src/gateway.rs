@@ -80,9 +80,7 @@ impl OrderRequest {
     }
 
     /// Parses and checks one request and its optional `created_at`.
-    pub fn parse_with_time(
-        payload: &[u8],
-    ) -> Result<(Self, Option<DateTime<Utc>>), RequestError> {
+    pub fn parse_with_time(payload: &[u8]) -> Result<(Self, Option<DateTime<Utc>>), RequestError> {
         let mut object: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(payload).map_err(|e| RequestError::Schema(e.to_string()))?;
         let created_at = match object.remove("created_at") {

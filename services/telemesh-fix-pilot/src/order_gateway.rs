@@ -111,7 +111,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn rejected(cl_ord_id: Option<&str>, reason: RejectReason, detail: impl Into<String>) -> Self {
+    pub fn rejected(
+        cl_ord_id: Option<&str>,
+        reason: RejectReason,
+        detail: impl Into<String>,
+    ) -> Self {
         Outcome::Rejected {
             cl_ord_id: cl_ord_id.map(str::to_owned),
             reason,
@@ -297,13 +301,12 @@ impl ClOrdIdStore {
             if text.is_empty() {
                 continue;
             }
-            let entry = serde_json::from_slice::<StoreEntry>(text).map_err(|e| {
-                StoreError::Corrupt {
+            let entry =
+                serde_json::from_slice::<StoreEntry>(text).map_err(|e| StoreError::Corrupt {
                     path: path.display().to_string(),
                     line: i + 1,
                     detail: e.to_string(),
-                }
-            })?;
+                })?;
             entries.insert(entry.cl_ord_id.clone(), entry);
         }
         let file = OpenOptions::new()
@@ -370,7 +373,10 @@ pub enum Admission {
     Send { poss_resend: bool },
     /// A redelivery of a request the session already took: answer `sent` again, send nothing.
     AlreadySent { seq_num: Option<u64> },
-    Reject { reason: RejectReason, detail: String },
+    Reject {
+        reason: RejectReason,
+        detail: String,
+    },
 }
 
 /// Whether a request created at `created_ms` may still be sent at `now_ms`.
@@ -495,7 +501,9 @@ impl OrderGateway {
 
     fn lock(store: &Mutex<ClOrdIdStore>) -> std::sync::MutexGuard<'_, ClOrdIdStore> {
         // a panic while holding the lock leaves the journal itself consistent (fsync'd lines)
-        store.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs one request to its outcome: admission, waiting for the session, journal, send.
@@ -588,7 +596,11 @@ impl OrderGateway {
             }
             // the wait may have aged it
             if let Err((reason, detail)) = age_check(prepared.created_ms, now_ms(), &self.policy) {
-                let reason = if poss_resend { RejectReason::InDoubt } else { reason };
+                let reason = if poss_resend {
+                    RejectReason::InDoubt
+                } else {
+                    reason
+                };
                 return Outcome::rejected(Some(&cl), reason, detail);
             }
             if !journaled {
@@ -783,12 +795,16 @@ fn log_outcome(outcome: &Outcome, request: &RequestRef) {
             seq_num,
             replayed,
             poss_resend,
-        } => tracing::info!(cl_ord_id = %cl_ord_id, seq_num = ?seq_num, replayed, poss_resend, offset = request.offset, "order request sent"),
+        } => {
+            tracing::info!(cl_ord_id = %cl_ord_id, seq_num = ?seq_num, replayed, poss_resend, offset = request.offset, "order request sent")
+        }
         Outcome::Rejected {
             cl_ord_id,
             reason,
             detail,
-        } => tracing::warn!(cl_ord_id = ?cl_ord_id, reason = reason.code(), detail = %detail, offset = request.offset, "order request rejected"),
+        } => {
+            tracing::warn!(cl_ord_id = ?cl_ord_id, reason = reason.code(), detail = %detail, offset = request.offset, "order request rejected")
+        }
     }
 }
 
@@ -890,33 +906,144 @@ mod tests {
         let sent = entry(SendState::Sent, Some("t/0/5"));
         let sending = entry(SendState::Sending, Some("t/0/5"));
         let direct = entry(SendState::Sent, None);
-        let cases: Vec<(Option<&StoreEntry>, bool, Option<&str>, Option<i64>, Admission)> = vec![
-            (None, false, Some("t/0/5"), fresh, Admission::Send { poss_resend: false }),
-            (None, false, None, fresh, Admission::Send { poss_resend: false }),
-            (None, true, Some("t/0/5"), fresh, Admission::Reject { reason: RejectReason::DuplicateClOrdId, detail: String::new() }),
-            (None, false, Some("t/0/5"), old, Admission::Reject { reason: RejectReason::Aged, detail: String::new() }),
+        // (journal entry, in flight, request position, created, expected)
+        type Case<'a> = (
+            Option<&'a StoreEntry>,
+            bool,
+            Option<&'a str>,
+            Option<i64>,
+            Admission,
+        );
+        let cases: Vec<Case<'_>> = vec![
+            (
+                None,
+                false,
+                Some("t/0/5"),
+                fresh,
+                Admission::Send { poss_resend: false },
+            ),
+            (
+                None,
+                false,
+                None,
+                fresh,
+                Admission::Send { poss_resend: false },
+            ),
+            (
+                None,
+                true,
+                Some("t/0/5"),
+                fresh,
+                Admission::Reject {
+                    reason: RejectReason::DuplicateClOrdId,
+                    detail: String::new(),
+                },
+            ),
+            (
+                None,
+                false,
+                Some("t/0/5"),
+                old,
+                Admission::Reject {
+                    reason: RejectReason::Aged,
+                    detail: String::new(),
+                },
+            ),
             // the same Kafka message again (a crash before its offset was committed)
-            (Some(&sent), false, Some("t/0/5"), old, Admission::AlreadySent { seq_num: Some(7) }),
-            (Some(&sending), false, Some("t/0/5"), fresh, Admission::Send { poss_resend: true }),
-            (Some(&sending), false, Some("t/0/5"), old, Admission::Reject { reason: RejectReason::InDoubt, detail: String::new() }),
+            (
+                Some(&sent),
+                false,
+                Some("t/0/5"),
+                old,
+                Admission::AlreadySent { seq_num: Some(7) },
+            ),
+            (
+                Some(&sending),
+                false,
+                Some("t/0/5"),
+                fresh,
+                Admission::Send { poss_resend: true },
+            ),
+            (
+                Some(&sending),
+                false,
+                Some("t/0/5"),
+                old,
+                Admission::Reject {
+                    reason: RejectReason::InDoubt,
+                    detail: String::new(),
+                },
+            ),
             // another request with a used ClOrdID
-            (Some(&sent), false, Some("t/0/6"), fresh, Admission::Reject { reason: RejectReason::DuplicateClOrdId, detail: String::new() }),
-            (Some(&sending), false, Some("t/0/6"), fresh, Admission::Reject { reason: RejectReason::DuplicateClOrdId, detail: String::new() }),
-            (Some(&sent), false, None, fresh, Admission::Reject { reason: RejectReason::DuplicateClOrdId, detail: String::new() }),
-            (Some(&direct), false, None, fresh, Admission::Reject { reason: RejectReason::DuplicateClOrdId, detail: String::new() }),
-            (Some(&direct), false, Some("t/0/5"), fresh, Admission::Reject { reason: RejectReason::DuplicateClOrdId, detail: String::new() }),
+            (
+                Some(&sent),
+                false,
+                Some("t/0/6"),
+                fresh,
+                Admission::Reject {
+                    reason: RejectReason::DuplicateClOrdId,
+                    detail: String::new(),
+                },
+            ),
+            (
+                Some(&sending),
+                false,
+                Some("t/0/6"),
+                fresh,
+                Admission::Reject {
+                    reason: RejectReason::DuplicateClOrdId,
+                    detail: String::new(),
+                },
+            ),
+            (
+                Some(&sent),
+                false,
+                None,
+                fresh,
+                Admission::Reject {
+                    reason: RejectReason::DuplicateClOrdId,
+                    detail: String::new(),
+                },
+            ),
+            (
+                Some(&direct),
+                false,
+                None,
+                fresh,
+                Admission::Reject {
+                    reason: RejectReason::DuplicateClOrdId,
+                    detail: String::new(),
+                },
+            ),
+            (
+                Some(&direct),
+                false,
+                Some("t/0/5"),
+                fresh,
+                Admission::Reject {
+                    reason: RejectReason::DuplicateClOrdId,
+                    detail: String::new(),
+                },
+            ),
         ];
-        for (i, (journaled, in_flight, request, created, expected)) in cases.into_iter().enumerate() {
+        for (i, (journaled, in_flight, request, created, expected)) in cases.into_iter().enumerate()
+        {
             let got = admit("C1", journaled, in_flight, request, created, now, &POLICY);
             match (&expected, &got) {
                 (Admission::Reject { reason: a, .. }, Admission::Reject { reason: b, detail }) => {
                     assert_eq!(a, b, "case {i}: {detail}");
-                    assert!(detail.contains("C1") || *b == RejectReason::Aged, "case {i}: {detail}");
+                    assert!(
+                        detail.contains("C1") || *b == RejectReason::Aged,
+                        "case {i}: {detail}"
+                    );
                 }
                 _ => assert_eq!(got, expected, "case {i}"),
             }
         }
-        assert_eq!(reason(admit("C1", None, false, None, old, now, &POLICY)), Some(RejectReason::Aged));
+        assert_eq!(
+            reason(admit("C1", None, false, None, old, now, &POLICY)),
+            Some(RejectReason::Aged)
+        );
     }
 
     #[test]
@@ -925,7 +1052,9 @@ mod tests {
         {
             let mut store = ClOrdIdStore::open(dir.path()).unwrap();
             assert!(store.is_empty());
-            store.record(entry(SendState::Sending, Some("t/0/1"))).unwrap();
+            store
+                .record(entry(SendState::Sending, Some("t/0/1")))
+                .unwrap();
             let mut sent = entry(SendState::Sent, Some("t/0/1"));
             sent.seq_num = Some(12);
             store.record(sent).unwrap();
@@ -942,7 +1071,10 @@ mod tests {
         assert_eq!(store.len(), 2);
         let c1 = store.get("C1").unwrap();
         assert_eq!((c1.state, c1.seq_num), (SendState::Sent, Some(12)));
-        assert_eq!(store.get("weird \"id\" ü").unwrap().state, SendState::Sending);
+        assert_eq!(
+            store.get("weird \"id\" ü").unwrap().state,
+            SendState::Sending
+        );
         assert!(store.get("C9").is_none());
         drop(store);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -960,7 +1092,10 @@ mod tests {
         let file = dir.path().join("a-file");
         std::fs::write(&file, "x").unwrap();
         let err = ClOrdIdStore::open(&file).unwrap_err();
-        assert!(err.to_string().contains("fix_pilot.gateway_store_dir"), "{err}");
+        assert!(
+            err.to_string().contains("fix_pilot.gateway_store_dir"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -992,7 +1127,14 @@ mod tests {
             at,
         );
         let json = serde_json::to_value(&e).unwrap();
-        assert_eq!((json["outcome"].as_str(), json["seq_num"].as_u64(), json["replayed"].as_bool()), (Some("sent"), Some(4), Some(true)));
+        assert_eq!(
+            (
+                json["outcome"].as_str(),
+                json["seq_num"].as_u64(),
+                json["replayed"].as_bool()
+            ),
+            (Some("sent"), Some(4), Some(true))
+        );
         assert!(json.get("reason").is_none());
         for r in [
             RejectReason::Invalid,

@@ -371,9 +371,7 @@ impl SessionLink {
             Ok(SendOutcome::Sent { sequence_number }) => Ok(sequence_number),
             Ok(SendOutcome::Dropped) => Err(SessionError::Dropped),
             // checked before the message is given a sequence number: it was not sent
-            Err(hotfix::session::error::SendError::Disconnected) => {
-                Err(SessionError::Disconnected)
-            }
+            Err(hotfix::session::error::SendError::Disconnected) => Err(SessionError::Disconnected),
             Err(e) => Err(SessionError::Send(e.to_string())),
         }
     }

@@ -330,7 +330,8 @@ impl FixPilotSettings {
         if self.gateway_store_dir.trim().is_empty() {
             return e(
                 "gateway_store_dir",
-                "is empty: set a writable directory on persistent storage for the ClOrdID journal".into(),
+                "is empty: set a writable directory on persistent storage for the ClOrdID journal"
+                    .into(),
             );
         }
         for (key, topic) in [

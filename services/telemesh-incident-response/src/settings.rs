@@ -415,7 +415,10 @@ mod tests {
         assert_eq!(s.activity_log, "incident-activity.jsonl");
         assert_eq!(s.aggregator_url, "");
         assert!(s.aggregator_token.is_empty());
-        assert!(s.api_token.is_empty(), "activities are disabled until a token is set");
+        assert!(
+            s.api_token.is_empty(),
+            "activities are disabled until a token is set"
+        );
         assert_eq!(s.metrics_window_days, 30);
         assert!(!s.gate_block_on_warn);
         assert_eq!(s.gate_warn_block_categories, DEFAULT_WARN_BLOCK_CATEGORIES);

@@ -337,13 +337,12 @@ pub async fn incident_response(cfg: TelemeshConfig) -> anyhow::Result<()> {
     let source = Source::new("incident-response", cfg.service.instance.clone());
     let service =
         IncidentResponseService::new(cfg.incident_response.clone(), source, publisher).start();
-    let (bound, server) =
-        telemesh_incident_response::serve_http(
-            &cfg.http.addr,
-            service,
-            Some(transport),
-            cfg.incident_response.api_token.clone(),
-        )?;
+    let (bound, server) = telemesh_incident_response::serve_http(
+        &cfg.http.addr,
+        service,
+        Some(transport),
+        cfg.incident_response.api_token.clone(),
+    )?;
     tracing::info!(http = %bound, "incident-response running: deployment gate at /api/v1/gate");
     shutdown_signal().await;
     server.stop(true).await;

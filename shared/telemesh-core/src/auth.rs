@@ -173,9 +173,13 @@ mod tests {
             let refusal = check(Some(b"Bearer "), token).expect_err("disabled");
             assert_eq!(refusal, Refusal::Disabled { setting: SETTING });
             assert_eq!(refusal.status(), 403);
-            let detail = refusal.body()["detail"].as_str().unwrap_or_default().to_owned();
+            let detail = refusal.body()["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             assert!(
-                detail.contains("ingest.api_token") && detail.contains("TELEMESH__INGEST__API_TOKEN"),
+                detail.contains("ingest.api_token")
+                    && detail.contains("TELEMESH__INGEST__API_TOKEN"),
                 "{detail}"
             );
         }
@@ -188,7 +192,10 @@ mod tests {
         assert!(!constant_time_eq(b"ab", b"abc"));
         assert!(!constant_time_eq(b"abcd", b"abc"));
         assert!(!constant_time_eq(b"", b"abc"));
-        assert!(!constant_time_eq(b"\x9e\x9d\x9c", b"abc"), "a shorter given never matches by padding");
+        assert!(
+            !constant_time_eq(b"\x9e\x9d\x9c", b"abc"),
+            "a shorter given never matches by padding"
+        );
         assert!(constant_time_eq(b"", b""));
     }
 }
