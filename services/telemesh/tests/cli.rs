@@ -122,6 +122,8 @@ fn check_config_prints_effective_config_with_secrets_redacted() {
             "TELEMESH__JOURNAL__URL",
             "postgres://u:hunter2@db:5432/telemesh",
         )
+        .env("TELEMESH__INGEST__API_TOKEN", "hunter2")
+        .env("TELEMESH__INCIDENT_RESPONSE__API_TOKEN", "hunter2")
         .output()
         .unwrap();
     assert!(
@@ -136,6 +138,11 @@ fn check_config_prints_effective_config_with_secrets_redacted() {
         "{stdout}"
     );
     assert!(stdout.contains("[kafka_readiness]"), "{stdout}");
+    assert_eq!(
+        stdout.matches("api_token = \"<redacted>\"").count(),
+        2,
+        "the ingest and incident-response tokens: {stdout}"
+    );
 }
 
 #[test]
