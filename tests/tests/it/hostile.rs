@@ -1,0 +1,174 @@
+//! Hostile input over real Kafka into real PostgreSQL: records the database refuses, values
+//! the decoder refuses, producer clocks in the future and oversized records all end in
+//! `telemetry.dlq` with their reason, and the record after each one is journaled.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use telemesh_aggregator::ingress::{DLQ_HEADER_PREFIX, DLQ_TRUNCATED_HEADER};
+use telemesh_core::codec::MAX_MESSAGE_BYTES;
+use telemesh_core::transport::{InboundMessage, OutboundMessage};
+use telemesh_core::{topics, Encoding, Grade};
+use telemesh_integration_tests::fixtures::{
+    aggregator_settings, journal_counts, read_topic, snapshot, KafkaTestbed,
+};
+
+const JSON: &str = "application/vnd.telemesh.snapshot.v1+json";
+
+fn header(m: &InboundMessage, name: &str) -> Option<String> {
+    m.header(&format!("{DLQ_HEADER_PREFIX}{name}"))
+        .map(str::to_owned)
+}
+
+async fn raw_json(bed: &KafkaTestbed, key: &str, payload: Vec<u8>) -> i64 {
+    let topic = topics::topic_name(&bed.kafka.topic_prefix, topics::KAFKA_READINESS);
+    bed.transport
+        .publish(OutboundMessage {
+            topic,
+            key: Some(key.into()),
+            headers: vec![("content-type".into(), JSON.as_bytes().to_vec())],
+            payload,
+        })
+        .await
+        .expect("publish raw message")
+        .offset
+}
+
+#[actix_rt::test]
+async fn a_record_the_database_refuses_is_dead_lettered_and_its_batch_journaled() {
+    let settings = telemesh_aggregator::AggregatorSettings {
+        // one batch for all four records: the refusal must be bisected out of it
+        batch_linger_ms: 500,
+        ..aggregator_settings()
+    };
+    let bed = KafkaTestbed::start(1, &settings, Encoding::Bincode).await;
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&bed.db).await.unwrap();
+        sqlx::query(
+            "ALTER TABLE telemetry_snapshots ADD CONSTRAINT no_evil CHECK (service <> 'evil')",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let kind = topics::KAFKA_READINESS;
+    let good = |i: &str| snapshot(kind, "svc", i, Grade::Ok);
+    let evil = snapshot(kind, "evil", "x", Grade::Ok);
+    for s in [good("a"), evil.clone(), good("b"), good("c")] {
+        bed.publisher.publish(&s).await.unwrap();
+    }
+    bed.wait_for_rows(3, Duration::from_secs(30)).await;
+
+    let dlq_topic = topics::topic_name(&bed.kafka.topic_prefix, topics::DLQ);
+    let dlq = read_topic(&bed.kafka, &dlq_topic, 1, Duration::from_secs(30)).await;
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(header(&dlq[0], "stage").as_deref(), Some("journal"));
+    assert_eq!(
+        header(&dlq[0], "exception.class.name").as_deref(),
+        Some("journal_refused")
+    );
+    let message = header(&dlq[0], "exception.message").unwrap();
+    assert!(message.contains("no_evil"), "{message}");
+    assert!(message.contains("23514"), "{message}");
+    assert_eq!(header(&dlq[0], "offset").as_deref(), Some("1"));
+
+    // the journal is not "down": readiness stays 200, and the next record goes through
+    let ready = reqwest::get(format!("http://{}/health/ready", bed.aggregator.http_addr))
+        .await
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    bed.publisher.publish(&good("d")).await.unwrap();
+    bed.wait_for_rows(4, Duration::from_secs(30)).await;
+    let status = bed.aggregator.ingress_status.lock().unwrap().clone();
+    assert_eq!(status.refused, 1);
+    assert_eq!(status.dead_lettered, 1);
+    assert!(!status.paused);
+    bed.aggregator.stop().await;
+}
+
+#[actix_rt::test]
+async fn hostile_values_are_dead_lettered_with_their_reason_and_the_next_record_journaled() {
+    let bed = KafkaTestbed::start(1, &aggregator_settings(), Encoding::Json).await;
+    let kind = topics::KAFKA_READINESS;
+    let base = snapshot(kind, "svc", "hostile", Grade::Ok);
+    let json = serde_json::to_string(&base).unwrap();
+    let summary = format!(
+        "\"summary\":{}",
+        serde_json::to_string(&base.summary).unwrap()
+    );
+    assert!(json.contains(&summary));
+
+    let mut future = base.clone();
+    future.id = uuid::Uuid::now_v7();
+    future.generated_at = Utc::now() + chrono::Duration::hours(1);
+    let mut ancient = base.clone();
+    ancient.id = uuid::Uuid::now_v7();
+    ancient.generated_at = chrono::DateTime::UNIX_EPOCH - chrono::Duration::days(1);
+    // bigger than the decoder accepts, small enough for the producer
+    let padding = " ".repeat(MAX_MESSAGE_BYTES - 2_000);
+    let oversized = format!("{json}{padding}");
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "invalid_text",
+            json.replacen(&summary, "\"summary\":\"nul \\u0000 here\"", 1)
+                .into_bytes(),
+        ),
+        (
+            "invalid_text",
+            json.replacen(&summary, "\"summary\":\"\\ud800\"", 1)
+                .into_bytes(),
+        ),
+        (
+            "too_deep",
+            json.replacen(
+                "\"details\":{}",
+                &format!(
+                    "\"details\":{{\"k\":{}1{}}}",
+                    "[".repeat(5_000),
+                    "]".repeat(5_000)
+                ),
+                1,
+            )
+            .into_bytes(),
+        ),
+        ("future_generated_at", serde_json::to_vec(&future).unwrap()),
+        ("time_out_of_range", serde_json::to_vec(&ancient).unwrap()),
+        ("oversized", oversized.into_bytes()),
+    ];
+    let mut offsets = Vec::new();
+    for (i, (_, payload)) in cases.iter().enumerate() {
+        offsets.push(raw_json(&bed, &format!("hostile/{i}"), payload.clone()).await);
+    }
+    bed.publisher.publish(&base).await.unwrap();
+    bed.wait_for_rows(1, Duration::from_secs(30)).await;
+
+    let dlq_topic = topics::topic_name(&bed.kafka.topic_prefix, topics::DLQ);
+    let dlq = read_topic(&bed.kafka, &dlq_topic, cases.len(), Duration::from_secs(30)).await;
+    assert_eq!(dlq.len(), cases.len());
+    for (i, ((reason, payload), m)) in cases.iter().zip(&dlq).enumerate() {
+        assert_eq!(
+            header(m, "exception.class.name").as_deref(),
+            Some(*reason),
+            "case {i}: {:?}",
+            header(m, "exception.message")
+        );
+        assert_eq!(header(m, "stage").as_deref(), Some("decode"));
+        assert_eq!(header(m, "offset"), Some(offsets[i].to_string()));
+        if *reason == "oversized" {
+            let original = m.header(DLQ_TRUNCATED_HEADER).expect("truncation header");
+            assert_eq!(original, payload.len().to_string());
+            assert!(m.payload.len() < payload.len());
+            assert_eq!(
+                &m.payload[..],
+                &payload[..m.payload.len()],
+                "a prefix is kept"
+            );
+        } else {
+            assert_eq!(&m.payload, payload, "case {i}: the payload is kept whole");
+        }
+    }
+    assert_eq!(journal_counts(&bed.db).await, (1, 1));
+    bed.aggregator.stop().await;
+}
