@@ -172,3 +172,106 @@ async fn hostile_values_are_dead_lettered_with_their_reason_and_the_next_record_
     assert_eq!(journal_counts(&bed.db).await, (1, 1));
     bed.aggregator.stop().await;
 }
+
+#[actix_rt::test]
+async fn a_wedged_database_times_out_turns_ready_and_live_503_and_recovers() {
+    let settings = telemesh_aggregator::AggregatorSettings {
+        journal_write_timeout_ms: 1_000,
+        journal_read_timeout_ms: 1_000,
+        liveness_stall_seconds: 3,
+        shutdown_grace_seconds: 3,
+        ..aggregator_settings()
+    };
+    let bed = KafkaTestbed::start(1, &settings, Encoding::Bincode).await;
+    let base = format!("http://{}", bed.aggregator.http_addr);
+    let status_of = |path: &'static str| {
+        let url = format!("{base}{path}");
+        async move {
+            reqwest::get(url)
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    let kind = topics::KAFKA_READINESS;
+    bed.publisher
+        .publish(&snapshot(kind, "svc", "before", Grade::Ok))
+        .await
+        .unwrap();
+    bed.wait_for_rows(1, Duration::from_secs(30)).await;
+    assert_eq!(status_of("/health/live").await, 200);
+
+    // wedge the journal: a transaction holds an exclusive lock on the table
+    use sqlx::Connection;
+    let mut locker = sqlx::PgConnection::connect(&bed.db).await.unwrap();
+    let mut tx = locker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE telemetry_snapshots IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    bed.publisher
+        .publish(&snapshot(kind, "svc", "during", Grade::Ok))
+        .await
+        .unwrap();
+    telemesh_integration_tests::wait_until("ready 503", Duration::from_secs(30), || async {
+        (status_of("/health/ready").await == 503).then_some(())
+    })
+    .await;
+    let last_error = bed
+        .aggregator
+        .ingress_status
+        .lock()
+        .unwrap()
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    assert!(last_error.contains("did not answer within"), "{last_error}");
+    telemesh_integration_tests::wait_until("live 503", Duration::from_secs(30), || async {
+        (status_of("/health/live").await == 503).then_some(())
+    })
+    .await;
+
+    // unwedge: the retried batch lands, liveness and readiness come back
+    tx.rollback().await.unwrap();
+    bed.wait_for_rows(2, Duration::from_secs(30)).await;
+    telemesh_integration_tests::wait_until(
+        "live and ready 200",
+        Duration::from_secs(30),
+        || async {
+            (status_of("/health/live").await == 200 && status_of("/health/ready").await == 200)
+                .then_some(())
+        },
+    )
+    .await;
+
+    // wedge again and stop: shutdown is bounded by the grace even while writes hang
+    let mut tx = locker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE telemetry_snapshots IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    bed.publisher
+        .publish(&snapshot(kind, "svc", "at-stop", Grade::Ok))
+        .await
+        .unwrap();
+    telemesh_integration_tests::wait_until("paused", Duration::from_secs(30), || async {
+        bed.aggregator
+            .ingress_status
+            .lock()
+            .unwrap()
+            .paused
+            .then_some(())
+    })
+    .await;
+    let stopped = tokio::time::timeout(Duration::from_secs(30), bed.aggregator.stop()).await;
+    assert!(
+        stopped.is_ok(),
+        "stop() did not return while the journal was wedged"
+    );
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        journal_counts(&bed.db).await,
+        (2, 2),
+        "the unjournaled record stays on the topic"
+    );
+}
