@@ -682,7 +682,9 @@ impl Ingress {
     ) -> Option<(Vec<Uuid>, Vec<(usize, JournalError)>)> {
         let mut inserted = Vec::new();
         let mut refused = Vec::new();
-        let mut todo = vec![0..records.len()];
+        // ranges of `records` still to write, next one last
+        let mut todo: Vec<std::ops::Range<usize>> = Vec::new();
+        todo.push(0..records.len());
         while let Some(range) = todo.pop() {
             let part: Arc<[JournalRecord]> = if range.len() == records.len() {
                 Arc::clone(&records)

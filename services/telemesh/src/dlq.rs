@@ -106,7 +106,7 @@ pub async fn replay(
         ),
         ..kafka.clone()
     };
-    let mut subscriber = KafkaSubscriber::new(&reader, &[dlq_topic.clone()])
+    let mut subscriber = KafkaSubscriber::new(&reader, std::slice::from_ref(&dlq_topic))
         .context("cannot read the dead-letter topic; check [kafka] brokers")?;
     let publisher = KafkaPublisher::new(kafka).context("cannot create the replay producer")?;
     let mut report = ReplayReport::default();
