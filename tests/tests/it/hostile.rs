@@ -275,3 +275,114 @@ async fn a_wedged_database_times_out_turns_ready_and_live_503_and_recovers() {
         "the unjournaled record stays on the topic"
     );
 }
+
+/// Sets `max.message.bytes` of a topic (the broker then refuses larger records).
+async fn set_max_message_bytes(
+    kafka: &telemesh_core::config::KafkaSettings,
+    topic: &str,
+    bytes: &str,
+) {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &kafka.brokers)
+        .create()
+        .expect("admin client");
+    let config = AlterConfig::new(ResourceSpecifier::Topic(topic)).set("max.message.bytes", bytes);
+    let results = admin
+        .alter_configs([&config], &AdminOptions::new())
+        .await
+        .expect("alter topic config");
+    for r in results {
+        r.expect("alter topic config result");
+    }
+}
+
+#[actix_rt::test]
+async fn a_dead_letter_topic_that_refuses_writes_turns_ready_503_until_it_accepts_them() {
+    let bed = KafkaTestbed::start(1, &aggregator_settings(), Encoding::Bincode).await;
+    let dlq_topic = topics::topic_name(&bed.kafka.topic_prefix, topics::DLQ);
+    set_max_message_bytes(&bed.kafka, &dlq_topic, "64").await;
+    let ready = format!("http://{}/health/ready", bed.aggregator.http_addr);
+    raw_json(&bed, "junk/1", b"not json".to_vec()).await;
+    let body = telemesh_integration_tests::wait_until(
+        "ready 503 naming the dead-letter topic",
+        Duration::from_secs(60),
+        || {
+            let ready = ready.clone();
+            async move {
+                let r = reqwest::get(ready).await.ok()?;
+                let code = r.status().as_u16();
+                let body = r.text().await.ok()?;
+                (code == 503 && body.contains("dead-letter topic refuses writes")).then_some(body)
+            }
+        },
+    )
+    .await;
+    assert!(body.contains("failures"), "{body}");
+    // nothing moves past the record while its dead letter is not written
+    bed.publisher
+        .publish(&snapshot(
+            topics::KAFKA_READINESS,
+            "svc",
+            "after",
+            Grade::Ok,
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(journal_counts(&bed.db).await.0, 0);
+
+    // the operator fixes the topic: the dead letter is written, the next record journaled
+    set_max_message_bytes(&bed.kafka, &dlq_topic, "1048588").await;
+    bed.wait_for_rows(1, Duration::from_secs(60)).await;
+    let dlq = read_topic(&bed.kafka, &dlq_topic, 1, Duration::from_secs(30)).await;
+    assert_eq!(dlq.len(), 1);
+    telemesh_integration_tests::wait_until("ready 200", Duration::from_secs(30), || {
+        let ready = ready.clone();
+        async move { (reqwest::get(ready).await.ok()?.status().as_u16() == 200).then_some(()) }
+    })
+    .await;
+    bed.aggregator.stop().await;
+}
+
+#[actix_rt::test]
+async fn an_operator_may_let_records_go_after_n_failed_dead_letter_writes() {
+    let settings = telemesh_aggregator::AggregatorSettings {
+        dlq_alert_after_failures: 2,
+        dlq_skip_after_failures: 3,
+        ..aggregator_settings()
+    };
+    let bed = KafkaTestbed::start(1, &settings, Encoding::Bincode).await;
+    let dlq_topic = topics::topic_name(&bed.kafka.topic_prefix, topics::DLQ);
+    set_max_message_bytes(&bed.kafka, &dlq_topic, "64").await;
+    raw_json(&bed, "junk/1", b"not json".to_vec()).await;
+    bed.publisher
+        .publish(&snapshot(
+            topics::KAFKA_READINESS,
+            "svc",
+            "after",
+            Grade::Ok,
+        ))
+        .await
+        .unwrap();
+    bed.wait_for_rows(1, Duration::from_secs(60)).await;
+    let metrics = reqwest::get(format!("http://{}/metrics", bed.aggregator.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("reason=\"lost_dlq_unavailable\"} 1"),
+        "{metrics}"
+    );
+    assert!(bed
+        .aggregator
+        .ingress_status
+        .lock()
+        .unwrap()
+        .dlq_failing
+        .is_none());
+    bed.aggregator.stop().await;
+}
