@@ -277,3 +277,17 @@ impl Aggregator {
         }
     }
 }
+
+/// Makes every panic fatal for the process: the default hook prints it, an error is logged,
+/// and the process exits with status 70, so an actor or task that panics is never silently
+/// dead (the orchestrator's restart policy takes over; offsets are committed only after the
+/// journal, so nothing is lost). Call once from `main` of a long-running process, never from
+/// tests.
+pub fn exit_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        tracing::error!(panic = %info, "a task panicked; exiting so the process is restarted");
+        std::process::exit(70);
+    }));
+}

@@ -141,6 +141,7 @@ fn main() -> ExitCode {
             if let Some(dir) = data_dir {
                 cfg.standalone.data_dir = dir.display().to_string();
             }
+            telemesh_aggregator::startup::exit_on_panic();
             run::with_system(cfg, "standalone", run::standalone)
         }
         Command::Alert {
@@ -181,6 +182,7 @@ fn main() -> ExitCode {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };
+            telemesh_aggregator::startup::exit_on_panic();
             match service {
                 ServiceName::Aggregator => run::with_system(cfg, "aggregator", run::aggregator),
                 ServiceName::FixPilot => run::with_system(cfg, "fix-pilot", run::fix_pilot),
