@@ -105,6 +105,8 @@ where
     }
 }
 
+pub mod fuzz;
+
 pub mod fixtures {
     //! Snapshots, topics and a Kafka-backed aggregator for tests.
 

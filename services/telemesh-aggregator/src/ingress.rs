@@ -5,10 +5,19 @@
 //! - a message's position is committed only after the journal transaction holding it (or the
 //!   dead-letter publish of it) succeeded: at-least-once from the transport, and the
 //!   idempotent journal insert makes the effect exactly-once;
-//! - a message that cannot be decoded goes to `telemetry.dlq` with headers naming its topic,
-//!   partition, offset and the error (Kafka Connect's `__connect.errors.*` convention);
-//! - when the journal is down, consumption pauses (the subscriber stays in its group), the
-//!   batch is retried with backoff, and consumption resumes when the journal is back;
+//! - a message that cannot be decoded, breaks a limit of `telemesh_core::limits` or is dated
+//!   too far in the future goes to `telemetry.dlq` with headers naming its topic, partition,
+//!   offset, stage and the error (Kafka Connect's `__connect.errors.*` convention);
+//! - a record the database refuses (a permanent journal error) is found by bisecting its batch
+//!   and dead-lettered with stage `journal` and the database's message; the rest of the batch
+//!   is journaled;
+//! - when the journal is down (a transient error, including a client-side timeout),
+//!   consumption pauses (the subscriber stays in its group), the batch is retried with
+//!   backoff, and consumption resumes when the journal is back;
+//! - batches are bounded in count and bytes, the records of a batch are shared across
+//!   retries, and what arrives while paused is kept in a capped queue;
+//! - the loop beats a heartbeat; `/health/live` turns 503 when it has not beaten for
+//!   `liveness_stall_seconds` (a batch stuck with work waiting, or a dead loop);
 //! - actors are called with `send().await`, which honours mailbox capacity (backpressure).
 //!
 //! Tracing: each message gets a `process <topic>` consumer span, a child of the producer's
@@ -24,7 +33,8 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use telemesh_core::codec::{self, CodecError, CONTENT_TYPE_HEADER};
+use telemesh_core::codec::{self, CodecError, CONTENT_TYPE_HEADER, MAX_MESSAGE_BYTES};
+use telemesh_core::limits;
 use telemesh_core::telemetry;
 use telemesh_core::topics;
 use telemesh_core::transport::{
@@ -39,8 +49,9 @@ use uuid::Uuid;
 use crate::actors::alert::{AlertActor, ObserveAlerts};
 use crate::actors::journal::{AppendBatch, JournalActor};
 use crate::actors::summary::{Observe, SummaryActor};
-use crate::journal::{JournalRecord, KafkaCoords};
+use crate::journal::{JournalError, JournalErrorKind, JournalRecord, KafkaCoords};
 use crate::metrics::{label, AggregatorMetrics};
+use crate::settings::AggregatorSettings;
 
 /// Header prefix of dead-letter metadata (Kafka Connect convention).
 pub const DLQ_HEADER_PREFIX: &str = "__connect.errors.";
@@ -57,6 +68,73 @@ pub struct IngressStatus {
     pub journaled: u64,
     pub duplicates: u64,
     pub dead_lettered: u64,
+    /// Records the database refused (also counted in `dead_lettered`).
+    pub refused: u64,
+    /// The last time the loop made progress or was idle with nothing waiting.
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    /// `/health/live` answers 503 when the heartbeat is older than this (0 = never).
+    pub liveness_stall_seconds: u64,
+    /// Set while dead-letter writes of one record keep failing (readiness 503 says why).
+    pub dlq_failing: Option<String>,
+}
+
+impl IngressStatus {
+    /// Why the loop counts as wedged at `now`, if it does.
+    pub fn wedged(&self, now: DateTime<Utc>) -> Option<String> {
+        if !self.running || self.liveness_stall_seconds == 0 {
+            return None;
+        }
+        let beat = self.heartbeat_at?;
+        let silent = (now - beat).num_seconds();
+        (silent > self.liveness_stall_seconds as i64).then(|| {
+            format!(
+                "ingress made no progress for {silent}s with work waiting (limit {}s): {}",
+                self.liveness_stall_seconds,
+                self.last_error.as_deref().unwrap_or("no error recorded")
+            )
+        })
+    }
+}
+
+/// The bounds of the ingress loop (see `[aggregator]` in `docs/configuration.md`).
+#[derive(Debug, Clone)]
+pub struct IngressLimits {
+    /// `generated_at` further ahead of the receive time than this is dead-lettered.
+    pub max_future_skew: chrono::Duration,
+    /// A batch stops growing at this many payload bytes.
+    pub max_batch_bytes: usize,
+    /// Messages kept while consumption is paused; beyond it the loop stops polling.
+    pub max_pending: usize,
+    /// Client-side bound of one journal round trip.
+    pub journal_timeout: Duration,
+    /// After this many failed dead-letter writes of one record, readiness turns 503 and an
+    /// error-level log says why.
+    pub dlq_alert_after: u32,
+    /// After this many failed dead-letter writes of one record, move past it (lost): only when
+    /// the operator set it (0 = keep retrying).
+    pub dlq_skip_after: u32,
+}
+
+impl Default for IngressLimits {
+    fn default() -> Self {
+        Self::from_settings(&AggregatorSettings::default())
+    }
+}
+
+impl IngressLimits {
+    pub fn from_settings(s: &AggregatorSettings) -> Self {
+        Self {
+            max_future_skew: chrono::Duration::seconds(
+                i64::try_from(s.max_future_skew_seconds).unwrap_or(i64::MAX / 1000),
+            ),
+            max_batch_bytes: s.max_batch_bytes.max(1),
+            max_pending: s.max_pending_messages.max(s.batch_size),
+            journal_timeout: Duration::from_millis(s.journal_write_timeout_ms.max(1))
+                + Duration::from_secs(1),
+            dlq_alert_after: s.dlq_alert_after_failures.max(1),
+            dlq_skip_after: s.dlq_skip_after_failures,
+        }
+    }
 }
 
 /// Shared handle on [`IngressStatus`].
@@ -78,6 +156,7 @@ pub struct Ingress {
     pub status: SharedIngressStatus,
     pub batch_size: usize,
     pub batch_linger: Duration,
+    pub limits: IngressLimits,
 }
 
 /// A decoded message waiting for its journal commit.
@@ -90,6 +169,86 @@ struct Accepted {
 
 const IDLE_POLL: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Longest `exception.message` header of a dead letter.
+const MAX_DLQ_MESSAGE_CHARS: usize = 2_000;
+/// Room kept under [`MAX_MESSAGE_BYTES`] for the record framing of a dead letter.
+const DLQ_FRAMING_BYTES: usize = 4_096;
+/// The dead-letter header that says the payload was cut, holding its original size.
+pub const DLQ_TRUNCATED_HEADER: &str = "__connect.errors.payload.truncated";
+/// The dead-letter header that says the original headers were dropped to fit.
+pub const DLQ_HEADERS_DROPPED_HEADER: &str = "__connect.errors.headers.dropped";
+
+fn header_bytes(headers: &[(String, Vec<u8>)]) -> usize {
+    headers.iter().map(|(k, v)| k.len() + v.len() + 8).sum()
+}
+
+/// The dead letter of `message`: its key, headers and payload plus `__connect.errors.*`
+/// metadata. It always fits [`MAX_MESSAGE_BYTES`]: a payload too large is cut (with
+/// [`DLQ_TRUNCATED_HEADER`] = the original size), and original headers too large are dropped
+/// (with [`DLQ_HEADERS_DROPPED_HEADER`]).
+pub fn dead_letter_record(
+    dlq_topic: String,
+    message: &InboundMessage,
+    stage: &str,
+    class: &str,
+    detail: &str,
+) -> OutboundMessage {
+    let mut meta: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut put =
+        |k: &str, v: String| meta.push((format!("{DLQ_HEADER_PREFIX}{k}"), v.into_bytes()));
+    put("topic", message.topic.clone());
+    put("partition", message.partition.to_string());
+    put("offset", message.offset.to_string());
+    put("stage", stage.to_owned());
+    put("connector.name", "telemesh-aggregator".into());
+    put("exception.class.name", class.to_owned());
+    put(
+        "exception.message",
+        detail.chars().take(MAX_DLQ_MESSAGE_CHARS).collect(),
+    );
+    let key = message
+        .key
+        .as_ref()
+        .map(|k| String::from_utf8_lossy(k).into_owned());
+    let budget = MAX_MESSAGE_BYTES - DLQ_FRAMING_BYTES;
+    let key_len = key.as_ref().map_or(0, String::len);
+    let mut original = message.headers.clone();
+    // 2 × 64 bytes: room for the truncation / dropped headers themselves
+    let fixed = |meta: &[(String, Vec<u8>)], original: &[(String, Vec<u8>)]| {
+        key_len + header_bytes(meta) + header_bytes(original) + 128
+    };
+    if fixed(&meta, &original) > budget / 2 {
+        meta.push((
+            DLQ_HEADERS_DROPPED_HEADER.to_owned(),
+            header_bytes(&original).to_string().into_bytes(),
+        ));
+        original.clear();
+    }
+    let room = budget.saturating_sub(fixed(&meta, &original));
+    let payload = if message.payload.len() > room {
+        meta.push((
+            DLQ_TRUNCATED_HEADER.to_owned(),
+            message.payload.len().to_string().into_bytes(),
+        ));
+        message.payload[..room].to_vec()
+    } else {
+        message.payload.clone()
+    };
+    original.extend(meta);
+    OutboundMessage {
+        topic: dlq_topic,
+        key,
+        headers: original,
+        payload,
+    }
+}
+
+/// Why a message is dead-lettered.
+struct Reject<'a> {
+    stage: &'static str,
+    class: &'a str,
+    detail: String,
+}
 
 impl Ingress {
     fn update(&self, f: impl FnOnce(&mut IngressStatus)) {
@@ -98,11 +257,17 @@ impl Ingress {
         }
     }
 
+    /// Records progress for liveness.
+    fn beat(&self) {
+        self.update(|s| s.heartbeat_at = Some(Utc::now()));
+    }
+
     /// Runs until `shutdown` turns true; then commits stored progress and returns.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         self.update(|s| s.running = true);
         let mut pending: VecDeque<InboundMessage> = VecDeque::new();
         while !*shutdown.borrow() {
+            self.beat();
             let batch = tokio::select! {
                 batch = self.collect_batch(&mut pending) => batch,
                 _ = shutdown.changed() => break,
@@ -127,14 +292,19 @@ impl Ingress {
         pending: &mut VecDeque<InboundMessage>,
     ) -> Vec<InboundMessage> {
         let mut batch: Vec<InboundMessage> = Vec::new();
-        while batch.len() < self.batch_size {
+        let mut bytes = 0usize;
+        let max_bytes = self.limits.max_batch_bytes;
+        while batch.len() < self.batch_size && bytes < max_bytes {
             match pending.pop_front() {
-                Some(m) => batch.push(m),
+                Some(m) => {
+                    bytes += m.payload.len();
+                    batch.push(m);
+                }
                 None => break,
             }
         }
         let deadline = Instant::now() + self.batch_linger;
-        while batch.len() < self.batch_size {
+        while batch.len() < self.batch_size && bytes < max_bytes {
             let wait = if batch.is_empty() {
                 IDLE_POLL
             } else {
@@ -144,7 +314,10 @@ impl Ingress {
                 break;
             }
             match self.subscriber.poll(wait).await {
-                Ok(Some(message)) => batch.push(message),
+                Ok(Some(message)) => {
+                    bytes += message.payload.len();
+                    batch.push(message);
+                }
                 Ok(None) => {
                     if batch.is_empty() {
                         return batch;
@@ -187,7 +360,11 @@ impl Ingress {
                 .get_or_create(&label("kind", kind))
                 .inc();
             let span = self.process_span(&message, batch_len, backlog);
-            match self.decode(&message) {
+            let decoded = self.decode(&message).and_then(|snapshot| {
+                limits::check_clock(&snapshot, now, self.limits.max_future_skew)?;
+                Ok(snapshot)
+            });
+            match decoded {
                 Ok(snapshot) => {
                     let lag = (now - snapshot.generated_at)
                         .num_microseconds()
@@ -207,8 +384,13 @@ impl Ingress {
                 Err(error) => {
                     span.record("otel.status_code", "ERROR");
                     span.record("error.type", error.class());
+                    let reject = Reject {
+                        stage: "decode",
+                        class: error.class(),
+                        detail: error.to_string(),
+                    };
                     let sent = self
-                        .dead_letter(&message, &error, kind, shutdown)
+                        .dead_letter(&message, reject, kind, shutdown)
                         .instrument(span.clone())
                         .await;
                     if !sent {
@@ -217,7 +399,7 @@ impl Ingress {
                 }
             }
         }
-        let records: Vec<JournalRecord> = accepted
+        let records: Arc<[JournalRecord]> = accepted
             .iter()
             .map(|a| JournalRecord {
                 snapshot: a.snapshot.clone(),
@@ -247,14 +429,15 @@ impl Ingress {
                 )
             })
             .collect();
-        let inserted: HashSet<Uuid> = if records.is_empty() {
-            HashSet::new()
+        let (inserted, refused): (HashSet<Uuid>, Vec<(usize, JournalError)>) = if records.is_empty()
+        {
+            (HashSet::new(), Vec::new())
         } else {
             journal_depth.inc();
-            let written = self.journal_until_done(records, pending, shutdown).await;
+            let written = self.journal_bisecting(records, pending, shutdown).await;
             journal_depth.dec();
             match written {
-                Some(ids) => ids.into_iter().collect(),
+                Some((ids, refused)) => (ids.into_iter().collect(), refused),
                 None => return false,
             }
         };
@@ -265,6 +448,32 @@ impl Ingress {
             );
         }
         drop(journal_spans);
+        let refused_at: HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
+        for (i, error) in &refused {
+            let a = &accepted[*i];
+            a.span.record("otel.status_code", "ERROR");
+            a.span.record("error.type", "journal_refused");
+            let reject = Reject {
+                stage: "journal",
+                class: "journal_refused",
+                detail: error.to_string(),
+            };
+            let kind = a.snapshot.kind.clone();
+            let sent = self
+                .dead_letter(&a.message, reject, &kind, shutdown)
+                .instrument(a.span.clone())
+                .await;
+            if !sent {
+                return false;
+            }
+            self.update(|s| s.refused += 1);
+        }
+        let accepted: Vec<Accepted> = accepted
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !refused_at.contains(i))
+            .map(|(_, a)| a)
+            .collect();
         if let Err(e) = self.subscriber.commit(&highest_positions(&positions)) {
             tracing::warn!(error = %e, "offset store failed; these messages may be replayed (and deduplicated)");
         }
@@ -291,6 +500,7 @@ impl Ingress {
             s.journaled += inserted.len() as u64;
             s.duplicates += duplicates;
             s.last_message_at = Some(committed_at);
+            s.heartbeat_at = Some(committed_at);
         });
         let (snapshots, spans): (Vec<Snapshot>, Vec<Span>) =
             accepted.into_iter().map(|a| (a.snapshot, a.span)).unzip();
@@ -376,41 +586,33 @@ impl Ingress {
     }
 
     /// Publishes a poison message to the dead-letter topic, retrying until it is accepted:
-    /// moving past it before that would lose it. Returns false on shutdown.
+    /// moving past it before that would lose it (unless the operator set
+    /// `dlq_skip_after_failures`). Returns false on shutdown.
     async fn dead_letter(
         &mut self,
         message: &InboundMessage,
-        error: &CodecError,
+        reject: Reject<'_>,
         kind: &str,
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
-        let mut headers = message.headers.clone();
-        let mut meta =
-            |k: &str, v: String| headers.push((format!("{DLQ_HEADER_PREFIX}{k}"), v.into_bytes()));
-        meta("topic", message.topic.clone());
-        meta("partition", message.partition.to_string());
-        meta("offset", message.offset.to_string());
-        meta("stage", "decode".into());
-        meta("connector.name", "telemesh-aggregator".into());
-        meta("exception.class.name", error.class().into());
-        meta("exception.message", error.to_string());
-        let dlq = OutboundMessage {
-            topic: topics::topic_name(&self.topic_prefix, topics::DLQ),
-            key: message
-                .key
-                .as_ref()
-                .map(|k| String::from_utf8_lossy(k).into_owned()),
-            headers,
-            payload: message.payload.clone(),
-        };
+        let dlq = dead_letter_record(
+            topics::topic_name(&self.topic_prefix, topics::DLQ),
+            message,
+            reject.stage,
+            reject.class,
+            &reject.detail,
+        );
         tracing::warn!(
             topic = %message.topic,
             partition = message.partition,
             offset = message.offset,
-            error = %error,
-            "undecodable message sent to the dead-letter topic"
+            stage = reject.stage,
+            reason = reject.class,
+            error = %reject.detail,
+            "message sent to the dead-letter topic"
         );
         let mut backoff = Duration::from_millis(100);
+        let mut failures: u32 = 0;
         loop {
             match self.dlq.publish(dlq.clone()).await {
                 Ok(_) => {
@@ -418,15 +620,48 @@ impl Ingress {
                         .dead_letters
                         .get_or_create(&vec![
                             ("kind".to_owned(), kind.to_owned()),
-                            ("reason".to_owned(), error.class().to_owned()),
+                            ("reason".to_owned(), reject.class.to_owned()),
                         ])
                         .inc();
-                    self.update(|s| s.dead_lettered += 1);
+                    self.update(|s| {
+                        s.dead_lettered += 1;
+                        s.dlq_failing = None;
+                    });
+                    self.beat();
                     return true;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "dead-letter publish failed; retrying before moving on");
+                    failures += 1;
+                    tracing::error!(error = %e, failures, "dead-letter publish failed; retrying before moving on");
                     self.update(|s| s.last_error = Some(e.to_string()));
+                    if failures == self.limits.dlq_alert_after {
+                        let why = format!(
+                            "dead-letter topic refuses writes ({failures} failures for {}[{}]@{}): {e}; \
+                             fix the topic or the brokers, ingestion waits",
+                            message.topic, message.partition, message.offset
+                        );
+                        tracing::error!(alert = true, "{why}");
+                        self.update(|s| s.dlq_failing = Some(why));
+                    }
+                    if self.limits.dlq_skip_after > 0 && failures >= self.limits.dlq_skip_after {
+                        tracing::error!(
+                            alert = true,
+                            topic = %message.topic,
+                            partition = message.partition,
+                            offset = message.offset,
+                            reason = reject.class,
+                            "giving up on dead-lettering this record (aggregator.dlq_skip_after_failures): it is lost"
+                        );
+                        self.metrics
+                            .dead_letters
+                            .get_or_create(&vec![
+                                ("kind".to_owned(), kind.to_owned()),
+                                ("reason".to_owned(), "lost_dlq_unavailable".to_owned()),
+                            ])
+                            .inc();
+                        self.update(|s| s.dlq_failing = None);
+                        return true;
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.changed() => return false,
@@ -437,62 +672,180 @@ impl Ingress {
         }
     }
 
-    /// Writes the batch, pausing consumption and retrying while the journal is down.
-    /// Returns the ids of the new rows, or `None` on shutdown.
-    async fn journal_until_done(
+    /// Journals `records`, bisecting on permanent errors: returns the ids of the new rows and
+    /// the refused records (index in `records`, the database's error), or `None` on shutdown.
+    async fn journal_bisecting(
         &mut self,
-        records: Vec<JournalRecord>,
+        records: Arc<[JournalRecord]>,
         pending: &mut VecDeque<InboundMessage>,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Option<Vec<Uuid>> {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let outcome = match self.journal.send(AppendBatch(records.clone())).await {
-                Ok(result) => result.map_err(|e| e.to_string()),
-                Err(e) => Err(format!("journal actor unavailable: {e}")),
+    ) -> Option<(Vec<Uuid>, Vec<(usize, JournalError)>)> {
+        let mut inserted = Vec::new();
+        let mut refused = Vec::new();
+        // ranges of `records` still to write, next one last
+        let mut todo: Vec<std::ops::Range<usize>> = Vec::new();
+        todo.push(0..records.len());
+        while let Some(range) = todo.pop() {
+            let part: Arc<[JournalRecord]> = if range.len() == records.len() {
+                Arc::clone(&records)
+            } else {
+                records[range.clone()].into()
             };
-            match outcome {
-                Ok(inserted) => {
-                    if self.status.lock().map(|s| s.paused).unwrap_or(false) {
-                        tracing::info!("journal is back; resuming consumption");
-                        if let Err(e) = self.subscriber.resume() {
-                            tracing::warn!(error = %e, "resume failed");
-                        }
-                        self.metrics.ingress_paused.set(0);
-                        self.update(|s| {
-                            s.paused = false;
-                            s.last_error = None;
-                        });
-                    }
-                    return Some(inserted);
+            match self.journal_until_done(part, pending, shutdown).await? {
+                Ok(ids) => inserted.extend(ids),
+                Err(error) if range.len() == 1 => {
+                    tracing::warn!(error = %error, "the journal refused a record; dead-lettering it");
+                    refused.push((range.start, error));
                 }
                 Err(error) => {
-                    let first = !self.status.lock().map(|s| s.paused).unwrap_or(true);
-                    if first {
-                        tracing::error!(error = %error, "journal write failed; pausing consumption until it recovers");
-                        if let Err(e) = self.subscriber.pause() {
-                            tracing::warn!(error = %e, "pause failed");
-                        }
-                        self.metrics.ingress_paused.set(1);
-                    }
-                    self.update(|s| {
-                        s.paused = true;
-                        s.last_error = Some(error);
-                    });
-                    // keep the group membership alive while waiting; keep anything that arrives
-                    let wait = tokio::select! {
-                        polled = self.subscriber.poll(backoff) => polled,
-                        _ = shutdown.changed() => return None,
-                    };
-                    if let Ok(Some(message)) = wait {
-                        pending.push_back(message);
-                    }
-                    if *shutdown.borrow() {
-                        return None;
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    tracing::info!(error = %error, records = range.len(), "the journal refused a batch; bisecting to find the record(s)");
+                    let mid = range.start + range.len() / 2;
+                    todo.push(mid..range.end);
+                    todo.push(range.start..mid);
                 }
             }
+        }
+        Some((inserted, refused))
+    }
+
+    /// Writes the batch, pausing consumption and retrying while the journal is down (transient
+    /// errors). Returns the ids of the new rows, the permanent error that refused the batch,
+    /// or `None` on shutdown.
+    async fn journal_until_done(
+        &mut self,
+        records: Arc<[JournalRecord]>,
+        pending: &mut VecDeque<InboundMessage>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Result<Vec<Uuid>, JournalError>> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let call = self.journal.send(AppendBatch(Arc::clone(&records)));
+            let limit = self.limits.journal_timeout;
+            let outcome = tokio::select! {
+                answer = tokio::time::timeout(limit, call) => match answer {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(e)) => Err(JournalError::Unavailable(format!("journal actor unavailable: {e}"))),
+                    Err(_) => Err(JournalError::Timeout(limit)),
+                },
+                _ = shutdown.changed() => return None,
+            };
+            let answered = match &outcome {
+                Ok(_) => true,
+                Err(e) => e.kind() == JournalErrorKind::Permanent,
+            };
+            if answered {
+                if self.status.lock().map(|s| s.paused).unwrap_or(false) {
+                    tracing::info!("journal is back; resuming consumption");
+                    if let Err(e) = self.subscriber.resume() {
+                        tracing::warn!(error = %e, "resume failed");
+                    }
+                    self.metrics.ingress_paused.set(0);
+                    self.update(|s| {
+                        s.paused = false;
+                        s.last_error = None;
+                    });
+                }
+                self.beat();
+                return Some(outcome);
+            }
+            let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+            let first = !self.status.lock().map(|s| s.paused).unwrap_or(true);
+            if first {
+                tracing::error!(error = %error, "journal write failed; pausing consumption until it recovers");
+                if let Err(e) = self.subscriber.pause() {
+                    tracing::warn!(error = %e, "pause failed");
+                }
+                self.metrics.ingress_paused.set(1);
+            }
+            self.update(|s| {
+                s.paused = true;
+                s.last_error = Some(error);
+            });
+            // keep the group membership alive while waiting; keep anything that arrives, up to
+            // the cap (beyond it, messages wait in the consumer until the batch is written)
+            let pending_bytes: usize = pending.iter().map(|m| m.payload.len()).sum();
+            if pending.len() < self.limits.max_pending
+                && pending_bytes < self.limits.max_batch_bytes
+            {
+                let wait = tokio::select! {
+                    polled = self.subscriber.poll(backoff) => polled,
+                    _ = shutdown.changed() => return None,
+                };
+                if let Ok(Some(message)) = wait {
+                    pending.push_back(message);
+                }
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return None,
+                }
+            }
+            if *shutdown.borrow() {
+                return None;
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(headers: usize, payload: usize) -> InboundMessage {
+        InboundMessage {
+            topic: "telemetry.kafka.readiness".into(),
+            partition: 2,
+            offset: 7,
+            key: Some(b"svc/i".to_vec()),
+            headers: vec![("x-big".into(), vec![b'h'; headers])],
+            payload: vec![b'p'; payload],
+            timestamp: None,
+        }
+    }
+
+    fn size(m: &OutboundMessage) -> usize {
+        m.key.as_ref().map_or(0, String::len) + header_bytes(&m.headers) + m.payload.len()
+    }
+
+    #[test]
+    fn dead_letters_always_fit_the_message_limit() {
+        // (original header bytes, payload bytes, truncated?, headers dropped?)
+        let table = [
+            (10, 100, false, false),
+            (10, 900_000, false, false),
+            (10, 999_000, true, false),
+            (10, 5_000_000, true, false),
+            (600_000, 600_000, false, true),
+            (600_000, 999_000, true, true),
+            (2_000_000, 10, false, true),
+        ];
+        for (headers, payload, truncated, dropped) in table {
+            let m = message(headers, payload);
+            let dlq =
+                dead_letter_record("dlq".into(), &m, "decode", "oversized", &"e".repeat(10_000));
+            let find = |name: &str| {
+                dlq.headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            };
+            assert!(
+                size(&dlq) <= MAX_MESSAGE_BYTES - DLQ_FRAMING_BYTES,
+                "{headers}/{payload}"
+            );
+            assert_eq!(
+                find(DLQ_TRUNCATED_HEADER),
+                truncated.then(|| payload.to_string()),
+                "{headers}/{payload}"
+            );
+            assert_eq!(find(DLQ_HEADERS_DROPPED_HEADER).is_some(), dropped);
+            assert_eq!(&dlq.payload[..], &m.payload[..dlq.payload.len()]);
+            assert_eq!(find("__connect.errors.offset").as_deref(), Some("7"));
+            assert_eq!(
+                find("__connect.errors.exception.message").map(|m| m.len()),
+                Some(MAX_DLQ_MESSAGE_CHARS)
+            );
         }
     }
 }

@@ -27,6 +27,28 @@ pub struct AggregatorSettings {
     pub summary_refresh_seconds: u64,
     /// How far back a refresh looks for each source's newest snapshot.
     pub summary_refresh_window_minutes: u64,
+    /// A snapshot whose `generated_at` is further ahead of the aggregator's clock is
+    /// dead-lettered (`future_generated_at`).
+    pub max_future_skew_seconds: u64,
+    /// A batch also stops growing at this many payload bytes.
+    pub max_batch_bytes: usize,
+    /// Messages kept while consumption is paused (journal down); at the cap the loop stops polling.
+    pub max_pending_messages: usize,
+    /// Client-side bound of one journal write (the batch is retried as a journal outage).
+    pub journal_write_timeout_ms: u64,
+    /// Client-side bound of one journal read (history, ping).
+    pub journal_read_timeout_ms: u64,
+    /// `/health/live` answers 503 when the ingress loop made no progress this long with work
+    /// waiting (0 = never).
+    pub liveness_stall_seconds: u64,
+    /// After this many failed dead-letter writes of one record, readiness turns 503 and an
+    /// error log (`alert=true`) says why.
+    pub dlq_alert_after_failures: u32,
+    /// After this many failed dead-letter writes of one record, move on without it (it is
+    /// lost; counted as `reason="lost_dlq_unavailable"`). 0 = keep retrying (default).
+    pub dlq_skip_after_failures: u32,
+    /// On SIGTERM, stop within this many seconds even while the journal is failing.
+    pub shutdown_grace_seconds: u64,
 }
 
 impl Default for AggregatorSettings {
@@ -41,6 +63,15 @@ impl Default for AggregatorSettings {
             mailbox_capacity: 64,
             summary_refresh_seconds: 0,
             summary_refresh_window_minutes: 60,
+            max_future_skew_seconds: telemesh_core::limits::DEFAULT_MAX_FUTURE_SKEW_SECONDS,
+            max_batch_bytes: 16 * 1024 * 1024,
+            max_pending_messages: 5_000,
+            journal_write_timeout_ms: 10_000,
+            journal_read_timeout_ms: 10_000,
+            liveness_stall_seconds: 120,
+            dlq_alert_after_failures: 5,
+            dlq_skip_after_failures: 0,
+            shutdown_grace_seconds: 10,
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::alerting::dispatch::Dispatcher;
 use crate::alerting::store::AlertStore;
 use crate::alerting::{AlertEngine, AlertingSettings};
 use crate::http::{self, AppState};
-use crate::ingress::{Ingress, IngressStatus, SharedIngressStatus};
+use crate::ingress::{Ingress, IngressLimits, IngressStatus, SharedIngressStatus};
 use crate::journal::Journal;
 use crate::metrics::AggregatorMetrics;
 use crate::settings::AggregatorSettings;
@@ -109,6 +109,9 @@ pub struct Aggregator {
     ingress: tokio::task::JoinHandle<()>,
     server: actix_web::dev::ServerHandle,
     server_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Closed last on stop, so no query is in flight when the runtime goes away.
+    journal_handle: Journal,
+    shutdown_grace: Duration,
 }
 
 impl Aggregator {
@@ -148,11 +151,16 @@ impl Aggregator {
         let alert_store = AlertStore::for_journal(&journal);
         let refresh_journal = journal.clone();
         let health = Arc::new(JournalHealth::default());
+        let journal_handle = journal.clone();
         let journal = JournalActor::new(
             journal,
             Arc::clone(&health),
             Arc::clone(&metrics),
             settings.mailbox_capacity,
+        )
+        .with_timeouts(
+            Duration::from_millis(settings.journal_write_timeout_ms),
+            Duration::from_millis(settings.journal_read_timeout_ms),
         )
         .start();
         let policy = StalenessPolicy {
@@ -181,7 +189,10 @@ impl Aggregator {
             ),
             None => (None, Default::default()),
         };
-        let status: SharedIngressStatus = Arc::new(Mutex::new(IngressStatus::default()));
+        let status: SharedIngressStatus = Arc::new(Mutex::new(IngressStatus {
+            liveness_stall_seconds: settings.liveness_stall_seconds,
+            ..IngressStatus::default()
+        }));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let ingress = Ingress {
             subscriber: transport.subscriber,
@@ -195,6 +206,7 @@ impl Aggregator {
             status: Arc::clone(&status),
             batch_size: settings.batch_size,
             batch_linger: Duration::from_millis(settings.batch_linger_ms),
+            limits: IngressLimits::from_settings(settings),
         };
         let ingress = actix_rt::spawn(ingress.run(shutdown_rx));
         let listener = TcpListener::bind(http_addr).with_context(|| {
@@ -228,16 +240,54 @@ impl Aggregator {
             ingress,
             server,
             server_task,
+            journal_handle,
+            shutdown_grace: Duration::from_secs(settings.shutdown_grace_seconds.max(1)),
         })
     }
 
-    /// Stops consuming (committing progress), then stops the HTTP server.
+    /// Stops consuming (committing the progress of what was journaled), stops the HTTP server
+    /// and closes the journal pool, all within `shutdown_grace_seconds` even while the journal
+    /// is failing; what is not committed by then is left to the next consumer.
     pub async fn stop(self) {
+        let grace = self.shutdown_grace;
+        let deadline = tokio::time::Instant::now() + grace;
         let _ = self.shutdown.send(true);
-        if let Err(e) = self.ingress.await {
-            tracing::warn!(error = %e, "ingress task ended abnormally");
+        let mut ingress = self.ingress;
+        match tokio::time::timeout_at(deadline, &mut ingress).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "ingress task ended abnormally"),
+            Err(_) => {
+                tracing::warn!(?grace, "ingress did not stop within the shutdown grace; abandoning it (uncommitted messages are replayed by the next consumer)");
+                ingress.abort();
+            }
         }
-        self.server.stop(true).await;
-        let _ = self.server_task.await;
+        if tokio::time::timeout_at(deadline, self.server.stop(true))
+            .await
+            .is_err()
+        {
+            tracing::warn!("http server did not stop within the shutdown grace");
+        }
+        let _ = tokio::time::timeout_at(deadline, self.server_task).await;
+        // close the pool while the runtime is up: in-flight queries finish (each is bounded)
+        if tokio::time::timeout_at(deadline, self.journal_handle.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("journal pool did not close within the shutdown grace");
+        }
     }
+}
+
+/// Makes every panic fatal for the process: the default hook prints it, an error is logged,
+/// and the process exits with status 70, so an actor or task that panics is never silently
+/// dead (the orchestrator's restart policy takes over; offsets are committed only after the
+/// journal, so nothing is lost). Call once from `main` of a long-running process, never from
+/// tests.
+pub fn exit_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        tracing::error!(panic = %info, "a task panicked; exiting so the process is restarted");
+        std::process::exit(70);
+    }));
 }

@@ -1,6 +1,10 @@
 //! Owns the summary state and the "professional runtime summary": the latest snapshot per
 //! (kind, source), graded into one block per domain with age and staleness, plus the overall
 //! grade, as JSON and as Markdown. Pure: time comes in as an argument.
+//!
+//! Producer clocks are not trusted: a snapshot counts as of `min(generated_at, received_at)`,
+//! for both "newest per source" and age/staleness, so a snapshot dated in the future can
+//! neither pin itself as newest nor look fresh for longer than it is.
 
 use std::collections::BTreeMap;
 
@@ -23,7 +27,14 @@ pub struct StalenessPolicy {
 /// The latest snapshot of every (kind, source).
 #[derive(Debug, Default, Clone)]
 pub struct SummaryState {
-    latest: BTreeMap<(String, Source), Snapshot>,
+    latest: BTreeMap<(String, Source), Observed>,
+}
+
+/// A snapshot and the time it counts as of: `min(generated_at, received_at)`.
+#[derive(Debug, Clone)]
+struct Observed {
+    snapshot: Snapshot,
+    at: DateTime<Utc>,
 }
 
 /// One source of a domain.
@@ -63,26 +74,34 @@ pub struct Summary {
 }
 
 impl SummaryState {
-    /// Records a snapshot unless a newer one of the same (kind, source) is already known.
+    /// Records a snapshot as of its own `generated_at` (see [`SummaryState::observe_received`]).
     pub fn observe(&mut self, snapshot: Snapshot) {
+        let at = snapshot.generated_at;
+        self.observe_received(snapshot, at);
+    }
+
+    /// Records a snapshot received at `received_at` unless a newer one of the same
+    /// (kind, source) is already known; "newer" compares `min(generated_at, received_at)`.
+    pub fn observe_received(&mut self, snapshot: Snapshot, received_at: DateTime<Utc>) {
+        let at = snapshot.generated_at.min(received_at);
         let key = (snapshot.kind.clone(), snapshot.source.clone());
         match self.latest.get(&key) {
-            Some(known) if known.generated_at > snapshot.generated_at => {}
+            Some(known) if known.at > at => {}
             _ => {
-                self.latest.insert(key, snapshot);
+                self.latest.insert(key, Observed { snapshot, at });
             }
         }
     }
 
     pub fn latest(&self) -> impl Iterator<Item = &Snapshot> {
-        self.latest.values()
+        self.latest.values().map(|o| &o.snapshot)
     }
 
     /// Builds the summary as of `now`.
     pub fn summary(&self, policy: &StalenessPolicy, now: DateTime<Utc>) -> Summary {
-        let mut by_kind: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();
-        for ((kind, _), snapshot) in &self.latest {
-            by_kind.entry(kind.as_str()).or_default().push(snapshot);
+        let mut by_kind: BTreeMap<&str, Vec<&Observed>> = BTreeMap::new();
+        for ((kind, _), observed) in &self.latest {
+            by_kind.entry(kind.as_str()).or_default().push(observed);
         }
         let mut domains = BTreeMap::new();
         for (kind, snapshots) in by_kind {
@@ -124,19 +143,20 @@ fn interval_of(policy: &StalenessPolicy, snapshot: &Snapshot) -> f64 {
         .unwrap_or(policy.default_interval_seconds)
 }
 
-fn age_seconds(snapshot: &Snapshot, now: DateTime<Utc>) -> f64 {
-    ((now - snapshot.generated_at).num_milliseconds() as f64 / 1000.0).max(0.0)
+fn age_seconds(observed: &Observed, now: DateTime<Utc>) -> f64 {
+    ((now - observed.at).num_milliseconds() as f64 / 1000.0).max(0.0)
 }
 
 fn domain_block(
     policy: &StalenessPolicy,
-    snapshots: &[&Snapshot],
+    observed: &[&Observed],
     now: DateTime<Utc>,
 ) -> DomainBlock {
-    let sources: Vec<(SourceBlock, &Snapshot, Grade)> = snapshots
+    let sources: Vec<(SourceBlock, &Observed, Grade)> = observed
         .iter()
-        .map(|s| {
-            let age = age_seconds(s, now);
+        .map(|o| {
+            let s = &o.snapshot;
+            let age = age_seconds(o, now);
             let stale = age > policy.stale_factor * interval_of(policy, s);
             let mut effective = s.status;
             if stale {
@@ -151,30 +171,32 @@ fn domain_block(
                     age_seconds: age,
                     stale,
                 },
-                *s,
+                *o,
                 effective,
             )
         })
         .collect();
     let deciding = sources
         .iter()
-        .max_by(|a, b| a.2.cmp(&b.2).then(a.1.generated_at.cmp(&b.1.generated_at)))
-        .map(|(_, s, _)| *s);
+        .max_by(|a, b| a.2.cmp(&b.2).then(a.1.at.cmp(&b.1.at)))
+        .map(|(_, o, _)| *o);
     let status = Grade::worst(sources.iter().map(|(_, _, g)| *g));
     let stale = sources.iter().any(|(b, _, _)| b.stale);
-    let mut markdown = deciding.map(|s| s.markdown.clone()).unwrap_or_default();
+    let mut markdown = deciding
+        .map(|o| o.snapshot.markdown.clone())
+        .unwrap_or_default();
     if stale {
         markdown = format!("> **stale**: at least one source stopped reporting\n\n{markdown}");
     }
     DomainBlock {
         status,
-        generated_at: deciding.map(|s| s.generated_at),
-        age_seconds: deciding.map(|s| age_seconds(s, now)),
+        generated_at: deciding.map(|o| o.snapshot.generated_at),
+        age_seconds: deciding.map(|o| age_seconds(o, now)),
         stale,
         expected_interval_seconds: deciding
-            .map(|s| interval_of(policy, s))
+            .map(|o| interval_of(policy, &o.snapshot))
             .unwrap_or(policy.default_interval_seconds),
-        snapshot: deciding.cloned(),
+        snapshot: deciding.map(|o| o.snapshot.clone()),
         markdown,
         sources: sources.into_iter().map(|(b, _, _)| b).collect(),
     }
@@ -318,6 +340,36 @@ mod tests {
         let mut state = SummaryState::default();
         state.observe(s);
         assert!(!state.summary(&policy(), now).domains["k"].stale);
+    }
+
+    #[test]
+    fn a_snapshot_from_the_future_cannot_pin_the_summary() {
+        let now = Utc::now();
+        let mut state = SummaryState::default();
+        // a producer clock 4 minutes ahead: counted as of its receive time
+        let future = snap("k", "a", Grade::Fail, now + chrono::Duration::minutes(4));
+        state.observe_received(future, now - chrono::Duration::seconds(20));
+        // the next snapshot of that source, received later, replaces it
+        let honest = snap("k", "a", Grade::Ok, now - chrono::Duration::seconds(10));
+        state.observe_received(honest, now - chrono::Duration::seconds(10));
+        let block = &state.summary(&policy(), now).domains["k"];
+        assert_eq!(block.status, Grade::Ok);
+        assert_eq!(block.age_seconds, Some(10.0));
+        // and a future-dated snapshot ages from when it arrived: stale after 3 intervals
+        let mut state = SummaryState::default();
+        let future = snap("k", "a", Grade::Ok, now + chrono::Duration::minutes(4));
+        state.observe_received(future, now - chrono::Duration::seconds(31));
+        let block = &state.summary(&policy(), now).domains["k"];
+        assert!(block.stale, "{block:?}");
+        assert_eq!(block.status, Grade::Warn);
+        // an old snapshot received late does not replace a newer one
+        let mut state = SummaryState::default();
+        state.observe_received(snap("k", "a", Grade::Ok, now), now);
+        state.observe_received(
+            snap("k", "a", Grade::Fail, now - chrono::Duration::seconds(60)),
+            now + chrono::Duration::seconds(1),
+        );
+        assert_eq!(state.summary(&policy(), now).domains["k"].status, Grade::Ok);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! runs one of the subcommands (standalone, serve <service>, check-config).
 
 mod config;
+mod dlq;
 mod drill;
 mod run;
 mod service_http;
@@ -47,6 +48,11 @@ enum Command {
         #[command(subcommand)]
         command: AlertCommand,
     },
+    /// Dead-letter topic operations.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// Print the effective configuration (secrets redacted); exit 2 naming the bad key.
     CheckConfig {
         #[arg(long, value_name = "FILE")]
@@ -60,6 +66,30 @@ enum AlertCommand {
     Drill {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Publish dead letters back to their telemetry topics once the cause is fixed.
+    Replay {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Only dead letters written at or after this RFC 3339 time.
+        #[arg(long, value_name = "TIME")]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only this reason (repeatable), e.g. journal_refused, future_generated_at.
+        #[arg(long, value_name = "REASON")]
+        reason: Vec<String>,
+        /// Only this stage: decode or journal.
+        #[arg(long, value_name = "STAGE")]
+        stage: Option<String>,
+        /// List what would be replayed, publish nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop after the topic was quiet this many milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 3000)]
+        idle_ms: u64,
     },
 }
 
@@ -111,6 +141,7 @@ fn main() -> ExitCode {
             if let Some(dir) = data_dir {
                 cfg.standalone.data_dir = dir.display().to_string();
             }
+            telemesh_aggregator::startup::exit_on_panic();
             run::with_system(cfg, "standalone", run::standalone)
         }
         Command::Alert {
@@ -122,11 +153,36 @@ fn main() -> ExitCode {
             };
             run::with_system(cfg, "alert-drill", drill::run)
         }
+        Command::Dlq {
+            command:
+                DlqCommand::Replay {
+                    config,
+                    since,
+                    reason,
+                    stage,
+                    dry_run,
+                    idle_ms,
+                },
+        } => {
+            let cfg = match load(config.as_ref()) {
+                Ok(cfg) => cfg,
+                Err(code) => return code,
+            };
+            let options = dlq::ReplayOptions {
+                since,
+                reasons: reason,
+                stage,
+                dry_run,
+                idle: std::time::Duration::from_millis(idle_ms),
+            };
+            run::with_system(cfg, "dlq-replay", |cfg| dlq::run(cfg, options))
+        }
         Command::Serve { service, config } => {
             let cfg = match load(config.as_ref()) {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };
+            telemesh_aggregator::startup::exit_on_panic();
             match service {
                 ServiceName::Aggregator => run::with_system(cfg, "aggregator", run::aggregator),
                 ServiceName::FixPilot => run::with_system(cfg, "fix-pilot", run::fix_pilot),

@@ -10,12 +10,18 @@ use std::str::FromStr;
 
 use bincode::Options;
 
+use crate::limits;
 use crate::snapshot::{InvalidSnapshot, Snapshot};
 
 /// The envelope version this build writes and reads.
 pub const ENVELOPE_VERSION: u32 = 1;
-/// Largest payload the decoder accepts (1 MiB); larger ones are dead-lettered.
-pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+/// Largest payload the encoder writes and the decoder accepts (960 000 bytes); larger ones
+/// are dead-lettered. It leaves room for the key and headers under [`MAX_MESSAGE_BYTES`].
+pub const MAX_PAYLOAD_BYTES: usize = 960_000;
+/// Largest Kafka message (key + headers + payload) telemesh producers send: librdkafka's
+/// default `message.max.bytes`, below the broker's default `max.message.bytes` (1 048 588).
+/// The aggregator's dead-letter producer truncates payloads to stay under it.
+pub const MAX_MESSAGE_BYTES: usize = 1_000_000;
 /// The header that names a message's encoding.
 pub const CONTENT_TYPE_HEADER: &str = "content-type";
 const MEDIA_TYPE_PREFIX: &str = "application/vnd.telemesh.snapshot.v";
@@ -109,6 +115,21 @@ pub enum CodecError {
     },
     #[error("invalid snapshot: {0}")]
     Invalid(#[from] InvalidSnapshot),
+    #[error(
+        "{field} {detail}: strip NUL characters and send valid UTF-8 (no unpaired surrogates)"
+    )]
+    InvalidText { field: String, detail: String },
+    #[error("details nest deeper than {max} levels: flatten them")]
+    TooDeep { max: usize },
+    #[error("more {what} than the limit of {max}: split the snapshot or summarise")]
+    TooMany { what: &'static str, max: usize },
+    #[error("generated_at {0} is outside 1970-01-01..9999-12-31: fix the producer clock")]
+    TimeOutOfRange(String),
+    #[error("generated_at is {ahead_seconds}s ahead of the aggregator clock (limit {max_seconds}s): fix the producer clock (NTP)")]
+    FromTheFuture {
+        ahead_seconds: i64,
+        max_seconds: i64,
+    },
 }
 
 impl CodecError {
@@ -121,6 +142,11 @@ impl CodecError {
             CodecError::Oversized { .. } => "oversized",
             CodecError::Malformed { .. } => "malformed",
             CodecError::Invalid(_) => "invalid_snapshot",
+            CodecError::InvalidText { .. } => "invalid_text",
+            CodecError::TooDeep { .. } => "too_deep",
+            CodecError::TooMany { .. } => "too_many",
+            CodecError::TimeOutOfRange(_) => "time_out_of_range",
+            CodecError::FromTheFuture { .. } => "future_generated_at",
         }
     }
 }
@@ -138,6 +164,7 @@ pub fn encode(
     encoding: Encoding,
 ) -> Result<(Vec<u8>, ContentType), CodecError> {
     snapshot.validate()?;
+    limits::check(snapshot)?;
     let bytes = match encoding {
         Encoding::Bincode => {
             bincode_options()
@@ -175,22 +202,61 @@ pub fn decode(content_type: Option<&str>, payload: &[u8]) -> Result<Snapshot, Co
             max: MAX_PAYLOAD_BYTES,
         });
     }
+    limits::reset_too_deep();
     let snapshot: Snapshot = match content_type.encoding {
-        Encoding::Bincode => {
-            bincode_options()
-                .deserialize(payload)
-                .map_err(|e| CodecError::Malformed {
-                    encoding: "bincode",
-                    detail: e.to_string(),
-                })?
-        }
-        Encoding::Json => serde_json::from_slice(payload).map_err(|e| CodecError::Malformed {
-            encoding: "json",
-            detail: e.to_string(),
-        })?,
+        Encoding::Bincode => bincode_options()
+            .deserialize(payload)
+            .map_err(|e| bincode_error(*e))?,
+        Encoding::Json => serde_json::from_slice(payload).map_err(json_error)?,
     };
     snapshot.validate()?;
+    limits::check(&snapshot)?;
     Ok(snapshot)
+}
+
+fn too_deep_or(other: CodecError) -> CodecError {
+    if limits::was_too_deep() {
+        CodecError::TooDeep {
+            max: limits::MAX_DETAIL_DEPTH,
+        }
+    } else {
+        other
+    }
+}
+
+fn bincode_error(e: bincode::ErrorKind) -> CodecError {
+    match e {
+        bincode::ErrorKind::InvalidUtf8Encoding(e) => CodecError::InvalidText {
+            field: "a string".into(),
+            detail: format!("is not valid UTF-8 ({e})"),
+        },
+        e => too_deep_or(CodecError::Malformed {
+            encoding: "bincode",
+            detail: e.to_string(),
+        }),
+    }
+}
+
+fn json_error(e: serde_json::Error) -> CodecError {
+    let detail = e.to_string();
+    if ["surrogate", "hex escape", "invalid unicode code point"]
+        .iter()
+        .any(|m| detail.contains(m))
+    {
+        return CodecError::InvalidText {
+            field: "a string".into(),
+            detail: format!("is not valid Unicode ({detail})"),
+        };
+    }
+    if detail.starts_with("recursion limit exceeded") {
+        return CodecError::TooDeep {
+            max: limits::MAX_DETAIL_DEPTH,
+        };
+    }
+    too_deep_or(CodecError::Malformed {
+        encoding: "json",
+        detail,
+    })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //!
 //! - [`snapshot`]: the snapshot envelope v1 and its building blocks ([`Grade`], [`Component`], …).
 //! - [`codec`]: bincode 1.3 and JSON encodings, chosen by the `content-type` header.
+//! - [`limits`]: decode-time limits (NUL, time range, nesting, sizes, producer clock skew).
 //! - [`topics`]: the Kafka topic names of the external contract.
 //! - [`config`]: layered configuration (TOML file, then `TELEMESH__SECTION__KEY` variables).
 //! - [`telemetry`]: logging (human or JSON lines) and OpenTelemetry tracing over OTLP, with
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod codec;
 pub mod config;
 pub mod grade;
+pub mod limits;
 pub mod metrics;
 pub mod snapshot;
 pub mod telemetry;

@@ -97,11 +97,76 @@ impl Serialize for DetailValue {
     }
 }
 
+/// Builds a [`DetailValue`] from a self-describing format (JSON), one level at a time, so
+/// the depth guard sees every level as it is read.
+struct DetailVisitor;
+
+impl<'de> de::Visitor<'de> for DetailVisitor {
+    type Value = DetailValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<DetailValue, E> {
+        Ok(DetailValue::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<DetailValue, E> {
+        Ok(DetailValue::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<DetailValue, D::Error> {
+        DetailValue::deserialize(d)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<DetailValue, E> {
+        Ok(DetailValue::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<DetailValue, E> {
+        Ok(DetailValue::Int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<DetailValue, E> {
+        Ok(DetailValue::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<DetailValue, E> {
+        Ok(DetailValue::Float(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<DetailValue, E> {
+        Ok(DetailValue::Text(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<DetailValue, E> {
+        Ok(DetailValue::Text(v))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<DetailValue, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<DetailValue>()? {
+            items.push(item);
+        }
+        Ok(DetailValue::List(items))
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<DetailValue, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some((k, v)) = map.next_entry::<String, DetailValue>()? {
+            out.insert(k, v);
+        }
+        Ok(DetailValue::Map(out))
+    }
+}
+
 impl<'de> Deserialize<'de> for DetailValue {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // counted while deserialising: a hostile nesting fails here, before the stack does
+        let _level = crate::limits::DepthGuard::enter().map_err(de::Error::custom)?;
         if deserializer.is_human_readable() {
-            let value = serde_json::Value::deserialize(deserializer)?;
-            DetailValue::try_from(value).map_err(de::Error::custom)
+            deserializer.deserialize_any(DetailVisitor)
         } else {
             Ok(match TaggedDetail::deserialize(deserializer)? {
                 TaggedDetail::Null => DetailValue::Null,

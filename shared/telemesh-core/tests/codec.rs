@@ -116,7 +116,7 @@ fn detail() -> impl Strategy<Value = DetailValue> {
         any::<bool>().prop_map(DetailValue::Bool),
         any::<i64>().prop_map(DetailValue::Int),
         (-1e12f64..1e12).prop_map(DetailValue::Float),
-        ".{0,12}".prop_map(DetailValue::Text),
+        "[^\\x00\\n]{0,12}".prop_map(DetailValue::Text),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
@@ -130,7 +130,7 @@ fn component() -> impl Strategy<Value = Component> {
     (
         "[a-z_]{1,12}",
         grade(),
-        ".{0,40}",
+        "[^\\x00\\n]{0,40}",
         prop::collection::btree_map("[a-z_]{1,8}", detail(), 0..4),
     )
         .prop_map(|(name, status, summary, details)| Component {
@@ -146,12 +146,12 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
         any::<u128>(),
         "[a-z.]{1,30}",
         "[a-z-]{1,12}",
-        ".{0,12}",
+        "[^\\x00\\n]{0,12}",
         0i64..4_102_444_800_000_000,
-        ".{0,60}",
+        "[^\\x00\\n]{0,60}",
         prop::collection::vec(component(), 0..5),
-        prop::collection::btree_map(".{1,10}", -1e15f64..1e15, 0..5),
-        ".{0,80}",
+        prop::collection::btree_map("[^\\x00\\n]{1,10}", -1e15f64..1e15, 0..5),
+        "[^\\x00\\n]{0,80}",
     )
         .prop_map(
             |(id, kind, service, instance, micros, summary, components, metrics, markdown)| {
@@ -187,4 +187,123 @@ proptest! {
             let _ = codec::decode(Some(ct), &bytes);
         }
     }
+}
+
+// ---- hostile input: every violation is a typed error, never a panic or a stack overflow ----
+
+const BINCODE: &str = "application/vnd.telemesh.snapshot.v1+bincode";
+const JSON: &str = "application/vnd.telemesh.snapshot.v1+json";
+
+/// A bincode payload whose one detail value is nested `depth` lists deep, built byte by byte
+/// (encoding it through serde would recurse as deep as the decoder must not).
+fn deep_bincode(depth: usize) -> Vec<u8> {
+    const MARK: i64 = 0x4242_4242_4242_4242;
+    let mut s = golden_snapshot();
+    s.components[0].details = BTreeMap::from([("k".to_owned(), DetailValue::Int(MARK))]);
+    let bytes = bincode::serialize(&s).unwrap();
+    let mut needle = 2u32.to_le_bytes().to_vec(); // TaggedDetail::Int, then the i64
+    needle.extend(MARK.to_le_bytes());
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle.as_slice())
+        .expect("marker in the payload");
+    let mut out = bytes[..at].to_vec();
+    for _ in 1..depth {
+        out.extend(5u32.to_le_bytes()); // TaggedDetail::List
+        out.extend(1u64.to_le_bytes()); // one element
+    }
+    out.extend(0u32.to_le_bytes()); // TaggedDetail::Null
+    out.extend(&bytes[at + needle.len()..]);
+    out
+}
+
+fn deep_json(depth: usize) -> Vec<u8> {
+    let s = golden_snapshot();
+    let mut v = serde_json::to_value(&s).unwrap();
+    let nested = format!("{}1{}", "[".repeat(depth - 1), "]".repeat(depth - 1));
+    let marker = "\"@@DEEP@@\"";
+    v["components"][0]["details"] = serde_json::json!({ "k": "@@DEEP@@" });
+    serde_json::to_string(&v)
+        .unwrap()
+        .replace(marker, &nested)
+        .into_bytes()
+}
+
+#[test]
+fn nesting_is_limited_while_deserialising_for_both_codecs() {
+    use telemesh_core::limits::MAX_DETAIL_DEPTH;
+    // at the limit: accepted
+    assert!(codec::decode(Some(BINCODE), &deep_bincode(MAX_DETAIL_DEPTH)).is_ok());
+    assert!(codec::decode(Some(JSON), &deep_json(MAX_DETAIL_DEPTH)).is_ok());
+    // one over, and deep enough to overflow the stack without the guard (12 bytes a level)
+    for depth in [MAX_DETAIL_DEPTH + 1, 70_000] {
+        let err = codec::decode(Some(BINCODE), &deep_bincode(depth)).unwrap_err();
+        assert_eq!(err.class(), "too_deep", "bincode depth {depth}: {err}");
+        let err = codec::decode(Some(JSON), &deep_json(depth)).unwrap_err();
+        assert_eq!(err.class(), "too_deep", "json depth {depth}: {err}");
+    }
+    // the guard unwinds: a normal snapshot decodes right after
+    let (bytes, ct) = codec::encode(&golden_snapshot(), Encoding::Bincode).unwrap();
+    assert!(codec::decode(Some(&ct.to_string()), &bytes).is_ok());
+}
+
+#[test]
+fn text_the_database_refuses_is_a_typed_error() {
+    let json = serde_json::to_string(&golden_snapshot()).unwrap();
+    let cases = [
+        // NUL in a value, in a detail key, in the service
+        json.replacen("1 of 3 components warn", "bad\\u0000summary", 1),
+        json.replacen("\"total_lag\":1500", "\"total\\u0000lag\":1500", 1),
+        json.replacen("\"kafka-readiness\"", "\"kafka\\u0000readiness\"", 1),
+        // unpaired surrogates, in a value and in a key
+        json.replacen("1 of 3 components warn", "\\ud800", 1),
+        json.replacen("\"total_lag\":1500", "\"\\udc00\":1500", 1),
+    ];
+    for (i, payload) in cases.iter().enumerate() {
+        assert_ne!(payload, &json, "case {i} did not change the payload");
+        let err = codec::decode(Some(JSON), payload.as_bytes()).unwrap_err();
+        assert_eq!(err.class(), "invalid_text", "case {i}: {err}");
+    }
+    // bincode: a surrogate encoded as WTF-8 bytes is not UTF-8
+    let mut s = golden_snapshot();
+    s.summary = "XYZ".into();
+    let mut bytes = bincode::serialize(&s).unwrap();
+    let at = bytes.windows(3).position(|w| w == b"XYZ").unwrap();
+    bytes[at..at + 3].copy_from_slice(&[0xed, 0xa0, 0x80]);
+    let err = codec::decode(Some(BINCODE), &bytes).unwrap_err();
+    assert_eq!(err.class(), "invalid_text", "{err}");
+    // and the encoder refuses NUL too: producers learn before the aggregator does
+    let mut s = golden_snapshot();
+    s.summary = "a\0b".into();
+    assert_eq!(
+        codec::encode(&s, Encoding::Json).unwrap_err().class(),
+        "invalid_text"
+    );
+}
+
+#[test]
+fn times_outside_the_database_range_are_typed_errors() {
+    let json = serde_json::to_string(&golden_snapshot()).unwrap();
+    for at in [
+        "1969-12-31T23:59:59Z",
+        "+10000-01-01T00:00:00Z",
+        "-4713-01-01T00:00:00Z",
+    ] {
+        let payload = json.replacen("2026-11-28T03:00:00Z", at, 1);
+        assert_ne!(payload, json);
+        let err = codec::decode(Some(JSON), payload.as_bytes()).unwrap_err();
+        assert_eq!(err.class(), "time_out_of_range", "{at}: {err}");
+    }
+}
+
+#[test]
+fn huge_maps_are_typed_errors() {
+    let mut s = golden_snapshot();
+    let big: BTreeMap<String, DetailValue> = (0..20_000)
+        .map(|i| (format!("k{i}"), DetailValue::Int(i)))
+        .collect();
+    s.components[0].details = big;
+    let bytes = bincode::serialize(&s).unwrap();
+    let err = codec::decode(Some(BINCODE), &bytes).unwrap_err();
+    assert_eq!(err.class(), "too_many", "{err}");
 }

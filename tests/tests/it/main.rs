@@ -4,6 +4,7 @@
 
 mod delivery;
 mod e2e;
+mod hostile;
 mod http_api;
 mod kafka_readiness;
 mod poison;

@@ -1,14 +1,18 @@
 //! Owns the journal actor: the single place that writes and reads the journal, recording
-//! whether the journal is up for readiness and metrics.
+//! whether the journal is up for readiness and metrics. Every call is bounded client-side
+//! (`write_timeout`, `read_timeout`): a wedged database becomes [`JournalError::Timeout`], a
+//! transient error, instead of a hung caller.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use uuid::Uuid;
 
-use crate::journal::{Journal, JournalError, JournalRecord, Layout, SnapshotQuery, StoredSnapshot};
+use crate::journal::{
+    Journal, JournalError, JournalErrorKind, JournalRecord, Layout, SnapshotQuery, StoredSnapshot,
+};
 use crate::metrics::AggregatorMetrics;
 
 /// Whether the journal is reachable, as last observed.
@@ -28,7 +32,10 @@ impl JournalHealth {
     }
 
     fn record<T>(&self, metrics: &AggregatorMetrics, result: &Result<T, JournalError>) {
-        let up = result.is_ok();
+        // a refused record says nothing about the database being down
+        let up = result
+            .as_ref()
+            .map_or_else(|e| e.kind() == JournalErrorKind::Permanent, |_| true);
         self.up.store(up, Ordering::Relaxed);
         metrics.journal_up.set(i64::from(up));
         if let Ok(mut last) = self.last_error.lock() {
@@ -37,10 +44,27 @@ impl JournalHealth {
     }
 }
 
-/// Writes one batch in one transaction; answers the ids of the rows that were new.
+/// Writes one batch in one transaction; answers the ids of the rows that were new. The
+/// records are shared, so retrying a batch does not copy it.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Vec<Uuid>, JournalError>")]
-pub struct AppendBatch(pub Vec<JournalRecord>);
+pub struct AppendBatch(pub Arc<[JournalRecord]>);
+
+/// Default client-side bound of a journal write.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default client-side bound of a journal read.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `call` within `limit`; a call that does not finish in time is dropped (which cancels
+/// the query client-side) and becomes [`JournalError::Timeout`].
+pub async fn bounded<T>(
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<T, JournalError>>,
+) -> Result<T, JournalError> {
+    tokio::time::timeout(limit, call)
+        .await
+        .unwrap_or(Err(JournalError::Timeout(limit)))
+}
 
 /// Reads history.
 #[derive(Debug, Message)]
@@ -59,6 +83,8 @@ pub struct JournalActor {
     health: Arc<JournalHealth>,
     metrics: Arc<AggregatorMetrics>,
     mailbox_capacity: usize,
+    write_timeout: Duration,
+    read_timeout: Duration,
 }
 
 impl JournalActor {
@@ -75,7 +101,20 @@ impl JournalActor {
             health,
             metrics,
             mailbox_capacity,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
         }
+    }
+
+    /// Sets the client-side bounds of writes and reads (zero keeps the default).
+    pub fn with_timeouts(mut self, write: Duration, read: Duration) -> Self {
+        if !write.is_zero() {
+            self.write_timeout = write;
+        }
+        if !read.is_zero() {
+            self.read_timeout = read;
+        }
+        self
     }
 
     pub fn layout(&self) -> Layout {
@@ -98,9 +137,10 @@ impl Handler<AppendBatch> for JournalActor {
         let journal = self.journal.clone();
         let health = Arc::clone(&self.health);
         let metrics = Arc::clone(&self.metrics);
+        let limit = self.write_timeout;
         Box::pin(async move {
             let started = Instant::now();
-            let result = journal.insert_batch(&msg.0).await;
+            let result = bounded(limit, journal.insert_batch(&msg.0)).await;
             health.record(&metrics, &result);
             match &result {
                 Ok(_) => {
@@ -125,8 +165,9 @@ impl Handler<QuerySnapshots> for JournalActor {
         let journal = self.journal.clone();
         let health = Arc::clone(&self.health);
         let metrics = Arc::clone(&self.metrics);
+        let limit = self.read_timeout;
         Box::pin(async move {
-            let result = journal.query(&msg.0).await;
+            let result = bounded(limit, journal.query(&msg.0)).await;
             health.record(&metrics, &result);
             result
         })
@@ -140,8 +181,9 @@ impl Handler<Ping> for JournalActor {
         let journal = self.journal.clone();
         let health = Arc::clone(&self.health);
         let metrics = Arc::clone(&self.metrics);
+        let limit = self.read_timeout;
         Box::pin(async move {
-            let result = journal.ping().await;
+            let result = bounded(limit, journal.ping()).await;
             health.record(&metrics, &result);
             result
         })

@@ -39,8 +39,9 @@ pub struct SummaryActor {
 impl SummaryActor {
     pub fn new(policy: StalenessPolicy, seed: Vec<Snapshot>, mailbox_capacity: usize) -> Self {
         let mut state = SummaryState::default();
+        let now = Utc::now();
         for snapshot in seed {
-            state.observe(snapshot);
+            state.observe_received(snapshot, now);
         }
         Self {
             state,
@@ -79,8 +80,9 @@ impl Actor for SummaryActor {
                 let read = async move { refresh.journal.latest(Utc::now() - refresh.window).await };
                 ctx.spawn(read.into_actor(actor).map(|result, actor, _| match result {
                     Ok(latest) => {
+                        let now = Utc::now();
                         for snapshot in latest {
-                            actor.state.observe(snapshot);
+                            actor.state.observe_received(snapshot, now);
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "summary refresh from the journal failed"),
@@ -94,8 +96,9 @@ impl Handler<Observe> for SummaryActor {
     type Result = ();
 
     fn handle(&mut self, msg: Observe, _: &mut Self::Context) {
+        let received_at = Utc::now();
         for snapshot in msg.0 {
-            self.state.observe(snapshot);
+            self.state.observe_received(snapshot, received_at);
         }
     }
 }

@@ -1,6 +1,7 @@
-//! Owns the health endpoints and `/metrics`: liveness (process up), readiness (journal and
-//! transport reachable, ingestion not blocked; 503 otherwise) and graded runtime health
-//! (503 when `fail`).
+//! Owns the health endpoints and `/metrics`: liveness (503 when the ingress loop is wedged:
+//! no progress for `liveness_stall_seconds` with work waiting, so Kubernetes restarts the
+//! pod), readiness (journal and transport reachable, ingestion not blocked, dead letters
+//! accepted; 503 otherwise) and graded runtime health (503 when `fail`).
 
 use std::time::Duration;
 
@@ -70,6 +71,8 @@ fn ingress_check(state: &AppState) -> Check {
     let status = state.ingress.lock().map(|s| s.clone()).unwrap_or_default();
     let (grade, summary) = if !status.running {
         (Grade::Fail, "ingress is not running".to_owned())
+    } else if let Some(why) = &status.dlq_failing {
+        (Grade::Fail, why.clone())
     } else if status.paused {
         (
             Grade::Fail,
@@ -94,8 +97,13 @@ fn ingress_check(state: &AppState) -> Check {
     }
 }
 
-pub(super) async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "live" }))
+pub(super) async fn live(state: web::Data<AppState>) -> HttpResponse {
+    let wedged = state.ingress.lock().ok().and_then(|s| s.wedged(Utc::now()));
+    match wedged {
+        None => HttpResponse::Ok().json(serde_json::json!({ "status": "live" })),
+        Some(why) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "status": "wedged", "detail": why })),
+    }
 }
 
 pub(super) async fn ready(state: web::Data<AppState>) -> HttpResponse {

@@ -91,10 +91,68 @@ pub enum JournalError {
     Migration(String),
     #[error("journal row is corrupt: {0}")]
     Corrupt(String),
+    /// The database refused the data itself (SQLSTATE class 22 data exception, 23 integrity
+    /// constraint violation, 54 program limit exceeded; SQLite constraint/too-big/mismatch).
+    /// Retrying the same rows cannot succeed.
+    #[error("journal refused the record (sqlstate {code}): {message}")]
+    Refused { code: String, message: String },
+    /// A journal call did not finish within its client-side bound.
+    #[error("journal did not answer within {0:?}: the database may be wedged or overloaded; check its locks and load")]
+    Timeout(std::time::Duration),
+}
+
+/// Whether retrying can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalErrorKind {
+    /// Connection, timeout, resource or configuration trouble: pause and retry the same rows.
+    Transient,
+    /// The rows themselves are refused: find the offending record(s) and dead-letter them.
+    Permanent,
+}
+
+impl JournalError {
+    /// How the ingress should react to this error.
+    pub fn kind(&self) -> JournalErrorKind {
+        match self {
+            JournalError::Refused { .. } | JournalError::Corrupt(_) => JournalErrorKind::Permanent,
+            _ => JournalErrorKind::Transient,
+        }
+    }
+}
+
+/// SQLSTATE classes that refuse the data of a record, not the database being unavailable.
+const PERMANENT_SQLSTATE_CLASSES: [&str; 3] = ["22", "23", "54"];
+
+/// SQLite primary result codes that refuse the data: SQLITE_TOOBIG, SQLITE_CONSTRAINT,
+/// SQLITE_MISMATCH.
+const PERMANENT_SQLITE_CODES: [i64; 3] = [18, 19, 20];
+
+/// Whether a database error code refuses the record (see [`JournalErrorKind`]).
+pub fn is_permanent_code(code: &str, postgres: bool) -> bool {
+    if postgres {
+        code.len() == 5 && PERMANENT_SQLSTATE_CLASSES.contains(&&code[..2])
+    } else {
+        code.parse::<i64>()
+            .is_ok_and(|c| PERMANENT_SQLITE_CODES.contains(&(c & 0xff)))
+    }
 }
 
 impl From<sqlx::Error> for JournalError {
     fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            let postgres = db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some();
+            if let Some(code) = db.code() {
+                if is_permanent_code(&code, postgres) {
+                    return JournalError::Refused {
+                        code: code.into_owned(),
+                        message: db.message().to_owned(),
+                    };
+                }
+            }
+        }
         JournalError::Unavailable(e.to_string())
     }
 }
@@ -150,6 +208,16 @@ impl Journal {
         }
     }
 
+    /// Closes the connection pool, waiting for in-flight queries: call before the runtime
+    /// that drives them goes away (dropping a pool with queries in flight outside a Tokio
+    /// context panics inside sqlx).
+    pub async fn close(&self) {
+        match self {
+            Journal::Postgres(j) => j.pool().close().await,
+            Journal::Sqlite(j) => j.pool().close().await,
+        }
+    }
+
     /// Round trip to the database.
     pub async fn ping(&self) -> Result<(), JournalError> {
         match self {
@@ -178,4 +246,56 @@ fn parse_body(body: &str) -> Result<Snapshot, JournalError> {
 /// Whether TimescaleDB should be attempted.
 fn wants_timescale(settings: &JournalSettings) -> bool {
     settings.timescale == TimescaleMode::Auto
+}
+
+#[cfg(test)]
+mod error_kind_tests {
+    use super::*;
+
+    #[test]
+    fn sqlstate_classes_decide_permanent_or_transient() {
+        // (code, postgres?, permanent?)
+        let table = [
+            ("22021", true, true),  // character_not_in_repertoire (NUL)
+            ("22P05", true, true),  // untranslatable_character (jsonb \u0000)
+            ("22008", true, true),  // datetime_field_overflow
+            ("23514", true, true),  // check_violation
+            ("23505", true, true),  // unique_violation
+            ("54000", true, true),  // program_limit_exceeded
+            ("08006", true, false), // connection_failure
+            ("57014", true, false), // query_canceled (statement_timeout)
+            ("53300", true, false), // too_many_connections
+            ("40P01", true, false), // deadlock_detected
+            ("55P03", true, false), // lock_not_available
+            ("42P01", true, false), // undefined_table: a deployment problem, not the record
+            ("2", true, false),
+            ("", true, false),
+            ("2067", false, true), // SQLITE_CONSTRAINT_UNIQUE
+            ("275", false, true),  // SQLITE_CONSTRAINT_CHECK
+            ("18", false, true),   // SQLITE_TOOBIG
+            ("5", false, false),   // SQLITE_BUSY
+            ("517", false, false), // SQLITE_BUSY_SNAPSHOT
+            ("x", false, false),
+        ];
+        for (code, postgres, permanent) in table {
+            assert_eq!(is_permanent_code(code, postgres), permanent, "{code}");
+        }
+    }
+
+    #[test]
+    fn kinds_of_errors() {
+        let refused = JournalError::Refused {
+            code: "23514".into(),
+            message: "check".into(),
+        };
+        assert_eq!(refused.kind(), JournalErrorKind::Permanent);
+        assert_eq!(
+            JournalError::Unavailable("down".into()).kind(),
+            JournalErrorKind::Transient
+        );
+        assert_eq!(
+            JournalError::Timeout(std::time::Duration::from_secs(1)).kind(),
+            JournalErrorKind::Transient
+        );
+    }
 }

@@ -9,8 +9,12 @@
 //!   commits stored offsets only. On partition revoke and on close, stored offsets are
 //!   committed synchronously. A crash therefore replays at most the uncommitted tail, and the
 //!   journal's idempotent insert turns that replay into no new rows.
+//! - While the subscriber is paused (journal outage), partitions assigned by a rebalance are
+//!   paused in the rebalance callback too, so nothing new is fetched into memory.
+//! - Messages are at most [`MAX_MESSAGE_BYTES`] (`message.max.bytes`), aligned with the
+//!   decoder's payload limit.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +33,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use crate::codec::MAX_MESSAGE_BYTES;
 use crate::config::KafkaSettings;
 use crate::transport::{
     Delivered, InboundMessage, OutboundMessage, Position, Publisher, Subscriber, TransportError,
@@ -102,6 +107,7 @@ impl KafkaPublisher {
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
+            .set("message.max.bytes", MAX_MESSAGE_BYTES.to_string())
             .set(
                 "message.timeout.ms",
                 settings.message_timeout_ms.to_string(),
@@ -174,6 +180,8 @@ impl Publisher for KafkaPublisher {
 pub struct CommitOnRevoke {
     /// Sum of `consumer_lag` over assigned partitions; -1 until known.
     lag: Arc<AtomicI64>,
+    /// Set while the subscriber is paused: newly assigned partitions are paused as well.
+    paused: Arc<AtomicBool>,
 }
 
 impl ClientContext for CommitOnRevoke {
@@ -208,6 +216,22 @@ impl ConsumerContext for CommitOnRevoke {
             }
         }
     }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            if self.paused.load(Ordering::SeqCst) && partitions.count() > 0 {
+                match consumer.pause(partitions) {
+                    Ok(()) => tracing::info!(
+                        partitions = partitions.count(),
+                        "paused partitions assigned while ingestion is paused"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pausing newly assigned partitions failed")
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A consumer-group member of the subscribed topics.
@@ -215,7 +239,7 @@ pub struct KafkaSubscriber {
     consumer: StreamConsumer<CommitOnRevoke>,
     /// A group-less client for metadata checks, which block and so run off the event loop.
     probe: Arc<BaseConsumer>,
-    paused: Option<TopicPartitionList>,
+    paused: Arc<AtomicBool>,
     lag: Arc<AtomicI64>,
     group: String,
 }
@@ -223,7 +247,7 @@ pub struct KafkaSubscriber {
 impl std::fmt::Debug for KafkaSubscriber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaSubscriber")
-            .field("paused", &self.paused.is_some())
+            .field("paused", &self.paused.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -283,6 +307,7 @@ impl KafkaSubscriber {
         reset: OffsetReset,
     ) -> Result<Self, TransportError> {
         let lag = Arc::new(AtomicI64::new(-1));
+        let paused = Arc::new(AtomicBool::new(false));
         let consumer: StreamConsumer<CommitOnRevoke> = client_config(settings)?
             .set("group.id", &settings.group_id)
             .set("enable.auto.commit", "true")
@@ -293,8 +318,12 @@ impl KafkaSubscriber {
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .set("statistics.interval.ms", "5000")
+            // bound what librdkafka prefetches into memory (defaults: 64 MiB queue, 50 MiB fetch)
+            .set("queued.max.messages.kbytes", "16384")
+            .set("fetch.max.bytes", "8388608")
             .create_with_context(CommitOnRevoke {
                 lag: Arc::clone(&lag),
+                paused: Arc::clone(&paused),
             })
             .map_err(setup_error)?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -303,7 +332,7 @@ impl KafkaSubscriber {
         Ok(Self {
             consumer,
             probe: Arc::new(probe),
-            paused: None,
+            paused,
             lag,
             group: settings.group_id.clone(),
         })
@@ -373,7 +402,7 @@ impl Subscriber for KafkaSubscriber {
     }
 
     fn pause(&mut self) -> Result<(), TransportError> {
-        if self.paused.is_none() {
+        if !self.paused.swap(true, Ordering::SeqCst) {
             let assignment = self
                 .consumer
                 .assignment()
@@ -381,13 +410,17 @@ impl Subscriber for KafkaSubscriber {
             self.consumer
                 .pause(&assignment)
                 .map_err(|e| TransportError::Consume(e.to_string()))?;
-            self.paused = Some(assignment);
         }
         Ok(())
     }
 
     fn resume(&mut self) -> Result<(), TransportError> {
-        if let Some(assignment) = self.paused.take() {
+        if self.paused.swap(false, Ordering::SeqCst) {
+            // everything assigned now, including partitions paused by a rebalance meanwhile
+            let assignment = self
+                .consumer
+                .assignment()
+                .map_err(|e| TransportError::Consume(e.to_string()))?;
             self.consumer
                 .resume(&assignment)
                 .map_err(|e| TransportError::Consume(e.to_string()))?;
