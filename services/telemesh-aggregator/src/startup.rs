@@ -109,6 +109,8 @@ pub struct Aggregator {
     ingress: tokio::task::JoinHandle<()>,
     server: actix_web::dev::ServerHandle,
     server_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The journal retention job, when `journal.retention_days` is set.
+    retention: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Aggregator {
@@ -147,6 +149,7 @@ impl Aggregator {
         tracing::info!(seeded = seed.len(), ?layout, "journal ready");
         let alert_store = AlertStore::for_journal(&journal);
         let refresh_journal = journal.clone();
+        let retention = crate::retention::spawn(journal.clone(), Arc::clone(&metrics));
         let health = Arc::new(JournalHealth::default());
         let journal = JournalActor::new(
             journal,
@@ -228,11 +231,15 @@ impl Aggregator {
             ingress,
             server,
             server_task,
+            retention,
         })
     }
 
     /// Stops consuming (committing progress), then stops the HTTP server.
     pub async fn stop(self) {
+        if let Some(retention) = &self.retention {
+            retention.abort();
+        }
         let _ = self.shutdown.send(true);
         if let Err(e) = self.ingress.await {
             tracing::warn!(error = %e, "ingress task ended abnormally");
