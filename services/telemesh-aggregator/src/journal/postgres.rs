@@ -41,7 +41,18 @@ pub struct PgJournal {
     read: PgPool,
     read_timeout: Duration,
     layout: Layout,
+    load: StagingLoad,
     pub(super) retention: Option<RetentionPolicy>,
+}
+
+/// How a batch gets into the staging table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StagingLoad {
+    /// Binary `COPY … FROM STDIN`: the fast path on a PostgreSQL server.
+    Copy,
+    /// One `INSERT … SELECT FROM UNNEST(arrays)`: for PGlite (PostgreSQL compiled to WASM, the
+    /// TimescaleDB test server), whose wire protocol has no `COPY FROM STDIN`.
+    Unnest,
 }
 
 /// What the server offers for TimescaleDB, as probed.
@@ -117,6 +128,10 @@ async fn open_pool(
         .acquire_timeout(acquire_timeout)
         .after_connect(move |conn, _| {
             Box::pin(async move {
+                // a fresh server session has no prepared statements; a server that hands one
+                // session to successive clients (the PGlite test server) keeps the last one's,
+                // whose names would collide with this connection's
+                conn.execute("DEALLOCATE ALL").await?;
                 if statement_timeout_ms > 0 {
                     conn.execute(format!("SET statement_timeout = {statement_timeout_ms}").as_str())
                         .await?;
@@ -152,6 +167,13 @@ impl PgJournal {
             .await
             .map_err(|e| JournalError::Migration(e.to_string()))?;
         let layout = prepare_layout(&pool, settings).await?;
+        let version: String = sqlx::query_scalar("SELECT version()").fetch_one(&pool).await?;
+        let load = if version.contains("Emscripten") {
+            tracing::info!(%version, "WASM PostgreSQL (PGlite): batches load with UNNEST, not COPY");
+            StagingLoad::Unnest
+        } else {
+            StagingLoad::Copy
+        };
         let read = if settings.read_max_connections == 0 {
             pool.clone()
         } else {
@@ -170,6 +192,7 @@ impl PgJournal {
             read,
             read_timeout: Duration::from_millis(settings.read_timeout_ms.max(100)),
             layout,
+            load,
             retention: RetentionPolicy::from_settings(settings),
         })
     }
@@ -184,15 +207,20 @@ impl PgJournal {
         &self,
         records: &[JournalRecord],
     ) -> Result<Vec<Uuid>, JournalError> {
-        let data = copy::encode(records)?;
         let mut tx = self.pool.begin().await?;
-        let mut copy_in = tx
-            .copy_in_raw(&format!(
-                "COPY telemesh_journal_staging ({STAGING_COLUMNS}) FROM STDIN (FORMAT binary)"
-            ))
-            .await?;
-        copy_in.send(data).await?;
-        copy_in.finish().await?;
+        match self.load {
+            StagingLoad::Copy => {
+                let data = copy::encode(records)?;
+                let mut copy_in = tx
+                    .copy_in_raw(&format!(
+                        "COPY telemesh_journal_staging ({STAGING_COLUMNS}) FROM STDIN (FORMAT binary)"
+                    ))
+                    .await?;
+                copy_in.send(data).await?;
+                copy_in.finish().await?;
+            }
+            StagingLoad::Unnest => load_unnest(&mut tx, records).await?,
+        }
         let inserted: Vec<Uuid> = sqlx::query_scalar(&format!(
             "INSERT INTO telemetry_snapshots ({STAGING_COLUMNS}) \
              SELECT {STAGING_COLUMNS} FROM telemesh_journal_staging \
@@ -365,6 +393,69 @@ impl PgJournal {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// Loads the batch into the staging table with one `INSERT … SELECT FROM UNNEST`.
+async fn load_unnest(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    records: &[JournalRecord],
+) -> Result<(), JournalError> {
+    let n = records.len();
+    let (mut ids, mut kinds, mut services, mut instances) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut statuses, mut generated, mut received, mut summaries, mut bodies) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let mut topics: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut partitions: Vec<Option<i32>> = Vec::with_capacity(n);
+    let mut offsets: Vec<Option<i64>> = Vec::with_capacity(n);
+    for r in records {
+        let s = &r.snapshot;
+        ids.push(s.id);
+        kinds.push(s.kind.clone());
+        services.push(s.source.service.clone());
+        instances.push(s.source.instance.clone());
+        statuses.push(s.status.as_str().to_owned());
+        generated.push(s.generated_at);
+        received.push(r.received_at);
+        summaries.push(s.summary.clone());
+        bodies.push(super::body_json(s)?);
+        topics.push(r.kafka.as_ref().map(|k| k.topic.clone()));
+        partitions.push(r.kafka.as_ref().map(|k| k.partition));
+        offsets.push(r.kafka.as_ref().map(|k| k.offset));
+    }
+    sqlx::query(&format!(
+        "INSERT INTO telemesh_journal_staging ({STAGING_COLUMNS}) \
+         SELECT id, kind, service, instance, status, generated_at, received_at, summary, body::jsonb, \
+                kafka_topic, kafka_partition, kafka_offset \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], \
+                     $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::int4[], $12::int8[]) \
+              AS t(id, kind, service, instance, status, generated_at, received_at, summary, body, \
+                   kafka_topic, kafka_partition, kafka_offset)"
+    ))
+    .bind(&ids)
+    .bind(&kinds)
+    .bind(&services)
+    .bind(&instances)
+    .bind(&statuses)
+    .bind(&generated)
+    .bind(&received)
+    .bind(&summaries)
+    .bind(&bodies)
+    .bind(&topics)
+    .bind(&partitions)
+    .bind(&offsets)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Turns the table into a hypertable when TimescaleDB is usable (and wanted), else keeps it a
