@@ -127,7 +127,10 @@ async fn behaves_like_a_journal(j: &Journal) {
         ],
         "newest first"
     );
-    let hostile = rows.iter().find(|r| r.snapshot.id == d.snapshot.id).unwrap();
+    let hostile = rows
+        .iter()
+        .find(|r| r.snapshot.id == d.snapshot.id)
+        .unwrap();
     assert_eq!(hostile.snapshot, d.snapshot);
     assert_eq!(hostile.kafka, d.kafka);
     assert_eq!(j.query(&all(2)).await.unwrap().len(), 2, "limit");
@@ -174,8 +177,14 @@ async fn behaves_like_a_journal(j: &Journal) {
     let after = j.query(&all(1000)).await.unwrap();
     assert_eq!(after.len(), before - 1, "{outcome:?}");
     assert!(after.iter().all(|r| r.snapshot.id != old.snapshot.id));
-    assert!(outcome.rows_deleted + outcome.chunks_dropped >= 1, "{outcome:?}");
-    let again = j.retain(now - Duration::days(5)).await.expect("retain again");
+    assert!(
+        outcome.rows_deleted + outcome.chunks_dropped >= 1,
+        "{outcome:?}"
+    );
+    let again = j
+        .retain(now - Duration::days(5))
+        .await
+        .expect("retain again");
     assert_eq!(again.rows_deleted, 0);
     assert_eq!(j.query(&all(1000)).await.unwrap().len(), before - 1);
 }
@@ -359,13 +368,12 @@ fn assert_index_served(plan: &str, q: &SnapshotQuery) {
         plan.contains("Index Scan") || plan.contains("Index Only Scan"),
         "{q:?} is not served from an index:\n{plan}"
     );
-    assert!(
-        !plan.contains("Seq Scan"),
-        "{q:?} scans the table:\n{plan}"
-    );
-    let full_sort = plan
-        .lines()
-        .any(|l| l.trim_start().trim_start_matches("->  ").starts_with("Sort "));
+    assert!(!plan.contains("Seq Scan"), "{q:?} scans the table:\n{plan}");
+    let full_sort = plan.lines().any(|l| {
+        l.trim_start()
+            .trim_start_matches("->  ")
+            .starts_with("Sort ")
+    });
     assert!(!full_sort, "{q:?} sorts the table:\n{plan}");
 }
 

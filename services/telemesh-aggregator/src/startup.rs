@@ -173,6 +173,7 @@ impl Aggregator {
                 ),
             });
         }
+        let summary_cache = summary.cache();
         let summary = summary.start();
         let (alerts, api_token) = match alerting.filter(|a| a.settings.enabled) {
             Some(parts) => (
@@ -216,6 +217,7 @@ impl Aggregator {
             alert_store: alerts.as_ref().map(|_| alert_store),
             alerts: alerts.clone(),
             api_token,
+            summary_cache,
         };
         let (server, server_future) = http::serve(listener, state)?;
         let server_task = actix_rt::spawn(server_future);

@@ -168,10 +168,7 @@ mod tests {
             assert_eq!(parsed, r.snapshot);
         }
         assert_eq!(rows[0][9..], [None, None, None]);
-        assert_eq!(
-            rows[1][10].as_deref(),
-            Some(&i32::MAX.to_be_bytes()[..])
-        );
+        assert_eq!(rows[1][10].as_deref(), Some(&i32::MAX.to_be_bytes()[..]));
         assert_eq!(rows[1][11].as_deref(), Some(&i64::MIN.to_be_bytes()[..]));
     }
 

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::copy::{self, STAGING_COLUMNS};
 use super::{
-    parse_body, JournalError, JournalRecord, KafkaCoords, Layout, RetentionOutcome, RetentionPolicy,
-    SnapshotQuery, StoredSnapshot,
+    parse_body, JournalError, JournalRecord, KafkaCoords, Layout, RetentionOutcome,
+    RetentionPolicy, SnapshotQuery, StoredSnapshot,
 };
 use crate::settings::{JournalSettings, TimescaleMode};
 
@@ -133,8 +133,10 @@ async fn open_pool(
                 // whose names would collide with this connection's
                 conn.execute("DEALLOCATE ALL").await?;
                 if statement_timeout_ms > 0 {
-                    conn.execute(format!("SET statement_timeout = {statement_timeout_ms}").as_str())
-                        .await?;
+                    conn.execute(
+                        format!("SET statement_timeout = {statement_timeout_ms}").as_str(),
+                    )
+                    .await?;
                 }
                 if let Some(sql) = init {
                     conn.execute(sql).await?;
@@ -167,7 +169,9 @@ impl PgJournal {
             .await
             .map_err(|e| JournalError::Migration(e.to_string()))?;
         let layout = prepare_layout(&pool, settings).await?;
-        let version: String = sqlx::query_scalar("SELECT version()").fetch_one(&pool).await?;
+        let version: String = sqlx::query_scalar("SELECT version()")
+            .fetch_one(&pool)
+            .await?;
         let load = if version.contains("Emscripten") {
             tracing::info!(%version, "WASM PostgreSQL (PGlite): batches load with UNNEST, not COPY");
             StagingLoad::Unnest
@@ -325,9 +329,11 @@ impl PgJournal {
         let rows = self
             .read(
                 "latest-per-source read",
-                sqlx::query("SELECT body::text AS body FROM telemetry_latest WHERE generated_at >= $1")
-                    .bind(since)
-                    .fetch_all(&self.read),
+                sqlx::query(
+                    "SELECT body::text AS body FROM telemetry_latest WHERE generated_at >= $1",
+                )
+                .bind(since)
+                .fetch_all(&self.read),
             )
             .await?;
         rows.into_iter()
