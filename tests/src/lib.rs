@@ -79,6 +79,12 @@ impl TestEnv {
     }
 }
 
+/// The PGlite+TimescaleDB server of `deploy/local/dev-services` (one connection at a time);
+/// panics with what to run when it is not set.
+pub fn timescale_url() -> String {
+    required("TELEMESH_TEST_TIMESCALE_URL")
+}
+
 /// A short unique namespace for topics, groups and databases of one test (`t` + 12 hex).
 pub fn namespace() -> String {
     let id = uuid::Uuid::now_v7().simple().to_string();

@@ -10,6 +10,7 @@ pub mod http;
 pub mod ingress;
 pub mod journal;
 pub mod metrics;
+pub mod retention;
 pub mod settings;
 pub mod startup;
 pub mod summary;

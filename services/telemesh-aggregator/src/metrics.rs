@@ -46,6 +46,14 @@ pub struct AggregatorMetrics {
     pub alert_notifications: Family<Labels, Counter>,
     /// Alerts pending or firing.
     pub alerts_open: Gauge,
+    /// Journal retention runs, by outcome (`ok`, `error`).
+    pub retention_runs: Family<Labels, Counter>,
+    /// Journal rows removed by retention (`DELETE` on plain PostgreSQL and SQLite).
+    pub retention_rows_deleted: Counter,
+    /// Hypertable chunks removed by retention (`drop_chunks` on TimescaleDB).
+    pub retention_chunks_dropped: Counter,
+    /// Unix time of the last successful retention run.
+    pub retention_last_success: Gauge<f64, AtomicU64>,
 }
 
 impl Default for AggregatorMetrics {
@@ -75,6 +83,10 @@ impl AggregatorMetrics {
             dispatch_lag_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
             alert_notifications: Family::default(),
             alerts_open: Gauge::default(),
+            retention_runs: Family::default(),
+            retention_rows_deleted: Counter::default(),
+            retention_chunks_dropped: Counter::default(),
+            retention_last_success: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -161,6 +173,26 @@ impl AggregatorMetrics {
             "aggregator_dispatch_lag_seconds",
             "Time from generated_at to the start of processing in the aggregator",
             m.dispatch_lag_seconds.clone(),
+        );
+        registry.register(
+            "aggregator_journal_retention_runs",
+            "Journal retention runs, by outcome (ok, error)",
+            m.retention_runs.clone(),
+        );
+        registry.register(
+            "aggregator_journal_retention_rows_deleted",
+            "Journal rows removed by retention (DELETE: plain PostgreSQL, SQLite)",
+            m.retention_rows_deleted.clone(),
+        );
+        registry.register(
+            "aggregator_journal_retention_chunks_dropped",
+            "Hypertable chunks removed by retention (drop_chunks: TimescaleDB)",
+            m.retention_chunks_dropped.clone(),
+        );
+        registry.register(
+            "aggregator_journal_retention_last_success_timestamp_seconds",
+            "Unix time of the last successful journal retention run",
+            m.retention_last_success.clone(),
         );
         telemesh_core::metrics::global().register(&mut registry);
         telemesh_core::metrics::register_build_info(

@@ -85,6 +85,8 @@ pub enum TimescaleMode {
     Auto,
     /// Never use TimescaleDB.
     Off,
+    /// Use TimescaleDB or refuse to start, saying what to change on the server.
+    Required,
 }
 
 /// `[journal]`: where snapshots are journaled.
@@ -98,6 +100,21 @@ pub struct JournalSettings {
     /// How long a write waits for a connection before it counts as a journal outage.
     pub acquire_timeout_ms: u64,
     pub timescale: TimescaleMode,
+    /// Chunk interval of the TimescaleDB hypertable (new chunks only), in hours.
+    pub chunk_interval_hours: u64,
+    /// Journal rows whose `generated_at` is older than this many days are removed
+    /// (`drop_chunks` on a hypertable, batched `DELETE` elsewhere); 0 keeps everything.
+    pub retention_days: u64,
+    /// How often the retention job runs, in minutes.
+    pub retention_interval_minutes: u64,
+    /// Server-side `statement_timeout` of every journal connection (0 = the server's default).
+    pub statement_timeout_ms: u64,
+    /// Connections of the separate read pool (history queries, summary refreshes), so reads
+    /// never wait behind writes; 0 = reads share the write pool (a one-connection server).
+    pub read_max_connections: u32,
+    /// A read (history query, summary refresh) fails after this long: client-side timeout and
+    /// the read pool's server-side `statement_timeout`.
+    pub read_timeout_ms: u64,
 }
 
 impl Default for JournalSettings {
@@ -107,6 +124,12 @@ impl Default for JournalSettings {
             max_connections: 5,
             acquire_timeout_ms: 3_000,
             timescale: TimescaleMode::Auto,
+            chunk_interval_hours: 24,
+            retention_days: 0,
+            retention_interval_minutes: 60,
+            statement_timeout_ms: 30_000,
+            read_max_connections: 2,
+            read_timeout_ms: 5_000,
         }
     }
 }
@@ -138,6 +161,25 @@ impl AggregatorSettings {
                 "aggregator.expected_kinds: unknown kind {kind:?}; known kinds: {}",
                 telemesh_core::topics::SNAPSHOT_KINDS.join(", ")
             ));
+        }
+        Ok(())
+    }
+}
+
+impl JournalSettings {
+    /// Rejects values that cannot work, naming the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.chunk_interval_hours == 0 {
+            return Err("journal.chunk_interval_hours must be at least 1".into());
+        }
+        if self.retention_interval_minutes == 0 {
+            return Err("journal.retention_interval_minutes must be at least 1".into());
+        }
+        if self.read_timeout_ms < 100 {
+            return Err("journal.read_timeout_ms must be at least 100".into());
+        }
+        if self.retention_days > 36_500 {
+            return Err("journal.retention_days must be at most 36500 (0 keeps everything)".into());
         }
         Ok(())
     }

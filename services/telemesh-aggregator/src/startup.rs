@@ -112,6 +112,8 @@ pub struct Aggregator {
     /// Closed last on stop, so no query is in flight when the runtime goes away.
     journal_handle: Journal,
     shutdown_grace: Duration,
+    /// The journal retention job, when `journal.retention_days` is set.
+    retention: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Aggregator {
@@ -150,6 +152,7 @@ impl Aggregator {
         tracing::info!(seeded = seed.len(), ?layout, "journal ready");
         let alert_store = AlertStore::for_journal(&journal);
         let refresh_journal = journal.clone();
+        let retention = crate::retention::spawn(journal.clone(), Arc::clone(&metrics));
         let health = Arc::new(JournalHealth::default());
         let journal_handle = journal.clone();
         let journal = JournalActor::new(
@@ -178,6 +181,7 @@ impl Aggregator {
                 ),
             });
         }
+        let summary_cache = summary.cache();
         let summary = summary.start();
         let (alerts, api_token) = match alerting.filter(|a| a.settings.enabled) {
             Some(parts) => (
@@ -225,6 +229,7 @@ impl Aggregator {
             alert_store: alerts.as_ref().map(|_| alert_store),
             alerts: alerts.clone(),
             api_token,
+            summary_cache,
         };
         let (server, server_future) = http::serve(listener, state)?;
         let server_task = actix_rt::spawn(server_future);
@@ -242,6 +247,7 @@ impl Aggregator {
             server_task,
             journal_handle,
             shutdown_grace: Duration::from_secs(settings.shutdown_grace_seconds.max(1)),
+            retention,
         })
     }
 
@@ -249,6 +255,9 @@ impl Aggregator {
     /// and closes the journal pool, all within `shutdown_grace_seconds` even while the journal
     /// is failing; what is not committed by then is left to the next consumer.
     pub async fn stop(self) {
+        if let Some(retention) = &self.retention {
+            retention.abort();
+        }
         let grace = self.shutdown_grace;
         let deadline = tokio::time::Instant::now() + grace;
         let _ = self.shutdown.send(true);

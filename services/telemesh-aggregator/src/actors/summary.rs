@@ -2,8 +2,16 @@
 //! commit and read by the HTTP API. With several aggregator replicas each consumes only its
 //! partitions, so the actor can also refresh from the shared journal on a timer, which makes
 //! every replica's summary converge.
+//!
+//! The summary's JSON and Markdown are rendered once per change (and once a second, so ages
+//! and staleness move on) into a [`SummaryCache`] that the HTTP handler serves from memory
+//! without a round trip through this actor.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use actix::prelude::*;
+use actix_web::web::Bytes;
 use chrono::{DateTime, Utc};
 use telemesh_core::Snapshot;
 
@@ -27,6 +35,40 @@ pub struct GetSummary {
 #[rtype(result = "Vec<Snapshot>")]
 pub struct GetLatest;
 
+/// The summary, rendered.
+#[derive(Debug, Clone, Default)]
+pub struct RenderedSummary {
+    pub json: Bytes,
+    pub markdown: Bytes,
+    /// The `now` it was rendered for.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// The latest rendering, shared with the HTTP handlers (cheap to clone).
+#[derive(Debug, Clone, Default)]
+pub struct SummaryCache(Arc<RwLock<Arc<RenderedSummary>>>);
+
+impl SummaryCache {
+    /// The current rendering (empty bodies before the actor's first render).
+    pub fn get(&self) -> Arc<RenderedSummary> {
+        match self.0.read() {
+            Ok(current) => Arc::clone(&current),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn set(&self, rendered: RenderedSummary) {
+        let rendered = Arc::new(rendered);
+        match self.0.write() {
+            Ok(mut current) => *current = rendered,
+            Err(poisoned) => *poisoned.into_inner() = rendered,
+        }
+    }
+}
+
+/// How often the cached rendering is redone without a change (ages, staleness).
+pub const RERENDER_EVERY: Duration = Duration::from_secs(1);
+
 /// The summary actor.
 #[derive(Debug)]
 pub struct SummaryActor {
@@ -34,6 +76,7 @@ pub struct SummaryActor {
     policy: StalenessPolicy,
     mailbox_capacity: usize,
     refresh: Option<JournalRefresh>,
+    cache: SummaryCache,
 }
 
 impl SummaryActor {
@@ -48,7 +91,31 @@ impl SummaryActor {
             policy,
             mailbox_capacity,
             refresh: None,
+            cache: SummaryCache::default(),
         }
+    }
+
+    /// The rendering this actor keeps up to date (take it before starting the actor).
+    pub fn cache(&self) -> SummaryCache {
+        self.cache.clone()
+    }
+
+    /// Renders the summary as of now into the cache.
+    fn render(&self) {
+        let now = Utc::now();
+        let summary = self.state.summary(&self.policy, now);
+        let json = match serde_json::to_vec(&summary) {
+            Ok(json) => json,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot render the summary as JSON; serving the previous one");
+                return;
+            }
+        };
+        self.cache.set(RenderedSummary {
+            json: Bytes::from(json),
+            markdown: Bytes::from(summary.to_markdown()),
+            at: Some(now),
+        });
     }
 }
 
@@ -74,6 +141,8 @@ impl Actor for SummaryActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.mailbox_capacity);
+        self.render();
+        ctx.run_interval(RERENDER_EVERY, |actor, _| actor.render());
         if let Some(refresh) = self.refresh.clone() {
             ctx.run_interval(refresh.every, move |actor, ctx| {
                 let refresh = refresh.clone();
@@ -84,6 +153,7 @@ impl Actor for SummaryActor {
                         for snapshot in latest {
                             actor.state.observe_received(snapshot, now);
                         }
+                        actor.render();
                     }
                     Err(e) => tracing::warn!(error = %e, "summary refresh from the journal failed"),
                 }));
@@ -96,10 +166,14 @@ impl Handler<Observe> for SummaryActor {
     type Result = ();
 
     fn handle(&mut self, msg: Observe, _: &mut Self::Context) {
+        if msg.0.is_empty() {
+            return;
+        }
         let received_at = Utc::now();
         for snapshot in msg.0 {
             self.state.observe_received(snapshot, received_at);
         }
+        self.render();
     }
 }
 

@@ -9,7 +9,7 @@ use telemesh_core::topics;
 
 use super::{ApiError, AppState};
 use crate::actors::journal::QuerySnapshots;
-use crate::actors::summary::{GetLatest, GetSummary};
+use crate::actors::summary::GetLatest;
 use crate::journal::SnapshotQuery;
 
 /// Default and maximum of `limit`.
@@ -135,17 +135,21 @@ pub(super) async fn summary(
             };
         }
     }
-    let summary = state
-        .summary
-        .send(GetSummary { now: Utc::now() })
-        .await
-        .map_err(|e| ApiError::unavailable(format!("summary actor: {e}")))?;
+    // rendered by the summary actor once per change (and once a second): served from memory
+    let rendered = state.summary_cache.get();
+    if rendered.at.is_none() {
+        return Err(ApiError::unavailable(
+            "the summary is not rendered yet; retry in a second",
+        ));
+    }
     Ok(if markdown {
         HttpResponse::Ok()
             .content_type("text/markdown; charset=utf-8")
-            .body(summary.to_markdown())
+            .body(rendered.markdown.clone())
     } else {
-        HttpResponse::Ok().json(summary)
+        HttpResponse::Ok()
+            .content_type("application/json")
+            .body(rendered.json.clone())
     })
 }
 

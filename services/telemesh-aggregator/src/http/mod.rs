@@ -18,7 +18,7 @@ pub use error::ApiError;
 
 use crate::actors::alert::AlertActor;
 use crate::actors::journal::{JournalActor, JournalHealth};
-use crate::actors::summary::SummaryActor;
+use crate::actors::summary::{SummaryActor, SummaryCache};
 use crate::alerting::store::AlertStore;
 use crate::ingress::SharedIngressStatus;
 use crate::journal::Layout;
@@ -40,6 +40,8 @@ pub struct AppState {
     pub alert_store: Option<AlertStore>,
     /// Bearer token of the mutating alert endpoints.
     pub api_token: Secret,
+    /// The summary as last rendered by the summary actor (served from memory).
+    pub summary_cache: SummaryCache,
 }
 
 /// Registers every route on an actix-web app.

@@ -2,8 +2,10 @@
 //! aggregator in production) or SQLite (standalone), with embedded migrations.
 //!
 //! Invariant: inserts are idempotent on the snapshot id (`ON CONFLICT DO NOTHING`), so a
-//! replayed Kafka message never adds a row; one batch is one transaction.
+//! replayed Kafka message never adds a row; one batch is one transaction, which also keeps the
+//! latest-per-source table (`telemetry_latest`, the summary's seed) up to date.
 
+mod copy;
 mod postgres;
 mod sqlite;
 
@@ -12,9 +14,9 @@ use serde::Serialize;
 use telemesh_core::Snapshot;
 use uuid::Uuid;
 
-use crate::settings::{JournalSettings, TimescaleMode};
+use crate::settings::JournalSettings;
 
-pub use postgres::PgJournal;
+pub use postgres::{decide_timescale, PgJournal, TimescaleDecision, TimescaleProbe};
 pub use sqlite::SqliteJournal;
 
 /// Where a journaled snapshot came from on Kafka.
@@ -72,7 +74,7 @@ pub struct SnapshotQuery {
 pub enum Layout {
     /// A TimescaleDB hypertable on `generated_at`.
     Timescale { version: String },
-    /// Plain PostgreSQL with a BRIN index on `generated_at`.
+    /// Plain PostgreSQL with B-tree indexes on `generated_at`.
     PlainPostgres,
     /// The standalone SQLite file.
     Sqlite,
@@ -99,6 +101,9 @@ pub enum JournalError {
     /// A journal call did not finish within its client-side bound.
     #[error("journal did not answer within {0:?}: the database may be wedged or overloaded; check its locks and load")]
     Timeout(std::time::Duration),
+    /// A setting or the server's setup makes the journal unusable; retrying will not help.
+    #[error("journal cannot start: {0}")]
+    Setup(String),
 }
 
 /// Whether retrying can help.
@@ -138,6 +143,37 @@ pub fn is_permanent_code(code: &str, postgres: bool) -> bool {
     }
 }
 
+/// How long journal rows are kept and how often the retention job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    pub keep_days: u64,
+    pub every: std::time::Duration,
+}
+
+impl RetentionPolicy {
+    /// `None` when `journal.retention_days = 0` (keep everything).
+    pub fn from_settings(settings: &JournalSettings) -> Option<Self> {
+        (settings.retention_days > 0).then(|| Self {
+            keep_days: settings.retention_days,
+            every: std::time::Duration::from_secs(settings.retention_interval_minutes.max(1) * 60),
+        })
+    }
+
+    /// Rows generated before this are removed by a run at `now`.
+    pub fn cutoff(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - chrono::Duration::days(i64::try_from(self.keep_days).unwrap_or(i64::MAX / 86_400_000))
+    }
+}
+
+/// What one retention run removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Rows removed by `DELETE` (plain PostgreSQL, SQLite).
+    pub rows_deleted: u64,
+    /// Chunks removed by `drop_chunks` (TimescaleDB).
+    pub chunks_dropped: u64,
+}
+
 impl From<sqlx::Error> for JournalError {
     fn from(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &e {
@@ -167,6 +203,7 @@ pub enum Journal {
 impl Journal {
     /// Connects and migrates the journal named by `settings.url`.
     pub async fn connect(settings: &JournalSettings) -> Result<Self, JournalError> {
+        settings.validate().map_err(JournalError::Setup)?;
         let url = settings.url.expose().trim();
         if url.is_empty() {
             return Err(JournalError::NotConfigured);
@@ -200,7 +237,8 @@ impl Journal {
         }
     }
 
-    /// The newest snapshot of each (kind, source) generated after `since`.
+    /// The newest snapshot of each (kind, source) generated after `since`, from the
+    /// latest-per-source table (as many rows as sources, whatever the journal's size).
     pub async fn latest(&self, since: DateTime<Utc>) -> Result<Vec<Snapshot>, JournalError> {
         match self {
             Journal::Postgres(j) => j.latest(since).await,
@@ -213,8 +251,16 @@ impl Journal {
     /// context panics inside sqlx).
     pub async fn close(&self) {
         match self {
-            Journal::Postgres(j) => j.pool().close().await,
+            Journal::Postgres(j) => j.close().await,
             Journal::Sqlite(j) => j.pool().close().await,
+        }
+    }
+
+    /// Removes the rows generated before `cutoff` (see `journal.retention_days`).
+    pub async fn retain(&self, cutoff: DateTime<Utc>) -> Result<RetentionOutcome, JournalError> {
+        match self {
+            Journal::Postgres(j) => j.retain(cutoff).await,
+            Journal::Sqlite(j) => j.retain(cutoff).await,
         }
     }
 
@@ -223,6 +269,14 @@ impl Journal {
         match self {
             Journal::Postgres(j) => j.ping().await,
             Journal::Sqlite(j) => j.ping().await,
+        }
+    }
+
+    /// The retention configured at connect time (`None`: keep everything).
+    pub fn retention(&self) -> Option<RetentionPolicy> {
+        match self {
+            Journal::Postgres(j) => j.retention,
+            Journal::Sqlite(j) => j.retention,
         }
     }
 
@@ -241,11 +295,6 @@ fn body_json(snapshot: &Snapshot) -> Result<String, JournalError> {
 
 fn parse_body(body: &str) -> Result<Snapshot, JournalError> {
     serde_json::from_str(body).map_err(|e| JournalError::Corrupt(e.to_string()))
-}
-
-/// Whether TimescaleDB should be attempted.
-fn wants_timescale(settings: &JournalSettings) -> bool {
-    settings.timescale == TimescaleMode::Auto
 }
 
 #[cfg(test)]

@@ -1,144 +1,300 @@
-//! Owns the PostgreSQL/TimescaleDB journal: connection pool, migrations, the TimescaleDB
-//! detection with its plain-PostgreSQL fallback, and the batched idempotent insert (UNNEST).
+//! Owns the PostgreSQL/TimescaleDB journal: the write pool and the separate read pool (each
+//! connection with a server-side `statement_timeout`), migrations, the TimescaleDB detection
+//! with its plain-PostgreSQL fallback (or a refusal when it is required), the batched
+//! idempotent insert (binary `COPY` into a staging table, then `INSERT … SELECT … ON CONFLICT
+//! DO NOTHING` and the latest-per-source upsert, in one transaction), history reads that an
+//! index serves in O(limit), and retention.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Row};
+use sqlx::{Executor, PgPool, Postgres, QueryBuilder, Row};
 use telemesh_core::Snapshot;
 use uuid::Uuid;
 
+use super::copy::{self, STAGING_COLUMNS};
 use super::{
-    body_json, parse_body, wants_timescale, JournalError, JournalRecord, KafkaCoords, Layout,
-    SnapshotQuery, StoredSnapshot,
+    parse_body, JournalError, JournalRecord, KafkaCoords, Layout, RetentionOutcome,
+    RetentionPolicy, SnapshotQuery, StoredSnapshot,
 };
-use crate::settings::JournalSettings;
+use crate::settings::{JournalSettings, TimescaleMode};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// SQLSTATEs that mean "TimescaleDB cannot be used here": not available / not preloaded,
-/// insufficient privilege, object not in prerequisite state.
-const TIMESCALE_FALLBACK_STATES: [&str; 3] = ["0A000", "42501", "55000"];
+/// Rows one retention `DELETE` removes at most (plain PostgreSQL), so no statement runs long.
+const RETENTION_BATCH: i64 = 10_000;
+
+/// The per-connection staging table of the write path (temporary, emptied at each commit).
+const CREATE_STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS telemesh_journal_staging (\
+       id uuid NOT NULL, kind text NOT NULL, service text NOT NULL, instance text NOT NULL, \
+       status text NOT NULL, generated_at timestamptz NOT NULL, received_at timestamptz NOT NULL, \
+       summary text NOT NULL, body jsonb NOT NULL, kafka_topic text, kafka_partition integer, \
+       kafka_offset bigint) ON COMMIT DELETE ROWS";
 
 /// The journal on PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct PgJournal {
+    /// Writes (and pings).
     pool: PgPool,
+    /// History queries and summary refreshes; the write pool when `read_max_connections = 0`.
+    read: PgPool,
+    read_timeout: Duration,
     layout: Layout,
+    load: StagingLoad,
+    pub(super) retention: Option<RetentionPolicy>,
+}
+
+/// How a batch gets into the staging table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StagingLoad {
+    /// Binary `COPY … FROM STDIN`: the fast path on a PostgreSQL server.
+    Copy,
+    /// One `INSERT … SELECT FROM UNNEST(arrays)`: for PGlite (PostgreSQL compiled to WASM, the
+    /// TimescaleDB test server), whose wire protocol has no `COPY FROM STDIN`.
+    Unnest,
+}
+
+/// What the server offers for TimescaleDB, as probed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimescaleProbe {
+    /// `CREATE EXTENSION` has run in this database (its version).
+    pub installed: Option<String>,
+    /// The server has the extension's files (`pg_available_extensions`).
+    pub available: bool,
+    /// The library is loaded (`shared_preload_libraries`, or its settings are registered).
+    pub preloaded: bool,
+}
+
+/// What to do about TimescaleDB, decided from the mode and the probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimescaleDecision {
+    /// Use it (creating the extension first when `create` is set).
+    Use { create: bool },
+    /// Plain PostgreSQL; `warning` is logged once when TimescaleDB was wanted but unusable.
+    Plain { warning: Option<String> },
+    /// `journal.timescale = "required"` and it is unusable: refuse to start with this message.
+    Refuse(String),
+}
+
+const PRELOAD_HINT: &str = "add timescaledb to shared_preload_libraries in postgresql.conf \
+     (shared_preload_libraries = 'timescaledb') and restart PostgreSQL";
+
+/// The TimescaleDB decision: a pure function of the mode and what the server offers.
+pub fn decide_timescale(mode: TimescaleMode, probe: &TimescaleProbe) -> TimescaleDecision {
+    if mode == TimescaleMode::Off {
+        return TimescaleDecision::Plain { warning: None };
+    }
+    let unusable = if !probe.available && probe.installed.is_none() {
+        format!(
+            "timescaledb is not installed on the PostgreSQL server; install the timescaledb \
+             package for this PostgreSQL version, then {PRELOAD_HINT}"
+        )
+    } else if !probe.preloaded {
+        format!("timescaledb is installed but not preloaded; {PRELOAD_HINT}")
+    } else {
+        return TimescaleDecision::Use {
+            create: probe.installed.is_none(),
+        };
+    };
+    if mode == TimescaleMode::Required {
+        TimescaleDecision::Refuse(format!(
+            "journal.timescale = \"required\" but {unusable} (or set journal.timescale = \"auto\" \
+             to run on plain PostgreSQL)"
+        ))
+    } else {
+        TimescaleDecision::Plain {
+            warning: Some(format!(
+                "{unusable}; journaling on plain PostgreSQL (B-tree on generated_at, batched DELETE for retention)"
+            )),
+        }
+    }
+}
+
+fn bad_url(settings: &JournalSettings, e: sqlx::Error) -> JournalError {
+    JournalError::Unavailable(format!("bad journal url {}: {e}", settings.url.redacted()))
+}
+
+/// A pool whose every connection runs `SET statement_timeout` (and `init`, when given) first.
+async fn open_pool(
+    options: PgConnectOptions,
+    max: u32,
+    acquire_timeout: Duration,
+    statement_timeout_ms: u64,
+    init: Option<&'static str>,
+) -> Result<PgPool, JournalError> {
+    Ok(PgPoolOptions::new()
+        .max_connections(max.max(1))
+        .acquire_timeout(acquire_timeout)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                // a fresh server session has no prepared statements; a server that hands one
+                // session to successive clients (the PGlite test server) keeps the last one's,
+                // whose names would collide with this connection's
+                conn.execute("DEALLOCATE ALL").await?;
+                if statement_timeout_ms > 0 {
+                    conn.execute(
+                        format!("SET statement_timeout = {statement_timeout_ms}").as_str(),
+                    )
+                    .await?;
+                }
+                if let Some(sql) = init {
+                    conn.execute(sql).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?)
 }
 
 impl PgJournal {
     pub(super) async fn connect(settings: &JournalSettings) -> Result<Self, JournalError> {
-        let options: PgConnectOptions =
-            settings.url.expose().parse().map_err(|e: sqlx::Error| {
-                JournalError::Unavailable(format!(
-                    "bad journal url {}: {e}",
-                    settings.url.redacted()
-                ))
-            })?;
-        let options = options.application_name("telemesh-aggregator");
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections.max(1))
-            .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms.max(100)))
-            .connect_with(options)
-            .await?;
+        let options: PgConnectOptions = settings
+            .url
+            .expose()
+            .parse()
+            .map_err(|e| bad_url(settings, e))?;
+        let acquire = Duration::from_millis(settings.acquire_timeout_ms.max(100));
+        let pool = open_pool(
+            options.clone().application_name("telemesh-aggregator"),
+            settings.max_connections,
+            acquire,
+            settings.statement_timeout_ms,
+            Some(CREATE_STAGING),
+        )
+        .await?;
         MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| JournalError::Migration(e.to_string()))?;
-        let layout = prepare_layout(&pool, wants_timescale(settings)).await?;
+        let layout = prepare_layout(&pool, settings).await?;
+        let version: String = sqlx::query_scalar("SELECT version()")
+            .fetch_one(&pool)
+            .await?;
+        let load = if version.contains("Emscripten") {
+            tracing::info!(%version, "WASM PostgreSQL (PGlite): batches load with UNNEST, not COPY");
+            StagingLoad::Unnest
+        } else {
+            StagingLoad::Copy
+        };
+        let read = if settings.read_max_connections == 0 {
+            pool.clone()
+        } else {
+            open_pool(
+                options.application_name("telemesh-aggregator-read"),
+                settings.read_max_connections,
+                acquire,
+                settings.read_timeout_ms,
+                None,
+            )
+            .await?
+        };
         tracing::info!(?layout, "postgres journal ready");
-        Ok(Self { pool, layout })
+        Ok(Self {
+            pool,
+            read,
+            read_timeout: Duration::from_millis(settings.read_timeout_ms.max(100)),
+            layout,
+            load,
+            retention: RetentionPolicy::from_settings(settings),
+        })
     }
 
     pub(super) fn layout(&self) -> &Layout {
         &self.layout
     }
 
+    /// One transaction: binary `COPY` of the batch into the staging table, `INSERT … SELECT …
+    /// ON CONFLICT DO NOTHING` into the journal, and the latest-per-source upsert.
     pub(super) async fn insert_batch(
         &self,
         records: &[JournalRecord],
     ) -> Result<Vec<Uuid>, JournalError> {
-        let mut ids = Vec::with_capacity(records.len());
-        let mut kinds = Vec::with_capacity(records.len());
-        let mut services = Vec::with_capacity(records.len());
-        let mut instances = Vec::with_capacity(records.len());
-        let mut statuses = Vec::with_capacity(records.len());
-        let mut generated = Vec::with_capacity(records.len());
-        let mut received = Vec::with_capacity(records.len());
-        let mut summaries = Vec::with_capacity(records.len());
-        let mut bodies = Vec::with_capacity(records.len());
-        let mut topics: Vec<Option<String>> = Vec::with_capacity(records.len());
-        let mut partitions: Vec<Option<i32>> = Vec::with_capacity(records.len());
-        let mut offsets: Vec<Option<i64>> = Vec::with_capacity(records.len());
-        for r in records {
-            let s = &r.snapshot;
-            ids.push(s.id);
-            kinds.push(s.kind.clone());
-            services.push(s.source.service.clone());
-            instances.push(s.source.instance.clone());
-            statuses.push(s.status.as_str().to_owned());
-            generated.push(s.generated_at);
-            received.push(r.received_at);
-            summaries.push(s.summary.clone());
-            bodies.push(body_json(s)?);
-            topics.push(r.kafka.as_ref().map(|k| k.topic.clone()));
-            partitions.push(r.kafka.as_ref().map(|k| k.partition));
-            offsets.push(r.kafka.as_ref().map(|k| k.offset));
-        }
         let mut tx = self.pool.begin().await?;
-        let inserted: Vec<Uuid> = sqlx::query_scalar(
-            "INSERT INTO telemetry_snapshots \
-               (id, kind, service, instance, status, generated_at, received_at, summary, body, \
-                kafka_topic, kafka_partition, kafka_offset) \
-             SELECT id, kind, service, instance, status, generated_at, received_at, summary, body::jsonb, \
-                    kafka_topic, kafka_partition, kafka_offset \
-             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], \
-                         $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::int4[], $12::int8[]) \
-                  AS t(id, kind, service, instance, status, generated_at, received_at, summary, body, \
-                       kafka_topic, kafka_partition, kafka_offset) \
-             ON CONFLICT DO NOTHING RETURNING id",
-        )
-        .bind(&ids)
-        .bind(&kinds)
-        .bind(&services)
-        .bind(&instances)
-        .bind(&statuses)
-        .bind(&generated)
-        .bind(&received)
-        .bind(&summaries)
-        .bind(&bodies)
-        .bind(&topics)
-        .bind(&partitions)
-        .bind(&offsets)
+        match self.load {
+            StagingLoad::Copy => {
+                let data = copy::encode(records)?;
+                let mut copy_in = tx
+                    .copy_in_raw(&format!(
+                        "COPY telemesh_journal_staging ({STAGING_COLUMNS}) FROM STDIN (FORMAT binary)"
+                    ))
+                    .await?;
+                copy_in.send(data).await?;
+                copy_in.finish().await?;
+            }
+            StagingLoad::Unnest => load_unnest(&mut tx, records).await?,
+        }
+        let inserted: Vec<Uuid> = sqlx::query_scalar(&format!(
+            "INSERT INTO telemetry_snapshots ({STAGING_COLUMNS}) \
+             SELECT {STAGING_COLUMNS} FROM telemesh_journal_staging \
+             ON CONFLICT DO NOTHING RETURNING id"
+        ))
         .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO telemetry_latest (kind, service, instance, generated_at, body) \
+             SELECT DISTINCT ON (kind, service, instance) kind, service, instance, generated_at, body \
+             FROM telemesh_journal_staging \
+             ORDER BY kind, service, instance, generated_at DESC \
+             ON CONFLICT (kind, service, instance) DO UPDATE \
+               SET generated_at = EXCLUDED.generated_at, body = EXCLUDED.body \
+               WHERE telemetry_latest.generated_at < EXCLUDED.generated_at",
+        )
+        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(inserted)
+    }
+
+    /// The history query's SQL with only the filters that are set, so the planner always sees
+    /// a shape one of the `(…, generated_at DESC, id DESC)` indexes serves.
+    fn history_sql<'a>(prefix: &str, q: &'a SnapshotQuery) -> QueryBuilder<'a, Postgres> {
+        let mut b = QueryBuilder::new(prefix);
+        b.push(
+            " SELECT body::text AS body, received_at, kafka_topic, kafka_partition, kafka_offset \
+             FROM telemetry_snapshots WHERE TRUE",
+        );
+        if let Some(kind) = &q.kind {
+            b.push(" AND kind = ").push_bind(kind);
+        }
+        if let Some(service) = &q.service {
+            b.push(" AND service = ").push_bind(service);
+        }
+        if let Some(since) = q.since {
+            b.push(" AND generated_at >= ").push_bind(since);
+        }
+        if let Some(until) = q.until {
+            b.push(" AND generated_at < ").push_bind(until);
+        }
+        b.push(" ORDER BY generated_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(q.limit));
+        b
+    }
+
+    /// Runs a read on the read pool within the read timeout.
+    async fn read<T, F>(&self, what: &str, read: F) -> Result<T, JournalError>
+    where
+        F: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
+        match tokio::time::timeout(self.read_timeout, read).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(JournalError::Unavailable(format!(
+                "{what} took longer than journal.read_timeout_ms ({} ms); check the database load \
+                 or narrow the query",
+                self.read_timeout.as_millis()
+            ))),
+        }
     }
 
     pub(super) async fn query(
         &self,
         q: &SnapshotQuery,
     ) -> Result<Vec<StoredSnapshot>, JournalError> {
-        let rows = sqlx::query(
-            "SELECT body::text AS body, received_at, kafka_topic, kafka_partition, kafka_offset \
-             FROM telemetry_snapshots \
-             WHERE ($1::text IS NULL OR kind = $1) \
-               AND ($2::text IS NULL OR service = $2) \
-               AND ($3::timestamptz IS NULL OR generated_at >= $3) \
-               AND ($4::timestamptz IS NULL OR generated_at < $4) \
-             ORDER BY generated_at DESC, id DESC \
-             LIMIT $5",
-        )
-        .bind(&q.kind)
-        .bind(&q.service)
-        .bind(q.since)
-        .bind(q.until)
-        .bind(i64::from(q.limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let mut sql = Self::history_sql("", q);
+        let rows = self
+            .read("history query", sql.build().fetch_all(&self.read))
+            .await?;
         rows.into_iter()
             .map(|row| {
                 let body: String = row.try_get("body")?;
@@ -154,18 +310,74 @@ impl PgJournal {
             .collect()
     }
 
+    /// The plan PostgreSQL chooses for the history query `q` (`EXPLAIN`, text format): for
+    /// tests and diagnostics.
+    pub async fn explain_history(&self, q: &SnapshotQuery) -> Result<String, JournalError> {
+        let mut sql = Self::history_sql("EXPLAIN", q);
+        let lines: Vec<String> = sql
+            .build()
+            .fetch_all(&self.read)
+            .await?
+            .into_iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?;
+        Ok(lines.join("\n"))
+    }
+
+    /// From the latest-per-source table: O(sources), not a scan of the journal.
     pub(super) async fn latest(&self, since: DateTime<Utc>) -> Result<Vec<Snapshot>, JournalError> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT ON (kind, service, instance) body::text AS body \
-             FROM telemetry_snapshots WHERE generated_at >= $1 \
-             ORDER BY kind, service, instance, generated_at DESC",
-        )
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = self
+            .read(
+                "latest-per-source read",
+                sqlx::query(
+                    "SELECT body::text AS body FROM telemetry_latest WHERE generated_at >= $1",
+                )
+                .bind(since)
+                .fetch_all(&self.read),
+            )
+            .await?;
         rows.into_iter()
             .map(|row| parse_body(&row.try_get::<String, _>("body")?))
             .collect()
+    }
+
+    /// Removes rows generated before `cutoff`: whole chunks on a hypertable, batched `DELETE`s
+    /// on plain PostgreSQL; the latest-per-source rows of sources silent since then go too.
+    pub(super) async fn retain(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<RetentionOutcome, JournalError> {
+        let mut outcome = RetentionOutcome::default();
+        if matches!(self.layout, Layout::Timescale { .. }) {
+            let dropped: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM drop_chunks('telemetry_snapshots', older_than => $1::timestamptz)",
+            )
+            .bind(cutoff)
+            .fetch_one(&self.pool)
+            .await?;
+            outcome.chunks_dropped = dropped.max(0) as u64;
+        } else {
+            loop {
+                let deleted = sqlx::query(
+                    "DELETE FROM telemetry_snapshots WHERE ctid = ANY(ARRAY(\
+                       SELECT ctid FROM telemetry_snapshots WHERE generated_at < $1 LIMIT $2))",
+                )
+                .bind(cutoff)
+                .bind(RETENTION_BATCH)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                outcome.rows_deleted += deleted;
+                if deleted < RETENTION_BATCH as u64 {
+                    break;
+                }
+            }
+        }
+        sqlx::query("DELETE FROM telemetry_latest WHERE generated_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(outcome)
     }
 
     pub(super) async fn ping(&self) -> Result<(), JournalError> {
@@ -183,68 +395,232 @@ impl PgJournal {
         )
     }
 
+    /// The write pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// Closes the read and the write pool, waiting for their in-flight queries.
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.pool.close().await;
+    }
 }
 
-/// Turns the table into a hypertable when TimescaleDB can be used, else makes sure the
-/// plain-PostgreSQL BRIN index exists. Same columns either way.
-async fn prepare_layout(pool: &PgPool, try_timescale: bool) -> Result<Layout, JournalError> {
-    if try_timescale {
-        if let Some(version) = timescale_version(pool).await? {
+/// Loads the batch into the staging table with one `INSERT … SELECT FROM UNNEST`.
+async fn load_unnest(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    records: &[JournalRecord],
+) -> Result<(), JournalError> {
+    let n = records.len();
+    let (mut ids, mut kinds, mut services, mut instances) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut statuses, mut generated, mut received, mut summaries, mut bodies) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let mut topics: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut partitions: Vec<Option<i32>> = Vec::with_capacity(n);
+    let mut offsets: Vec<Option<i64>> = Vec::with_capacity(n);
+    for r in records {
+        let s = &r.snapshot;
+        ids.push(s.id);
+        kinds.push(s.kind.clone());
+        services.push(s.source.service.clone());
+        instances.push(s.source.instance.clone());
+        statuses.push(s.status.as_str().to_owned());
+        generated.push(s.generated_at);
+        received.push(r.received_at);
+        summaries.push(s.summary.clone());
+        bodies.push(super::body_json(s)?);
+        topics.push(r.kafka.as_ref().map(|k| k.topic.clone()));
+        partitions.push(r.kafka.as_ref().map(|k| k.partition));
+        offsets.push(r.kafka.as_ref().map(|k| k.offset));
+    }
+    sqlx::query(&format!(
+        "INSERT INTO telemesh_journal_staging ({STAGING_COLUMNS}) \
+         SELECT id, kind, service, instance, status, generated_at, received_at, summary, body::jsonb, \
+                kafka_topic, kafka_partition, kafka_offset \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], \
+                     $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::int4[], $12::int8[]) \
+              AS t(id, kind, service, instance, status, generated_at, received_at, summary, body, \
+                   kafka_topic, kafka_partition, kafka_offset)"
+    ))
+    .bind(&ids)
+    .bind(&kinds)
+    .bind(&services)
+    .bind(&instances)
+    .bind(&statuses)
+    .bind(&generated)
+    .bind(&received)
+    .bind(&summaries)
+    .bind(&bodies)
+    .bind(&topics)
+    .bind(&partitions)
+    .bind(&offsets)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Turns the table into a hypertable when TimescaleDB is usable (and wanted), else keeps it a
+/// plain table; the B-tree indexes from the migrations serve both. Refuses when TimescaleDB is
+/// required but unusable.
+async fn prepare_layout(pool: &PgPool, settings: &JournalSettings) -> Result<Layout, JournalError> {
+    let probe = probe_timescale(pool).await?;
+    match decide_timescale(settings.timescale, &probe) {
+        TimescaleDecision::Refuse(message) => Err(JournalError::Setup(message)),
+        TimescaleDecision::Plain { warning } => {
+            if let Some(warning) = warning {
+                tracing::warn!("{warning}");
+            }
+            Ok(Layout::PlainPostgres)
+        }
+        TimescaleDecision::Use { create } => {
+            if create {
+                match sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
+                    .execute(pool)
+                    .await
+                {
+                    Ok(_) => {}
+                    // e.g. no privilege to create it: usable later, plain PostgreSQL for now
+                    Err(sqlx::Error::Database(e)) if settings.timescale == TimescaleMode::Auto => {
+                        tracing::warn!(
+                            "CREATE EXTENSION timescaledb failed ({e}); journaling on plain \
+                             PostgreSQL (run it as a superuser, or set journal.timescale = \"off\")"
+                        );
+                        return Ok(Layout::PlainPostgres);
+                    }
+                    Err(e) => return Err(timescale_failed("CREATE EXTENSION timescaledb", e)),
+                }
+            }
+            let version: String = sqlx::query_scalar(
+                "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'",
+            )
+            .fetch_one(pool)
+            .await?;
+            let hours = settings.chunk_interval_hours.max(1) as i32;
             sqlx::query(
                 "SELECT create_hypertable('telemetry_snapshots', 'generated_at', \
-                   chunk_time_interval => INTERVAL '1 day', if_not_exists => TRUE, migrate_data => TRUE)",
+                   chunk_time_interval => make_interval(hours => $1), if_not_exists => TRUE, \
+                   migrate_data => TRUE, create_default_indexes => FALSE)",
             )
+            .bind(hours)
             .execute(pool)
             .await
-            .map_err(|e| JournalError::Migration(format!("create_hypertable: {e}")))?;
-            return Ok(Layout::Timescale { version });
+            .map_err(|e| timescale_failed("create_hypertable", e))?;
+            // applies to chunks created from now on (a changed setting on an existing journal)
+            sqlx::query(
+                "SELECT set_chunk_time_interval('telemetry_snapshots', make_interval(hours => $1))",
+            )
+            .bind(hours)
+            .execute(pool)
+            .await
+            .map_err(|e| timescale_failed("set_chunk_time_interval", e))?;
+            Ok(Layout::Timescale { version })
         }
     }
-    sqlx::query(
-        "CREATE INDEX IF NOT EXISTS telemetry_snapshots_generated_brin \
-         ON telemetry_snapshots USING brin (generated_at) WITH (pages_per_range = 32)",
-    )
-    .execute(pool)
-    .await
-    .map_err(|e| JournalError::Migration(e.to_string()))?;
-    Ok(Layout::PlainPostgres)
 }
 
-/// The TimescaleDB version usable in this database, creating the extension when the server
-/// has it; `None` (plain PostgreSQL) when it is absent or cannot be created.
-async fn timescale_version(pool: &PgPool) -> Result<Option<String>, JournalError> {
-    const INSTALLED: &str = "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'";
-    if let Some(version) = sqlx::query_scalar::<_, String>(INSTALLED)
-        .fetch_optional(pool)
-        .await?
-    {
-        return Ok(Some(version));
+/// A TimescaleDB step failed: a database error stops the start (retrying would not help),
+/// a connection error is an outage like any other.
+fn timescale_failed(step: &str, e: sqlx::Error) -> JournalError {
+    match e {
+        sqlx::Error::Database(e) => {
+            let hint = if e.message().contains("preload") {
+                format!("; {PRELOAD_HINT}")
+            } else {
+                String::new()
+            };
+            JournalError::Setup(format!(
+                "{step} failed: {e}{hint} (or set journal.timescale = \"off\" to journal on plain PostgreSQL)"
+            ))
+        }
+        other => other.into(),
     }
-    let available: Option<i32> =
-        sqlx::query_scalar("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
+}
+
+/// What the server offers for TimescaleDB.
+async fn probe_timescale(pool: &PgPool) -> Result<TimescaleProbe, JournalError> {
+    let installed: Option<String> =
+        sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
             .fetch_optional(pool)
             .await?;
-    if available.is_none() {
-        tracing::info!("timescaledb is not installed on the server; using plain PostgreSQL (BRIN on generated_at)");
-        return Ok(None);
-    }
-    match sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        .execute(pool)
-        .await
-    {
-        Ok(_) => Ok(sqlx::query_scalar::<_, String>(INSTALLED)
-            .fetch_optional(pool)
-            .await?),
-        Err(sqlx::Error::Database(e))
-            if e.code()
-                .is_some_and(|c| TIMESCALE_FALLBACK_STATES.contains(&c.as_ref())) =>
-        {
-            tracing::warn!(error = %e, "timescaledb unavailable; using plain PostgreSQL");
-            Ok(None)
+    let available: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')",
+    )
+    .fetch_one(pool)
+    .await?;
+    // preloaded: named in shared_preload_libraries, or its settings are already registered
+    // (an embedded build such as PGlite loads it without that setting)
+    let preloaded: bool = sqlx::query_scalar(
+        "SELECT current_setting('shared_preload_libraries') ~ '(^|[\\s,])\"?timescaledb' \
+             OR EXISTS (SELECT 1 FROM pg_settings WHERE name LIKE 'timescaledb.%')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(TimescaleProbe {
+        installed,
+        available,
+        preloaded,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(installed: Option<&str>, available: bool, preloaded: bool) -> TimescaleProbe {
+        TimescaleProbe {
+            installed: installed.map(str::to_owned),
+            available,
+            preloaded,
         }
-        Err(e) => Err(e.into()),
+    }
+
+    #[test]
+    fn timescale_decisions_follow_the_mode_and_the_server() {
+        use TimescaleMode::{Auto, Off, Required};
+        let absent = probe(None, false, false);
+        let not_preloaded = probe(None, true, false);
+        let created_not_preloaded = probe(Some("2.17.0"), true, false);
+        let ready = probe(None, true, true);
+        let created = probe(Some("2.17.0"), true, true);
+        for (mode, p, want) in [
+            (Off, &ready, "plain-silent"),
+            (Off, &absent, "plain-silent"),
+            (Auto, &absent, "plain-warn"),
+            (Auto, &not_preloaded, "plain-warn"),
+            (Auto, &created_not_preloaded, "plain-warn"),
+            (Auto, &ready, "create"),
+            (Auto, &created, "use"),
+            (Required, &absent, "refuse"),
+            (Required, &not_preloaded, "refuse"),
+            (Required, &created_not_preloaded, "refuse"),
+            (Required, &ready, "create"),
+            (Required, &created, "use"),
+        ] {
+            let got = decide_timescale(mode, p);
+            let tag = match &got {
+                TimescaleDecision::Plain { warning: None } => "plain-silent",
+                TimescaleDecision::Plain { warning: Some(_) } => "plain-warn",
+                TimescaleDecision::Use { create: true } => "create",
+                TimescaleDecision::Use { create: false } => "use",
+                TimescaleDecision::Refuse(_) => "refuse",
+            };
+            assert_eq!(tag, want, "{mode:?} {p:?}: {got:?}");
+            if let TimescaleDecision::Refuse(m) | TimescaleDecision::Plain { warning: Some(m) } =
+                &got
+            {
+                assert!(m.contains("shared_preload_libraries"), "{m}");
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Owns the SQLite journal of standalone mode: one file in the data directory, WAL mode,
-//! the same columns as PostgreSQL with times as fixed-width RFC 3339 text.
+//! the same columns as PostgreSQL with times as fixed-width RFC 3339 text, the same
+//! latest-per-source table and batched retention `DELETE`s.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,7 +12,8 @@ use telemesh_core::Snapshot;
 use uuid::Uuid;
 
 use super::{
-    body_json, parse_body, JournalError, JournalRecord, KafkaCoords, SnapshotQuery, StoredSnapshot,
+    body_json, parse_body, JournalError, JournalRecord, KafkaCoords, RetentionOutcome,
+    RetentionPolicy, SnapshotQuery, StoredSnapshot,
 };
 use crate::settings::JournalSettings;
 
@@ -32,7 +34,11 @@ fn parse_ts(s: &str) -> Result<DateTime<Utc>, JournalError> {
 #[derive(Debug, Clone)]
 pub struct SqliteJournal {
     pool: SqlitePool,
+    pub(super) retention: Option<RetentionPolicy>,
 }
+
+/// Rows one retention `DELETE` removes at most.
+const RETENTION_BATCH: i64 = 10_000;
 
 impl SqliteJournal {
     pub(super) async fn connect(settings: &JournalSettings) -> Result<Self, JournalError> {
@@ -56,7 +62,10 @@ impl SqliteJournal {
             .run(&pool)
             .await
             .map_err(|e| JournalError::Migration(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            retention: RetentionPolicy::from_settings(settings),
+        })
     }
 
     pub(super) async fn insert_batch(
@@ -67,6 +76,7 @@ impl SqliteJournal {
         let mut inserted = Vec::new();
         for r in records {
             let s = &r.snapshot;
+            let body = body_json(s)?;
             let result = sqlx::query(
                 "INSERT INTO telemetry_snapshots \
                    (id, kind, service, instance, status, generated_at, received_at, summary, body, \
@@ -81,7 +91,7 @@ impl SqliteJournal {
             .bind(ts(s.generated_at))
             .bind(ts(r.received_at))
             .bind(&s.summary)
-            .bind(body_json(s)?)
+            .bind(&body)
             .bind(r.kafka.as_ref().map(|k| k.topic.clone()))
             .bind(r.kafka.as_ref().map(|k| k.partition))
             .bind(r.kafka.as_ref().map(|k| k.offset))
@@ -90,6 +100,19 @@ impl SqliteJournal {
             if result.rows_affected() > 0 {
                 inserted.push(s.id);
             }
+            sqlx::query(
+                "INSERT INTO telemetry_latest (kind, service, instance, generated_at, body) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, service, instance) DO UPDATE \
+                 SET generated_at = excluded.generated_at, body = excluded.body \
+                 WHERE excluded.generated_at > telemetry_latest.generated_at",
+            )
+            .bind(&s.kind)
+            .bind(&s.source.service)
+            .bind(&s.source.instance)
+            .bind(ts(s.generated_at))
+            .bind(&body)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(inserted)
@@ -129,18 +152,43 @@ impl SqliteJournal {
             .collect()
     }
 
+    /// From the latest-per-source table.
     pub(super) async fn latest(&self, since: DateTime<Utc>) -> Result<Vec<Snapshot>, JournalError> {
-        // SQLite returns the bare columns of the row that holds max() in an aggregate query
-        let rows = sqlx::query(
-            "SELECT body, max(generated_at) FROM telemetry_snapshots WHERE generated_at >= ? \
-             GROUP BY kind, service, instance",
-        )
-        .bind(ts(since))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT body FROM telemetry_latest WHERE generated_at >= ?")
+            .bind(ts(since))
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter()
             .map(|row| parse_body(&row.try_get::<String, _>("body")?))
             .collect()
+    }
+
+    /// Batched `DELETE`s of rows generated before `cutoff`.
+    pub(super) async fn retain(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<RetentionOutcome, JournalError> {
+        let mut outcome = RetentionOutcome::default();
+        loop {
+            let deleted = sqlx::query(
+                "DELETE FROM telemetry_snapshots WHERE rowid IN (\
+                   SELECT rowid FROM telemetry_snapshots WHERE generated_at < ? LIMIT ?)",
+            )
+            .bind(ts(cutoff))
+            .bind(RETENTION_BATCH)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            outcome.rows_deleted += deleted;
+            if deleted < RETENTION_BATCH as u64 {
+                break;
+            }
+        }
+        sqlx::query("DELETE FROM telemetry_latest WHERE generated_at < ?")
+            .bind(ts(cutoff))
+            .execute(&self.pool)
+            .await?;
+        Ok(outcome)
     }
 
     pub(super) async fn ping(&self) -> Result<(), JournalError> {

@@ -1,0 +1,416 @@
+//! Journal benchmarks of issue 16, printed as ratios in one run (not timed tests), against the
+//! real aggregator, Kafka and PostgreSQL of the dev services, on a journal that already holds
+//! `BENCH_BASE_ROWS` rows (default 1,000,000, generated server-side):
+//! - drain rate of a pre-loaded Kafka backlog of real snapshots vs a raw binary `COPY` of the
+//!   same rows back into the same table (goal ≥ 0.8);
+//! - `/api/v1/summary` vs `/health/live` requests per second on the same server (goal ≥ 0.8);
+//! - start to ready (goal ≤ 1 s); history query times (goal ≤ 10 ms);
+//! - publish → queryable latency p50/p99 at a steady `BENCH_RATE` snapshots/s (default 1,000;
+//!   goal p99 ≤ 100 ms).
+//!
+//! `source /tmp/…/env && cargo bench -p telemesh-integration-tests --bench journal`
+//! Optional: `BENCH_BASE_ROWS`, `BENCH_BACKLOG` (default 50,000), `BENCH_RATE`,
+//! `BENCH_RATE_SECONDS` (default 10).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use sqlx::{Connection, Executor};
+use telemesh_aggregator::settings::JournalSettings;
+use telemesh_aggregator::{subscribed_topics, Aggregator, Journal, TransportParts};
+use telemesh_core::config::{KafkaSettings, SecretUrl};
+use telemesh_core::transport::kafka::{KafkaPublisher, KafkaSubscriber};
+use telemesh_core::transport::{Publisher, SnapshotPublisher};
+use telemesh_core::{topics, Component, Encoding, Grade, Snapshot};
+use telemesh_integration_tests::fixtures::{aggregator_settings, create_topics, snapshot};
+use telemesh_integration_tests::{namespace, TestEnv};
+use uuid::Uuid;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+const KINDS: [&str; 3] = [
+    topics::KAFKA_READINESS,
+    topics::INGEST_TRENDS,
+    topics::RETENTION,
+];
+
+/// A readiness-like snapshot of about 1.7 KB of JSON.
+fn real_snapshot(i: usize) -> Snapshot {
+    let mut s = snapshot(
+        KINDS[i % 3],
+        &format!("svc-{}", i % 50),
+        &format!("i{}", i % 4),
+        Grade::Ok,
+    );
+    for c in 0..8 {
+        s.push(Component::new(
+            format!("broker-{c}"),
+            Grade::Ok,
+            format!("broker {c} answers metadata in 3 ms; 0 under-replicated partitions"),
+        ));
+    }
+    s.metric("brokers", 8.0);
+    s.metric("under_replicated_partitions", 0.0);
+    s.markdown = s.render_markdown(KINDS[i % 3]);
+    s
+}
+
+async fn raw(url: &str) -> sqlx::PgConnection {
+    sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to the journal database")
+}
+
+async fn count_rows(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM telemetry_snapshots")
+        .fetch_one(conn)
+        .await
+        .expect("count rows")
+}
+
+/// `BENCH_BASE_ROWS` real-sized rows over the last 30 days, generated server-side, and the
+/// latest-per-source table they imply.
+async fn preload(url: &str, rows: i64) {
+    let template = serde_json::to_string(&real_snapshot(0)).unwrap();
+    let mut conn = raw(url).await;
+    let started = Instant::now();
+    sqlx::query(
+        "INSERT INTO telemetry_snapshots (id, kind, service, instance, status, generated_at, \
+           received_at, summary, body) \
+         SELECT g.id, g.kind, g.service, g.instance, 'ok', g.at, g.at, 'fine', \
+                jsonb_set(jsonb_set(jsonb_set(jsonb_set(jsonb_set($1::jsonb, \
+                  '{id}', to_jsonb(g.id::text)), '{kind}', to_jsonb(g.kind)), \
+                  '{source,service}', to_jsonb(g.service)), '{source,instance}', to_jsonb(g.instance)), \
+                  '{generated_at}', to_jsonb(g.at)) \
+         FROM (SELECT gen_random_uuid() AS id, \
+                      (ARRAY['telemetry.kafka.readiness','telemetry.ingest.trends','telemetry.retention'])[1 + i % 3] AS kind, \
+                      'svc-' || (i % 50) AS service, 'i' || (i % 4) AS instance, \
+                      now() - make_interval(secs => i * (2592000.0 / $2)) AS at \
+               FROM generate_series(1, $2::bigint) AS i) AS g",
+    )
+    .bind(&template)
+    .bind(rows)
+    .execute(&mut conn)
+    .await
+    .expect("generate the base rows");
+    conn.execute(
+        "INSERT INTO telemetry_latest (kind, service, instance, generated_at, body) \
+         SELECT DISTINCT ON (kind, service, instance) kind, service, instance, generated_at, body \
+         FROM telemetry_snapshots ORDER BY kind, service, instance, generated_at DESC \
+         ON CONFLICT (kind, service, instance) DO UPDATE SET generated_at = EXCLUDED.generated_at, body = EXCLUDED.body",
+    )
+    .await
+    .expect("latest table");
+    for table in ["telemetry_snapshots", "telemetry_latest"] {
+        conn.execute(format!("VACUUM ANALYZE {table}").as_str())
+            .await
+            .expect("vacuum analyze");
+    }
+    println!(
+        "preload: {rows} rows of {} B JSON in {:.1} s",
+        template.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+async fn start_aggregator(kafka: &KafkaSettings, db: &str) -> (Aggregator, Duration) {
+    let started = Instant::now();
+    let journal = Journal::connect(&JournalSettings {
+        url: SecretUrl::new(db),
+        ..JournalSettings::default()
+    })
+    .await
+    .expect("open journal");
+    let subscriber = KafkaSubscriber::new(kafka, &subscribed_topics(&kafka.topic_prefix))
+        .expect("kafka subscriber");
+    let publisher: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(kafka).expect("publisher"));
+    let aggregator = Aggregator::start(
+        &aggregator_settings(),
+        "127.0.0.1:0",
+        &kafka.topic_prefix,
+        journal,
+        TransportParts {
+            subscriber: Box::new(subscriber),
+            publisher,
+            name: "kafka",
+            kafka_coords: true,
+        },
+    )
+    .await
+    .expect("start aggregator");
+    let client = reqwest::Client::new();
+    let ready = format!("http://{}/health/ready", aggregator.http_addr);
+    loop {
+        if let Ok(r) = client.get(&ready).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "never ready");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (aggregator, started.elapsed())
+}
+
+/// Requests per second `clients` keep-alive clients get from `url` in `secs`.
+async fn req_per_sec(url: &str, clients: usize, secs: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let tasks = (0..clients).map(|_| {
+        let url = url.to_owned();
+        async move {
+            let client = reqwest::Client::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let r = client.get(&url).send().await.expect("request");
+                assert!(r.status().is_success(), "{url}: {}", r.status());
+                r.bytes().await.expect("body");
+                n += 1;
+            }
+            n
+        }
+    });
+    join_all(tasks).await.into_iter().sum::<u64>() as f64 / secs
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn history_ms(client: &reqwest::Client, url: &str) -> (f64, f64) {
+    let mut times = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        let r = client.get(url).send().await.expect("history");
+        assert!(r.status().is_success());
+        r.bytes().await.unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    (percentile(&times, 0.5), percentile(&times, 0.95))
+}
+
+/// Publishes `rate`/s for `secs`, sampling one in five ids; answers publish → queryable
+/// latencies (ms) of the samples, seen by a poller that looks them up by id every 5 ms.
+async fn latency_at_rate(
+    publisher: &SnapshotPublisher,
+    db: &str,
+    rate: usize,
+    secs: u64,
+) -> (Vec<f64>, f64) {
+    let pending: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (pending, seen, done) = (Arc::clone(&pending), Arc::clone(&seen), Arc::clone(&done));
+        let mut conn = raw(db).await;
+        actix_rt::spawn(async move {
+            loop {
+                let ids: Vec<Uuid> = pending.lock().unwrap().keys().copied().collect();
+                if ids.is_empty() && done.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                if !ids.is_empty() {
+                    let found: Vec<Uuid> =
+                        sqlx::query_scalar("SELECT id FROM telemetry_snapshots WHERE id = ANY($1)")
+                            .bind(&ids)
+                            .fetch_all(&mut conn)
+                            .await
+                            .expect("poll");
+                    let now = Instant::now();
+                    let mut pending = pending.lock().unwrap();
+                    let mut seen = seen.lock().unwrap();
+                    for id in found {
+                        if let Some(t) = pending.remove(&id) {
+                            seen.push((now - t).as_secs_f64() * 1000.0);
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let tick = Duration::from_millis(10);
+    let per_tick = (rate / 100).max(1);
+    let started = Instant::now();
+    let mut sends = Vec::new();
+    let mut i = 0usize;
+    let mut next = tokio::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(secs) {
+        for _ in 0..per_tick {
+            let s = real_snapshot(i);
+            if i % 5 == 0 {
+                pending.lock().unwrap().insert(s.id, Instant::now());
+            }
+            i += 1;
+            let publisher = publisher.clone();
+            sends.push(actix_rt::spawn(async move { publisher.publish(&s).await }));
+        }
+        next += tick;
+        tokio::time::sleep_until(next).await;
+    }
+    let achieved = i as f64 / started.elapsed().as_secs_f64();
+    for s in sends {
+        s.await.expect("join").expect("publish");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    tokio::time::timeout(Duration::from_secs(60), poller)
+        .await
+        .expect("every sample became queryable within a minute")
+        .expect("poller");
+    let mut samples = seen.lock().unwrap().clone();
+    samples.sort_by(f64::total_cmp);
+    (samples, achieved)
+}
+
+fn main() {
+    actix_rt::System::new().block_on(run());
+}
+
+async fn run() {
+    let base_rows: i64 = env_or("BENCH_BASE_ROWS", 1_000_000);
+    let backlog: usize = env_or("BENCH_BACKLOG", 50_000);
+    let rate: usize = env_or("BENCH_RATE", 1_000);
+    let rate_secs: u64 = env_or("BENCH_RATE_SECONDS", 10);
+    let env = TestEnv::get();
+    let ns = namespace();
+    let kafka = env.kafka(&ns);
+    create_topics(&kafka, 3).await;
+    let db = env.fresh_database(&ns).await;
+    // schema first (migrations), then the base rows
+    drop(
+        Journal::connect(&JournalSettings {
+            url: SecretUrl::new(&db),
+            ..JournalSettings::default()
+        })
+        .await
+        .expect("migrate"),
+    );
+    preload(&db, base_rows).await;
+
+    // start to ready on the full journal (nothing to consume yet)
+    let (aggregator, ready) = start_aggregator(&kafka, &db).await;
+    aggregator.stop().await;
+
+    // a backlog of real snapshots on Kafka, then drain it
+    let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&kafka).expect("publisher"));
+    let publisher = SnapshotPublisher::new(
+        Arc::clone(&transport),
+        Encoding::Bincode,
+        kafka.topic_prefix.clone(),
+    );
+    let stream: Vec<Snapshot> = (0..backlog).map(real_snapshot).collect();
+    for chunk in stream.chunks(1000) {
+        let results = join_all(chunk.iter().map(|s| publisher.publish(s))).await;
+        assert!(results.iter().all(Result::is_ok), "publish failed");
+    }
+    let mut conn = raw(&db).await;
+    let target = base_rows + backlog as i64;
+    let drain_started = Instant::now();
+    let (aggregator, ready_with_backlog) = start_aggregator(&kafka, &db).await;
+    while count_rows(&mut conn).await < target {
+        assert!(
+            drain_started.elapsed() < Duration::from_secs(1800),
+            "journal did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drain_secs = drain_started.elapsed().as_secs_f64();
+
+    // raw COPY of the same rows back into the same table (same size, same indexes)
+    let select = "SELECT id, kind, service, instance, status, generated_at, received_at, summary, \
+                  body, kafka_topic, kafka_partition, kafka_offset FROM telemetry_snapshots \
+                  WHERE kafka_topic IS NOT NULL";
+    let mut out = conn
+        .copy_out_raw(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
+        .await
+        .expect("copy out");
+    let mut bytes = Vec::new();
+    use futures::StreamExt;
+    while let Some(chunk) = out.next().await {
+        bytes.extend_from_slice(&chunk.expect("copy out chunk"));
+    }
+    drop(out);
+    conn.execute("DELETE FROM telemetry_snapshots WHERE kafka_topic IS NOT NULL")
+        .await
+        .expect("remove drained rows");
+    let copy_started = Instant::now();
+    let mut tx = conn.begin().await.unwrap();
+    let mut copy_in = tx
+        .copy_in_raw(
+            "COPY telemetry_snapshots (id, kind, service, instance, status, generated_at, \
+             received_at, summary, body, kafka_topic, kafka_partition, kafka_offset) \
+             FROM STDIN (FORMAT binary)",
+        )
+        .await
+        .expect("copy in");
+    copy_in.send(bytes).await.expect("copy data");
+    let copied = copy_in.finish().await.expect("copy finish");
+    tx.commit().await.unwrap();
+    let copy_secs = copy_started.elapsed().as_secs_f64();
+    assert_eq!(copied as usize, backlog);
+
+    // summary vs live on the same server
+    let base = format!("http://{}", aggregator.http_addr);
+    let live = req_per_sec(&format!("{base}/health/live"), 8, 3.0).await;
+    let summary = req_per_sec(&format!("{base}/api/v1/summary"), 8, 3.0).await;
+    let summary_md = req_per_sec(&format!("{base}/api/v1/summary?format=markdown"), 8, 3.0).await;
+
+    // history queries at this size
+    let client = reqwest::Client::new();
+    let (h_all, h_all95) = history_ms(&client, &format!("{base}/api/v1/snapshots?limit=100")).await;
+    let (h_kind, h_kind95) = history_ms(
+        &client,
+        &format!(
+            "{base}/api/v1/snapshots?limit=100&kind={}",
+            topics::RETENTION
+        ),
+    )
+    .await;
+    let (h_svc, h_svc95) = history_ms(
+        &client,
+        &format!("{base}/api/v1/snapshots?limit=100&service=svc-7"),
+    )
+    .await;
+
+    // publish → queryable at a steady rate
+    let (latencies, achieved) = latency_at_rate(&publisher, &db, rate, rate_secs).await;
+    aggregator.stop().await;
+    let total = count_rows(&mut conn).await;
+
+    let drain = backlog as f64 / drain_secs;
+    let copy = backlog as f64 / copy_secs;
+    println!("journal bench (plain PostgreSQL; {base_rows} base rows; {total} rows at the end)");
+    println!(
+        "  drain {backlog} real snapshots: {drain:.0}/s ({drain_secs:.1} s incl. start) vs raw COPY {copy:.0}/s: ratio {:.2} (goal >= 0.8)",
+        drain / copy
+    );
+    println!(
+        "  /api/v1/summary {summary:.0} req/s (markdown {summary_md:.0}) vs /health/live {live:.0} req/s: ratio {:.2} (goal >= 0.8)",
+        summary / live
+    );
+    println!(
+        "  start to ready: {:.3} s on an idle topic, {:.3} s with the backlog waiting (goal <= 1 s)",
+        ready.as_secs_f64(),
+        ready_with_backlog.as_secs_f64()
+    );
+    println!(
+        "  history limit=100 over HTTP, p50/p95 ms: all {h_all:.1}/{h_all95:.1}, kind {h_kind:.1}/{h_kind95:.1}, service {h_svc:.1}/{h_svc95:.1} (goal <= 10 ms)"
+    );
+    println!(
+        "  publish -> queryable at {achieved:.0}/s for {rate_secs} s ({} samples): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (goal p99 <= 100 ms)",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    );
+}
