@@ -76,6 +76,8 @@ pub struct IngressStatus {
     pub liveness_stall_seconds: u64,
     /// Set while dead-letter writes of one record keep failing (readiness 503 says why).
     pub dlq_failing: Option<String>,
+    /// Messages received while paused, waiting for the next batch (capped).
+    pub pending: usize,
 }
 
 impl IngressStatus {
@@ -302,6 +304,10 @@ impl Ingress {
                 }
                 None => break,
             }
+        }
+        if !batch.is_empty() {
+            let left = pending.len();
+            self.update(|s| s.pending = left);
         }
         let deadline = Instant::now() + self.batch_linger;
         while batch.len() < self.batch_size && bytes < max_bytes {
@@ -773,6 +779,8 @@ impl Ingress {
                 };
                 if let Ok(Some(message)) = wait {
                     pending.push_back(message);
+                    let queued = pending.len();
+                    self.update(|s| s.pending = queued);
                 }
             } else {
                 tokio::select! {
