@@ -485,8 +485,10 @@ impl Ingress {
         }
         let committed_at = Utc::now();
         let mut duplicates = 0;
+        // a copy delivered twice within one batch is inserted once: the second is a duplicate
+        let mut counted: HashSet<Uuid> = HashSet::with_capacity(inserted.len());
         for a in &accepted {
-            if inserted.contains(&a.snapshot.id) {
+            if inserted.contains(&a.snapshot.id) && counted.insert(a.snapshot.id) {
                 let lag = (committed_at - a.snapshot.generated_at)
                     .num_microseconds()
                     .unwrap_or(0) as f64
