@@ -76,6 +76,8 @@ pub struct IngressStatus {
     pub liveness_stall_seconds: u64,
     /// Set while dead-letter writes of one record keep failing (readiness 503 says why).
     pub dlq_failing: Option<String>,
+    /// Messages received while paused, waiting for the next batch (capped).
+    pub pending: usize,
 }
 
 impl IngressStatus {
@@ -303,6 +305,10 @@ impl Ingress {
                 None => break,
             }
         }
+        if !batch.is_empty() {
+            let left = pending.len();
+            self.update(|s| s.pending = left);
+        }
         let deadline = Instant::now() + self.batch_linger;
         while batch.len() < self.batch_size && bytes < max_bytes {
             let wait = if batch.is_empty() {
@@ -479,8 +485,10 @@ impl Ingress {
         }
         let committed_at = Utc::now();
         let mut duplicates = 0;
+        // a copy delivered twice within one batch is inserted once: the second is a duplicate
+        let mut counted: HashSet<Uuid> = HashSet::with_capacity(inserted.len());
         for a in &accepted {
-            if inserted.contains(&a.snapshot.id) {
+            if inserted.contains(&a.snapshot.id) && counted.insert(a.snapshot.id) {
                 let lag = (committed_at - a.snapshot.generated_at)
                     .num_microseconds()
                     .unwrap_or(0) as f64
@@ -773,6 +781,8 @@ impl Ingress {
                 };
                 if let Ok(Some(message)) = wait {
                     pending.push_back(message);
+                    let queued = pending.len();
+                    self.update(|s| s.pending = queued);
                 }
             } else {
                 tokio::select! {
