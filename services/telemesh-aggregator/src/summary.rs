@@ -63,9 +63,21 @@ pub struct Summary {
 }
 
 impl SummaryState {
-    /// Records a snapshot unless a newer one of the same (kind, source) is already known.
+    /// Records a snapshot unless a newer one of the same (kind, source) is already known. A
+    /// "departed" snapshot (an instance's last word on shutdown) removes its source.
     pub fn observe(&mut self, snapshot: Snapshot) {
         let key = (snapshot.kind.clone(), snapshot.source.clone());
+        if telemesh_alerting::engine::is_departed(&snapshot) {
+            if self
+                .latest
+                .get(&key)
+                .is_none_or(|known| known.generated_at <= snapshot.generated_at)
+            {
+                self.latest.remove(&key);
+            }
+            return;
+        }
+        self.prune_replaced(&snapshot);
         match self.latest.get(&key) {
             Some(known) if known.generated_at > snapshot.generated_at => {}
             _ => {
@@ -82,6 +94,9 @@ impl SummaryState {
     pub fn summary(&self, policy: &StalenessPolicy, now: DateTime<Utc>) -> Summary {
         let mut by_kind: BTreeMap<&str, Vec<&Snapshot>> = BTreeMap::new();
         for ((kind, _), snapshot) in &self.latest {
+            if self.replaced(policy, snapshot, now) {
+                continue;
+            }
             by_kind.entry(kind.as_str()).or_default().push(snapshot);
         }
         let mut domains = BTreeMap::new();
@@ -112,6 +127,46 @@ impl SummaryState {
             headline,
             domains,
         }
+    }
+}
+
+/// An instance silent for this many of its stated intervals while a sibling reports is
+/// forgotten (the default `stale_factor`).
+const REPLACED_AFTER_INTERVALS: f64 = 3.0;
+
+impl SummaryState {
+    /// Forgets the instances of `snapshot`'s service that were replaced: silent for
+    /// [`REPLACED_AFTER_INTERVALS`] of their stated interval before this newer snapshot.
+    fn prune_replaced(&mut self, snapshot: &Snapshot) {
+        self.latest.retain(|(kind, source), known| {
+            let replaced = *kind == snapshot.kind
+                && source.service == snapshot.source.service
+                && source.instance != snapshot.source.instance
+                && known
+                    .metrics
+                    .get(INTERVAL_METRIC)
+                    .filter(|i| i.is_finite() && **i > 0.0)
+                    .is_some_and(|interval| {
+                        let silent = (snapshot.generated_at - known.generated_at)
+                            .num_milliseconds() as f64
+                            / 1000.0;
+                        silent > REPLACED_AFTER_INTERVALS * interval
+                    });
+            !replaced
+        });
+    }
+
+    /// A stale instance whose service has a newer instance reporting was replaced (a rolling
+    /// update): it leaves the summary.
+    fn replaced(&self, policy: &StalenessPolicy, snapshot: &Snapshot, now: DateTime<Utc>) -> bool {
+        let age = (now - snapshot.generated_at).num_milliseconds() as f64 / 1000.0;
+        age > policy.stale_factor * interval_of(policy, snapshot)
+            && self.latest.values().any(|other| {
+                other.kind == snapshot.kind
+                    && other.source.service == snapshot.source.service
+                    && other.source.instance != snapshot.source.instance
+                    && other.generated_at > snapshot.generated_at
+            })
     }
 }
 
@@ -286,6 +341,44 @@ mod tests {
         assert_eq!(block.sources.len(), 2);
         assert!(!block.stale);
         assert_eq!(summary.status, Grade::Warn);
+    }
+
+    #[test]
+    fn departed_and_replaced_instances_leave_the_summary() {
+        let now = Utc::now();
+        let ago = |s: i64| now - chrono::Duration::seconds(s);
+        let mut state = SummaryState::default();
+        // a rolling update: "old" stopped 40 s ago (stale), "new" reports
+        state.observe(snap("k", "old", Grade::Ok, ago(40)));
+        state.observe(snap("k", "new", Grade::Ok, ago(1)));
+        // a lone stale instance stays (it is what staleness is about)
+        state.observe(snap("lone", "only", Grade::Ok, ago(40)));
+        let summary = state.summary(&policy(), now);
+        let instances = |kind: &str| -> Vec<String> {
+            summary.domains[kind]
+                .sources
+                .iter()
+                .map(|s| s.instance.clone())
+                .collect()
+        };
+        assert_eq!(instances("k"), ["new"]);
+        assert!(!summary.domains["k"].stale);
+        assert_eq!(instances("lone"), ["only"]);
+        // a fresh old instance is not hidden
+        let mut state = SummaryState::default();
+        state.observe(snap("k", "old", Grade::Ok, ago(5)));
+        state.observe(snap("k", "new", Grade::Ok, ago(1)));
+        assert_eq!(state.summary(&policy(), now).domains["k"].sources.len(), 2);
+        // an instance's departed snapshot removes it at once; an older one does not
+        let mut bye = snap("k", "old", Grade::Ok, ago(2));
+        bye.metric(telemesh_alerting::engine::DEPARTED_METRIC, 1.0);
+        let mut stale_bye = bye.clone();
+        stale_bye.generated_at = ago(10);
+        stale_bye.source.instance = "new".into();
+        state.observe(bye);
+        state.observe(stale_bye);
+        let left: Vec<String> = state.latest().map(|s| s.source.instance.clone()).collect();
+        assert_eq!(left, ["new"]);
     }
 
     #[test]

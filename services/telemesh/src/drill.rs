@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use anyhow::bail;
 use chrono::Utc;
-use telemesh_aggregator::alerting::channels::{Channel, MemoryIssueBook, Notification};
-use telemesh_aggregator::alerting::dispatch::deliver;
-use telemesh_aggregator::alerting::{Alert, AlertState, Event, Resolution};
+use telemesh_alerting::channels::{Channel, MemoryIssueBook, Notification};
+use telemesh_alerting::dispatch::deliver;
+use telemesh_alerting::{Alert, AlertState, Event, Resolution};
 use uuid::Uuid;
 
 use crate::config::TelemeshConfig;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix::Actor;
 use anyhow::{bail, Context as _};
-use telemesh_aggregator::actors::alert::SystemClock;
+use telemesh_alerting::actor::SystemClock;
 use telemesh_aggregator::{
     subscribed_topics, Aggregator, AlertingParts, Journal, JournalSettings, TransportParts,
 };

@@ -4,6 +4,7 @@
 //! Invariant: inserts are idempotent on the snapshot id (`ON CONFLICT DO NOTHING`), so a
 //! replayed Kafka message never adds a row; one batch is one transaction.
 
+mod alerts;
 mod postgres;
 mod sqlite;
 
@@ -14,6 +15,7 @@ use uuid::Uuid;
 
 use crate::settings::{JournalSettings, TimescaleMode};
 
+pub use alerts::AlertStore;
 pub use postgres::PgJournal;
 pub use sqlite::SqliteJournal;
 
