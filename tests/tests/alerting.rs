@@ -801,3 +801,110 @@ async fn a_rolling_update_does_not_page_and_the_summary_shows_one_instance() {
     );
     aggregator.stop().await;
 }
+
+#[actix_rt::test]
+async fn planted_secrets_never_leave_through_any_output_under_network_failures() {
+    let env = TestEnv::get();
+    let db = env.fresh_database(&namespace()).await;
+    // every channel points at a closed port: every attempt is a network failure
+    let closed = FakeReceiver::start();
+    let addr = closed.addr().to_owned();
+    closed.stop().await;
+    let secrets = [
+        "slack-secret-T0A1B2C3",
+        "webhook-secret-Z9Y8X7",
+        "webhook-query-secret-Q5",
+        "ghp_github-secret-K4L5M6",
+        "smtp-secret-P7Q8R9",
+    ];
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let mut settings = fast_outbox(vec![
+        ChannelSettings {
+            kind: "slack".into(),
+            ..webhook(
+                "slack",
+                &format!("http://{addr}/services/T0/B0/{}", secrets[0]),
+            )
+        },
+        webhook(
+            "hook",
+            &format!("http://{addr}/hook/{}?token={}", secrets[1], secrets[2]),
+        ),
+        ChannelSettings {
+            name: "github".into(),
+            kind: "github".into(),
+            api_url: format!("http://{addr}"),
+            repo: "acme/ops".into(),
+            token: Secret::new(secrets[3]),
+            timeout_ms: 1_000,
+            ..ChannelSettings::default()
+        },
+        ChannelSettings {
+            name: "mail".into(),
+            kind: "email".into(),
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: port,
+            smtp_tls: "none".into(),
+            from: "telemesh <telemesh@example.com>".into(),
+            to: vec!["oncall@example.com".into()],
+            username: "ops".into(),
+            password: Secret::new(secrets[4]),
+            timeout_ms: 1_000,
+            ..ChannelSettings::default()
+        },
+    ]);
+    settings.outbox_expire_seconds = 2.0;
+    let (aggregator, publisher) = start(&db, settings, Arc::new(SystemClock)).await;
+    let base = format!("http://{}", aggregator.http_addr);
+    publish(&publisher, Grade::Fail, "rows dropped").await;
+    wait_until("every channel expired", Duration::from_secs(30), || {
+        let url = format!("{base}/api/v1/alerts/channels");
+        async move {
+            let c = get_json(url).await;
+            let all = ["slack", "hook", "github", "mail"]
+                .iter()
+                .all(|n| c["channels"][n]["expired"].as_u64() == Some(1));
+            all.then_some(())
+        }
+    })
+    .await;
+    let alerts = get_json(format!("{base}/api/v1/alerts")).await;
+    let id = alerts["alerts"][0]["id"].as_str().unwrap().to_owned();
+    let mut surfaces = Vec::new();
+    for path in [
+        "/api/v1/alerts".to_owned(),
+        "/api/v1/alerts?state=all".to_owned(),
+        format!("/api/v1/alerts/{id}"),
+        "/api/v1/alerts/channels".to_owned(),
+        "/api/v1/summary".to_owned(),
+        "/api/v1/summary?format=markdown".to_owned(),
+        "/metrics".to_owned(),
+        "/health".to_owned(),
+    ] {
+        let body = reqwest::get(format!("{base}{path}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        surfaces.push((path, body));
+    }
+    let detail = &surfaces[2].1;
+    assert!(
+        detail.contains("request failed") || detail.contains("smtp"),
+        "the failures are recorded (with their cause): {detail}"
+    );
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    assert!(logs.contains("notification expired"), "the logs were captured");
+    surfaces.push(("logs".into(), logs));
+    for (surface, text) in &surfaces {
+        for secret in secrets {
+            assert!(
+                !text.contains(secret),
+                "{secret} leaked through {surface}: {}",
+                &text[text.find(secret).unwrap().saturating_sub(200)..]
+            );
+        }
+    }
+    aggregator.stop().await;
+}

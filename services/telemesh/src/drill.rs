@@ -98,7 +98,10 @@ pub async fn run(cfg: TelemeshConfig) -> anyhow::Result<()> {
                 cfg.alerting.drill_record_url,
                 r.status()
             ),
-            Err(e) => println!("drill NOT recorded: {e}"),
+            Err(e) => println!(
+                "drill NOT recorded: {}",
+                telemesh_alerting::redact::scrub_urls(&e.without_url().to_string())
+            ),
         }
     }
     if failures > 0 {
