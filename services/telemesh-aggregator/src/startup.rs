@@ -90,6 +90,7 @@ fn start_alerting(
             .then(|| Duration::from_secs_f64(a.journal_poll_seconds)),
         seed_window: chrono::Duration::hours(settings.seed_window_hours as i64),
         lag_threshold: a.lag_hold_messages,
+        stall_after: Duration::from_millis(a.stall_hold_ms),
         metrics: AlertMetrics {
             notifications: metrics.alert_notifications.clone(),
             open: metrics.alerts_open.clone(),

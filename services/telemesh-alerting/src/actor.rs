@@ -158,6 +158,9 @@ pub struct AlertActorParts {
     pub seed_window: chrono::Duration,
     /// Backlog (messages) above which ingestion counts as lagging.
     pub lag_threshold: u64,
+    /// Without word of ingestion progress for this long (a journal write hanging before it
+    /// fails), staleness is held.
+    pub stall_after: Duration,
     pub metrics: AlertMetrics,
 }
 
@@ -177,6 +180,8 @@ pub struct AlertActor {
     term: Option<Term>,
     /// A leadership attempt or check is in flight.
     polling: bool,
+    /// When the host last reported ingestion progress.
+    last_progress: std::time::Instant,
 }
 
 impl AlertActor {
@@ -186,6 +191,7 @@ impl AlertActor {
             parts,
             term: None,
             polling: false,
+            last_progress: std::time::Instant::now(),
         }
     }
 
@@ -432,6 +438,10 @@ impl Actor for AlertActor {
         ctx.run_interval(self.parts.tick, |actor, _| {
             if actor.term.is_some() {
                 let now = actor.parts.clock.now();
+                if actor.last_progress.elapsed() > actor.parts.stall_after {
+                    // ingestion is stuck (e.g. a journal write hanging): hold staleness
+                    actor.engine.hold(now);
+                }
                 let actions = actor.engine.tick(now);
                 actor.apply(actions);
             }
@@ -472,6 +482,7 @@ impl Handler<IngestionProgress> for AlertActor {
     type Result = ();
 
     fn handle(&mut self, msg: IngestionProgress, _: &mut Self::Context) {
+        self.last_progress = std::time::Instant::now();
         if self.term.is_none() {
             return;
         }

@@ -266,15 +266,24 @@ struct SeenSource {
     interval_seconds: f64,
     /// When this instance was first seen (a later first-seen instance is "newer").
     first_seen: DateTime<Utc>,
-    /// Time ingestion was held since `generated_at`: not counted as silence.
-    held: Duration,
 }
 
-impl SeenSource {
-    /// Seconds of silence that count.
-    fn silence(&self, now: DateTime<Utc>) -> f64 {
-        (now - self.generated_at - self.held).num_milliseconds() as f64 / 1000.0
+/// How many past hold periods are remembered (older ones no longer overlap any silence
+/// worth measuring).
+const MAX_HOLDS: usize = 64;
+
+/// Seconds of `seen`'s silence at `now` that count: time while ingestion was held is not
+/// silence (the snapshots may be waiting in the backlog).
+fn silence(seen: &SeenSource, holds: &[(DateTime<Utc>, DateTime<Utc>)], now: DateTime<Utc>) -> f64 {
+    let mut silent = now - seen.generated_at;
+    for (start, end) in holds {
+        let from = (*start).max(seen.generated_at);
+        let to = (*end).min(now);
+        if to > from {
+            silent = silent - (to - from);
+        }
     }
+    silent.num_milliseconds() as f64 / 1000.0
 }
 
 type SourceKey = (String, String, String);
@@ -290,6 +299,8 @@ pub struct AlertEngine {
     seen: BTreeMap<SourceKey, SeenSource>,
     /// Since when ingestion is held, while it is.
     held_since: Option<DateTime<Utc>>,
+    /// Past hold periods, oldest first.
+    holds: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl AlertEngine {
@@ -300,6 +311,7 @@ impl AlertEngine {
             last_open_page: BTreeMap::new(),
             seen: BTreeMap::new(),
             held_since: None,
+            holds: Vec::new(),
         }
     }
 
@@ -341,7 +353,6 @@ impl AlertEngine {
                 generated_at: snapshot.generated_at,
                 interval_seconds: interval,
                 first_seen: snapshot.generated_at,
-                held: Duration::zero(),
             },
         );
     }
@@ -405,16 +416,14 @@ impl AlertEngine {
         actions
     }
 
-    /// Ingestion is back: the held time is credited to every source and the cause alert
-    /// resolves.
+    /// Ingestion is back: the held time stops counting as any source's silence (also for
+    /// snapshots generated while held and consumed later) and the cause alert resolves.
     pub fn ingestion_resumed(&mut self, now: DateTime<Utc>) -> Vec<Action> {
         let mut actions = Vec::new();
         if let Some(since) = self.held_since.take() {
-            for seen in self.seen.values_mut() {
-                let from = since.max(seen.generated_at);
-                if now > from {
-                    seen.held = seen.held + (now - from);
-                }
+            self.holds.push((since, now));
+            if self.holds.len() > MAX_HOLDS {
+                self.holds.remove(0);
             }
         }
         let fp = fingerprint(CAUSE_KIND, CAUSE_SERVICE, Some(CAUSE_COMPONENT));
@@ -459,7 +468,7 @@ impl AlertEngine {
         let replaced: Vec<(SourceKey, String)> = self
             .seen
             .iter()
-            .filter(|(_, seen)| seen.silence(now) > factor * seen.interval_seconds)
+            .filter(|(_, seen)| silence(seen, &self.holds, now) > factor * seen.interval_seconds)
             .filter_map(|(key, seen)| {
                 self.seen
                     .iter()
@@ -514,7 +523,6 @@ impl AlertEngine {
                 generated_at: snapshot.generated_at,
                 interval_seconds: interval,
                 first_seen,
-                held: Duration::zero(),
             },
         );
         // a fresh snapshot clears this source's staleness
@@ -721,7 +729,9 @@ impl AlertEngine {
         let stale: Vec<(SourceKey, SeenSource)> = self
             .seen
             .iter()
-            .filter(|(_, seen)| seen.silence(now) > self.policy.stale_factor * seen.interval_seconds)
+            .filter(|(_, seen)| {
+                silence(seen, &self.holds, now) > self.policy.stale_factor * seen.interval_seconds
+            })
             .map(|(key, seen)| (key.clone(), seen.clone()))
             .collect();
         for ((kind, service, instance), seen) in stale {

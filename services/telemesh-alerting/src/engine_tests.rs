@@ -545,3 +545,23 @@ fn remembered_sources_turn_stale_and_replays_are_ignored() {
     assert!(events(&e.observe(&replay, t0 + Duration::seconds(32))).is_empty());
     assert!(e.open_alerts().next().is_some());
 }
+
+#[test]
+fn snapshots_generated_while_held_and_consumed_later_are_not_stale() {
+    let t0 = utc(T0);
+    let mut p = policy();
+    p.group_wait = Duration::zero();
+    let mut e = AlertEngine::new(p);
+    e.observe(&every(snap(Grade::Ok, "ok", "a", t0), 1.0), t0);
+    e.ingestion_held("journal down", t0 + Duration::seconds(1));
+    let back = t0 + Duration::seconds(60);
+    e.ingestion_resumed(back);
+    // the backlog drains: a snapshot from the middle of the outage arrives after recovery
+    let late = every(snap(Grade::Ok, "ok", "a", t0 + Duration::seconds(2)), 1.0);
+    e.observe(&late, back + Duration::milliseconds(500));
+    let actions = e.tick(back + Duration::milliseconds(1500));
+    assert!(events(&actions).is_empty(), "{:?}", events(&actions));
+    // but real silence after recovery still counts
+    let actions = e.tick(back + Duration::seconds(5));
+    assert_eq!(events(&actions).len(), 1);
+}

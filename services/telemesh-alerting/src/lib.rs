@@ -175,6 +175,9 @@ pub struct AlertingSettings {
     /// A consumer backlog above this many messages counts as lagging: staleness alerts are
     /// held and one cause alert fires.
     pub lag_hold_messages: u64,
+    /// Without word of ingestion progress for this long (a journal write hanging before it
+    /// fails), staleness alerts are held. Keep it below the shortest stale window.
+    pub stall_hold_ms: u64,
 }
 
 impl Default for AlertingSettings {
@@ -206,6 +209,7 @@ impl Default for AlertingSettings {
             leader_poll_ms: 1_000,
             journal_poll_seconds: 0.0,
             lag_hold_messages: 10_000,
+            stall_hold_ms: 1_000,
         }
     }
 }
