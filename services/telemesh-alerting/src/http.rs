@@ -1,4 +1,5 @@
-//! Owns the alert API: `GET /api/v1/alerts?state=&limit=`, `GET /api/v1/alerts/channels`,
+//! Owns the alert API: `GET /api/v1/alerts?state=&limit=`, `GET /api/v1/alerts/channels`
+//! (channel health and whether this replica is the alerting leader),
 //! `GET /api/v1/alerts/{id}` (with its notification log), and the mutating
 //! `POST /api/v1/alerts/{id}/ack|resolve|postmortem`, which need `Authorization: Bearer
 //! <alerting.api_token>` (401 without one, 403 with a wrong one; checked before the body is
@@ -14,7 +15,9 @@ use serde::Deserialize;
 use telemesh_core::config::Secret;
 use uuid::Uuid;
 
-use crate::actor::{Acknowledge, AlertActor, GetChannelHealth, ResolveAlert, SetPostmortem};
+use crate::actor::{
+    Acknowledge, AlertActor, GetChannelHealth, IsLeader, ResolveAlert, SetPostmortem,
+};
 use crate::engine::AlertError;
 use crate::repo::{AlertRepo, StateFilter};
 
@@ -233,7 +236,8 @@ async fn channels(state: web::Data<AlertApi>) -> Result<HttpResponse, ApiError> 
         .send(GetChannelHealth)
         .await
         .map_err(|e| ApiError::unavailable(format!("alert actor: {e}")))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "channels": health })))
+    let leader = actor.send(IsLeader).await.unwrap_or(false);
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "channels": health, "leader": leader })))
 }
 
 async fn get(
