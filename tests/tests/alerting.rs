@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use serde_json::Value;
+use telemesh_aggregator::{subscribed_topics, Aggregator, AlertingParts, TransportParts};
 use telemesh_alerting::actor::{Clock, ManualClock, SystemClock, TickNow};
 use telemesh_alerting::{AlertingSettings, ChannelSettings};
-use telemesh_aggregator::{subscribed_topics, Aggregator, AlertingParts, TransportParts};
 use telemesh_core::config::Secret;
 use telemesh_core::transport::inproc::InProcessBus;
 use telemesh_core::transport::SnapshotPublisher;
@@ -793,7 +793,11 @@ async fn a_rolling_update_does_not_page_and_the_summary_shows_one_instance() {
     bye.metric(telemesh_alerting::engine::DEPARTED_METRIC, 1.0);
     publisher.publish(&bye).await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(receiver.received().is_empty(), "{:?}", webhook_events(&receiver));
+    assert!(
+        receiver.received().is_empty(),
+        "{:?}",
+        webhook_events(&receiver)
+    );
     let summary = get_json(format!("{base}/api/v1/summary")).await;
     assert!(
         summary["domains"].get(topics::INGEST_TRENDS).is_none(),
@@ -895,7 +899,10 @@ async fn planted_secrets_never_leave_through_any_output_under_network_failures()
         "the failures are recorded (with their cause): {detail}"
     );
     let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
-    assert!(logs.contains("notification expired"), "the logs were captured");
+    assert!(
+        logs.contains("notification expired"),
+        "the logs were captured"
+    );
     surfaces.push(("logs".into(), logs));
     for (surface, text) in &surfaces {
         for secret in secrets {

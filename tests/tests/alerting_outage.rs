@@ -118,7 +118,10 @@ async fn a_journal_outage_longer_than_the_stale_window_pages_one_cause_not_a_sto
         .map(|r| {
             (
                 r.body["event"].as_str().unwrap_or_default().to_owned(),
-                r.body["alert"]["kind"].as_str().unwrap_or_default().to_owned(),
+                r.body["alert"]["kind"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
             )
         })
         .collect();

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use telemesh_alerting::actor::{AlertActor, IngestionHeld, IngestionProgress, ObserveAlerts};
 use telemesh_core::codec::{self, CodecError, CONTENT_TYPE_HEADER};
 use telemesh_core::telemetry;
 use telemesh_core::topics;
@@ -31,7 +32,6 @@ use telemesh_core::transport::{
     highest_positions, InboundMessage, OutboundMessage, Publisher, Subscriber,
 };
 use telemesh_core::Snapshot;
-use telemesh_alerting::actor::{AlertActor, IngestionHeld, IngestionProgress, ObserveAlerts};
 use tokio::sync::watch;
 use tracing::field::Empty;
 use tracing::{Instrument, Span};

@@ -184,9 +184,12 @@ impl Aggregator {
         let summary = summary.start();
         let (alerts, api_token) = match alerting.filter(|a| a.settings.enabled) {
             Some(parts) => (
-                Some(
-                    start_alerting(&parts, settings, alert_store.clone(), &metrics)?,
-                ),
+                Some(start_alerting(
+                    &parts,
+                    settings,
+                    alert_store.clone(),
+                    &metrics,
+                )?),
                 parts.settings.api_token.clone(),
             ),
             None => (None, Default::default()),

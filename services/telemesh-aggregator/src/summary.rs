@@ -147,8 +147,8 @@ impl SummaryState {
                     .get(INTERVAL_METRIC)
                     .filter(|i| i.is_finite() && **i > 0.0)
                     .is_some_and(|interval| {
-                        let silent = (snapshot.generated_at - known.generated_at)
-                            .num_milliseconds() as f64
+                        let silent = (snapshot.generated_at - known.generated_at).num_milliseconds()
+                            as f64
                             / 1000.0;
                         silent > REPLACED_AFTER_INTERVALS * interval
                     });

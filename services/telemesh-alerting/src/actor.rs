@@ -384,7 +384,10 @@ fn spawn_effects(
                     Action::Persist(alert) => {
                         let pages = matches!(actions.peek(), Some(Action::Notify { alert: next, .. }) if next.id == alert.id);
                         if pages {
-                            if let Some(Action::Notify { event, channels, .. }) = actions.next() {
+                            if let Some(Action::Notify {
+                                event, channels, ..
+                            }) = actions.next()
+                            {
                                 let n = Notification {
                                     id: Uuid::now_v7(),
                                     event,
@@ -434,7 +437,9 @@ impl Actor for AlertActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.poll_leadership(ctx);
-        ctx.run_interval(self.parts.leader_poll, |actor, ctx| actor.poll_leadership(ctx));
+        ctx.run_interval(self.parts.leader_poll, |actor, ctx| {
+            actor.poll_leadership(ctx)
+        });
         ctx.run_interval(self.parts.tick, |actor, _| {
             if actor.term.is_some() {
                 let now = actor.parts.clock.now();
@@ -489,10 +494,8 @@ impl Handler<IngestionProgress> for AlertActor {
         let now = self.parts.clock.now();
         let backlog = msg.backlog.unwrap_or(0);
         let actions = if backlog > self.parts.lag_threshold {
-            self.engine.ingestion_held(
-                &format!("consumer lag: {backlog} messages behind"),
-                now,
-            )
+            self.engine
+                .ingestion_held(&format!("consumer lag: {backlog} messages behind"), now)
         } else if self.engine.is_held() {
             self.engine.ingestion_resumed(now)
         } else {

@@ -408,7 +408,9 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<Utc>) -> Option<Dura
         return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = (at.with_timezone(&Utc) - now).to_std().unwrap_or(Duration::ZERO);
+    let wait = (at.with_timezone(&Utc) - now)
+        .to_std()
+        .unwrap_or(Duration::ZERO);
     Some(wait.min(MAX_RETRY_AFTER))
 }
 

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 use serde::Serialize;
 use tokio::sync::mpsc;
+use uuid::Uuid;
 
 use crate::channels::{Channel, IssueBook, Notification, SendError, Sent};
 use crate::metrics::AlertMetrics;
@@ -111,10 +111,7 @@ impl RetrySchedule {
     /// `max`, then scaled by `jitter` in [0.5, 1] (spreads retries of many replicas/alerts).
     pub fn backoff(&self, attempts: u32, jitter: f64) -> Duration {
         let doublings = attempts.saturating_sub(1).min(30);
-        let base = self
-            .initial
-            .saturating_mul(1u32 << doublings)
-            .min(self.max);
+        let base = self.initial.saturating_mul(1u32 << doublings).min(self.max);
         base.mul_f64(jitter.clamp(0.5, 1.0))
     }
 }
@@ -158,7 +155,14 @@ impl Worker {
     async fn record(&self, job: &Job, outcome: &str, status: Option<u16>, detail: &str) {
         if let Some(store) = &self.store {
             if let Err(e) = store
-                .log_outcome(job.n.id, &self.channel.name, outcome, status, job.attempts, detail)
+                .log_outcome(
+                    job.n.id,
+                    &self.channel.name,
+                    outcome,
+                    status,
+                    job.attempts,
+                    detail,
+                )
                 .await
             {
                 tracing::error!(error = %e, channel = %self.channel.name, "could not record the notification outcome");
@@ -224,7 +228,8 @@ impl Worker {
                     }
                 });
                 tracing::error!(channel = %name, event = job.n.event.name(), alert = %job.n.alert.id, attempts = job.attempts, error = %error, fallback = ?self.fallback, "notification {outcome}; the channel counts as down");
-                self.record(&job, outcome, error.status, &error.detail).await;
+                self.record(&job, outcome, error.status, &error.detail)
+                    .await;
                 return self.fallback.as_ref().map(|_| job);
             }
             let wait = error
@@ -233,7 +238,8 @@ impl Worker {
                 .min(left);
             tracing::warn!(channel = %name, attempt = job.attempts, error = %error, wait_ms = wait.as_millis() as u64, "notification failed; retrying");
             self.health(|h| h.retries += 1);
-            self.record(&job, "pending", error.status, &error.detail).await;
+            self.record(&job, "pending", error.status, &error.detail)
+                .await;
             tokio::time::sleep(wait).await;
         }
     }

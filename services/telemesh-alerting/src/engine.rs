@@ -280,7 +280,7 @@ fn silence(seen: &SeenSource, holds: &[(DateTime<Utc>, DateTime<Utc>)], now: Dat
         let from = (*start).max(seen.generated_at);
         let to = (*end).min(now);
         if to > from {
-            silent = silent - (to - from);
+            silent -= to - from;
         }
     }
     silent.num_milliseconds() as f64 / 1000.0
@@ -445,13 +445,21 @@ impl AlertEngine {
     }
 
     /// Retires one instance: it is no longer watched and its alerts resolve with `note`.
-    fn retire(&mut self, key: &SourceKey, note: &str, now: DateTime<Utc>, actions: &mut Vec<Action>) {
+    fn retire(
+        &mut self,
+        key: &SourceKey,
+        note: &str,
+        now: DateTime<Utc>,
+        actions: &mut Vec<Action>,
+    ) {
         self.seen.remove(key);
         let (kind, service, instance) = key;
         let fps: Vec<String> = self
             .open
             .values()
-            .filter(|a| &a.kind == kind && &a.service == service && a.bad_instances.contains(instance))
+            .filter(|a| {
+                &a.kind == kind && &a.service == service && a.bad_instances.contains(instance)
+            })
             .map(|a| a.fingerprint.clone())
             .collect();
         for fp in fps {
@@ -509,8 +517,7 @@ impl AlertEngine {
             return actions;
         }
         let previous = self.seen.get(&key);
-        if previous.is_some_and(|p| p.id == snapshot.id || p.generated_at > snapshot.generated_at)
-        {
+        if previous.is_some_and(|p| p.id == snapshot.id || p.generated_at > snapshot.generated_at) {
             // already evaluated, or older than what we have (a replay)
             return actions;
         }

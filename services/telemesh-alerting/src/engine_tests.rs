@@ -453,7 +453,11 @@ fn a_stale_alert_of_a_replaced_instance_resolves_as_departed() {
         paged.extend(events(&actions).into_iter().map(|(ev, _)| ev));
         resolved.extend(resolutions(&actions));
     }
-    assert_eq!(paged, [Event::Open, Event::Resolve], "one page that closes itself");
+    assert_eq!(
+        paged,
+        [Event::Open, Event::Resolve],
+        "one page that closes itself"
+    );
     let (resolution, note) = resolved.last().cloned().unwrap();
     assert_eq!(resolution, Resolution::Departed);
     assert!(note.unwrap().contains("replaced by new"));
@@ -474,7 +478,10 @@ fn a_departed_snapshot_retires_its_instance_at_once() {
     assert_eq!(events(&actions)[0].0, Event::Resolve);
     assert_eq!(resolutions(&actions)[0].0, Resolution::Departed);
     assert_eq!(e.watched().count(), 0);
-    assert!(events(&e.tick(t0 + Duration::hours(1))).is_empty(), "never stale");
+    assert!(
+        events(&e.tick(t0 + Duration::hours(1))).is_empty(),
+        "never stale"
+    );
 }
 
 #[test]
@@ -484,7 +491,10 @@ fn a_manual_resolve_of_a_stale_alert_forgets_the_instance() {
     p.group_wait = Duration::zero();
     let mut e = AlertEngine::new(p);
     e.observe(&every(snap(Grade::Ok, "ok", "gone", t0), 10.0), t0);
-    assert_eq!(events(&e.tick(t0 + Duration::seconds(31)))[0].0, Event::Open);
+    assert_eq!(
+        events(&e.tick(t0 + Duration::seconds(31)))[0].0,
+        Event::Open
+    );
     let id = first_alert(&e).id;
     e.resolve(id, "alice", None, t0 + Duration::seconds(40))
         .unwrap();
@@ -508,7 +518,10 @@ fn while_ingestion_is_held_one_cause_alert_fires_and_no_source_turns_stale() {
     let held_at = t0 + Duration::seconds(5);
     let mut actions = e.ingestion_held("journal down: connection refused", held_at);
     // the ingress repeats it while the outage lasts: still one alert
-    actions.extend(e.ingestion_held("journal down: connection refused", held_at + Duration::seconds(1)));
+    actions.extend(e.ingestion_held(
+        "journal down: connection refused",
+        held_at + Duration::seconds(1),
+    ));
     let mut paged = Vec::new();
     for s in (10..=300).step_by(10) {
         actions.extend(e.tick(t0 + Duration::seconds(s)));
@@ -527,7 +540,10 @@ fn while_ingestion_is_held_one_cause_alert_fires_and_no_source_turns_stale() {
         let at = back + Duration::seconds(21);
         e.observe(&every(snap(Grade::Ok, "ok", i, at), 10.0), at);
     }
-    assert!(events(&e.tick(back + Duration::seconds(40))).is_empty(), "no storm after recovery");
+    assert!(
+        events(&e.tick(back + Duration::seconds(40))).is_empty(),
+        "no storm after recovery"
+    );
     assert!(e.open_alerts().next().is_none());
 }
 
@@ -539,9 +555,15 @@ fn remembered_sources_turn_stale_and_replays_are_ignored() {
     let mut e = AlertEngine::new(p);
     // rebuilt from the journal after a restart: this source died while we were down
     e.remember(&every(snap(Grade::Ok, "ok", "dead", t0), 10.0));
-    assert_eq!(events(&e.tick(t0 + Duration::seconds(31)))[0].0, Event::Open);
+    assert_eq!(
+        events(&e.tick(t0 + Duration::seconds(31)))[0].0,
+        Event::Open
+    );
     // an older snapshot (a replay) neither clears nor re-evaluates
-    let replay = every(snap(Grade::Ok, "ok", "dead", t0 - Duration::seconds(10)), 10.0);
+    let replay = every(
+        snap(Grade::Ok, "ok", "dead", t0 - Duration::seconds(10)),
+        10.0,
+    );
     assert!(events(&e.observe(&replay, t0 + Duration::seconds(32))).is_empty());
     assert!(e.open_alerts().next().is_some());
 }

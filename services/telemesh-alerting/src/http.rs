@@ -97,7 +97,10 @@ fn alerting(state: &AlertApi) -> Result<(&Addr<AlertActor>, &dyn AlertRepo), Api
 /// Parses a JSON body, after the token was checked.
 fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("invalid_body", format!("{e}; send the documented JSON object"))
+        ApiError::bad_request(
+            "invalid_body",
+            format!("{e}; send the documented JSON object"),
+        )
     })
 }
 
@@ -189,10 +192,7 @@ struct Postmortem {
     url: String,
 }
 
-async fn list(
-    state: web::Data<AlertApi>,
-    params: Params,
-) -> Result<HttpResponse, ApiError> {
+async fn list(state: web::Data<AlertApi>, params: Params) -> Result<HttpResponse, ApiError> {
     let (_, store) = alerting(&state)?;
     let mut filter = StateFilter::Open;
     let mut limit = 100u32;
@@ -240,10 +240,7 @@ async fn channels(state: web::Data<AlertApi>) -> Result<HttpResponse, ApiError> 
     Ok(HttpResponse::Ok().json(serde_json::json!({ "channels": health, "leader": leader })))
 }
 
-async fn get(
-    state: web::Data<AlertApi>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn get(state: web::Data<AlertApi>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (_, store) = alerting(&state)?;
     let id = parse_id(&id)?;
     let alert = store

@@ -278,7 +278,9 @@ impl AlertingSettings {
             if c.kind == "github" && c.repo.split('/').filter(|p| !p.is_empty()).count() != 2 {
                 return Err(format!("alerting.channels[{i}].repo must be owner/name"));
             }
-            if !c.fallback.is_empty() && (c.fallback == c.name || !names.contains(&c.fallback.as_str())) {
+            if !c.fallback.is_empty()
+                && (c.fallback == c.name || !names.contains(&c.fallback.as_str()))
+            {
                 return Err(format!(
                     "alerting.channels[{i}].fallback {:?}: name another configured channel",
                     c.fallback

@@ -14,7 +14,11 @@ fn is_scheme_char(c: char) -> bool {
 }
 
 fn ends_url(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ')' | ']' | '}' | '|' | ',')
+    c.is_whitespace()
+        || matches!(
+            c,
+            '"' | '\'' | '<' | '>' | '`' | ')' | ']' | '}' | '|' | ','
+        )
 }
 
 /// Replaces every `scheme://…` in `text` with [`URL_PLACEHOLDER`].
@@ -136,12 +140,21 @@ mod tests {
             r.redact("404 for /services/T0/B0/SECRETPART"),
             "404 for <redacted>"
         );
-        assert_eq!(r.redact("bad credentials ghp_token_value"), "bad credentials <redacted>");
-        assert_eq!(r.redact("pw is too short to count"), "pw is too short to count");
+        assert_eq!(
+            r.redact("bad credentials ghp_token_value"),
+            "bad credentials <redacted>"
+        );
+        assert_eq!(
+            r.redact("pw is too short to count"),
+            "pw is too short to count"
+        );
         assert_eq!(
             r.redact("url https://hooks.slack.com/services/T0/B0/SECRETPART failed"),
             "url <redacted> failed"
         );
-        assert!(!format!("{r:?}").contains("ghp"), "debug output hides the values");
+        assert!(
+            !format!("{r:?}").contains("ghp"),
+            "debug output hides the values"
+        );
     }
 }

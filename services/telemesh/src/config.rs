@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use telemesh_alerting::AlertingSettings;
 use telemesh_aggregator::{AggregatorSettings, JournalSettings};
+use telemesh_alerting::AlertingSettings;
 use telemesh_core::config::{
     self, ConfigError, HttpSettings, KafkaSettings, LogSettings, ServiceSettings, TracingSettings,
 };

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use actix::Actor;
 use anyhow::{bail, Context as _};
-use telemesh_alerting::actor::SystemClock;
 use telemesh_aggregator::{
     subscribed_topics, Aggregator, AlertingParts, Journal, JournalSettings, TransportParts,
 };
+use telemesh_alerting::actor::SystemClock;
 use telemesh_core::config::SecretUrl;
 use telemesh_core::transport::inproc::InProcessBus;
 use telemesh_core::transport::kafka::{KafkaPublisher, KafkaSubscriber};

@@ -110,8 +110,14 @@ url = "{}/hook"
     .unwrap();
     let vars = vec![
         ("TELEMESH__KAFKA__BROKERS".to_owned(), kafka.brokers.clone()),
-        ("TELEMESH__KAFKA__TOPIC_PREFIX".to_owned(), kafka.topic_prefix.clone()),
-        ("TELEMESH__KAFKA__GROUP_ID".to_owned(), kafka.group_id.clone()),
+        (
+            "TELEMESH__KAFKA__TOPIC_PREFIX".to_owned(),
+            kafka.topic_prefix.clone(),
+        ),
+        (
+            "TELEMESH__KAFKA__GROUP_ID".to_owned(),
+            kafka.group_id.clone(),
+        ),
         ("TELEMESH__JOURNAL__URL".to_owned(), db.clone()),
         ("TELEMESH__LOG__LEVEL".to_owned(), "warn".to_owned()),
     ];
@@ -120,9 +126,11 @@ url = "{}/hook"
         .wait_leader("the first replica leads", Duration::from_secs(60))
         .await;
     let second = Replica::start(&config, &vars);
-    wait_until("the second replica answers", Duration::from_secs(60), || async {
-        second.channels().await.map(|_| ())
-    })
+    wait_until(
+        "the second replica answers",
+        Duration::from_secs(60),
+        || async { second.channels().await.map(|_| ()) },
+    )
     .await;
     assert_eq!(
         second.channels().await.unwrap()["leader"],

@@ -117,7 +117,11 @@ async fn drill_output_never_shows_a_secret_when_the_network_fails() {
     let closed = FakeReceiver::start();
     let addr = closed.url.clone();
     closed.stop().await;
-    let secrets = ["slack-secret-D1R2L3", "webhook-secret-W4X5", "ghp_drill-secret-G6H7"];
+    let secrets = [
+        "slack-secret-D1R2L3",
+        "webhook-secret-W4X5",
+        "ghp_drill-secret-G6H7",
+    ];
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("telemesh.toml");
     std::fs::write(
@@ -159,7 +163,10 @@ max_attempts = 1
         Duration::from_secs(60),
         cmd.args(["alert", "drill", "--config"])
             .arg(&config)
-            .env("DRILL_WEBHOOK_URL", format!("{addr}/hook?key={}", secrets[1]))
+            .env(
+                "DRILL_WEBHOOK_URL",
+                format!("{addr}/hook?key={}", secrets[1]),
+            )
             .output(),
     )
     .await
@@ -167,7 +174,10 @@ max_attempts = 1
     .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "a broken paging path fails the drill");
+    assert!(
+        !output.status.success(),
+        "a broken paging path fails the drill"
+    );
     assert!(stdout.contains("FAILED request failed"), "{stdout}");
     for secret in secrets {
         assert!(

@@ -75,10 +75,10 @@ pub fn serve(
             .app_data(alert_api.clone())
             .configure(configure)
     })
-        .workers(2)
-        .disable_signals()
-        .shutdown_timeout(5)
-        .listen(listener)?
-        .run();
+    .workers(2)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run();
     Ok((server.handle(), server))
 }

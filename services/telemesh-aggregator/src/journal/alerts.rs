@@ -115,7 +115,11 @@ impl AlertStore {
         }
     }
 
-    async fn execute(&self, sql: &'static str, binds: Vec<Option<String>>) -> Result<(), JournalError> {
+    async fn execute(
+        &self,
+        sql: &'static str,
+        binds: Vec<Option<String>>,
+    ) -> Result<(), JournalError> {
         self.execute_all(vec![(sql, binds)]).await
     }
 
@@ -196,7 +200,6 @@ impl AlertStore {
         };
         Ok(rows)
     }
-
 }
 
 #[async_trait]
@@ -238,8 +241,7 @@ impl AlertRepo for AlertStore {
         let mut alerts = Vec::with_capacity(rows.len());
         for row in rows {
             let doc = row.into_iter().next().flatten().unwrap_or_default();
-            let alert: Alert =
-                serde_json::from_str(&doc).map_err(corrupt)?;
+            let alert: Alert = serde_json::from_str(&doc).map_err(corrupt)?;
             let keep = match filter {
                 StateFilter::Firing => alert.acknowledged_at.is_none(),
                 StateFilter::Acknowledged => alert.acknowledged_at.is_some(),
@@ -270,7 +272,9 @@ impl AlertRepo for AlertStore {
 
     /// Records a notification for a channel before it is sent.
     async fn log_pending(&self, n: &Notification, channel: &str) -> Result<(), RepoError> {
-        Ok(self.execute_all(vec![pending_statement(n, channel)?]).await?)
+        Ok(self
+            .execute_all(vec![pending_statement(n, channel)?])
+            .await?)
     }
 
     /// Records how a notification ended for a channel.
@@ -325,10 +329,7 @@ impl AlertRepo for AlertStore {
     }
 
     /// The notification log of one alert.
-    async fn notifications(
-        &self,
-        alert_id: Uuid,
-    ) -> Result<Vec<LoggedNotification>, RepoError> {
+    async fn notifications(&self, alert_id: Uuid) -> Result<Vec<LoggedNotification>, RepoError> {
         let rows = self
             .fetch(
                 "SELECT id, channel, alert_id, event, outcome, CAST(status_code AS TEXT) AS status_code, \
@@ -414,7 +415,9 @@ impl PgLeadership {
         use sqlx::Connection as _;
         let mut session = self.session.lock().await;
         if let Some(conn) = session.as_mut() {
-            match tokio::time::timeout(LEADER_TIMEOUT, sqlx::query("SELECT 1").execute(&mut *conn)).await {
+            match tokio::time::timeout(LEADER_TIMEOUT, sqlx::query("SELECT 1").execute(&mut *conn))
+                .await
+            {
                 Ok(Ok(_)) => return Ok(true),
                 Ok(Err(e)) => tracing::warn!(error = %e, "the alerting leadership session is gone"),
                 Err(_) => tracing::warn!("the alerting leadership session does not answer"),
@@ -422,9 +425,12 @@ impl PgLeadership {
             // the lock went with the session: take it again if it is still free
             *session = None;
         }
-        let mut conn = tokio::time::timeout(LEADER_TIMEOUT, sqlx::PgConnection::connect_with(&self.options))
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        let mut conn = tokio::time::timeout(
+            LEADER_TIMEOUT,
+            sqlx::PgConnection::connect_with(&self.options),
+        )
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
         let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
             .bind(LEADER_LOCK_KEY)
             .fetch_one(&mut conn)
