@@ -243,8 +243,9 @@ pub const INTERVAL_METRIC: &str = "interval_seconds";
 /// The component name staleness alerts use.
 pub const STALE_COMPONENT: &str = "stale";
 
-/// A snapshot with this metric > 0 is an instance's last word (published on SIGTERM).
-pub const DEPARTED_METRIC: &str = "departed";
+/// A snapshot with this metric > 0 is an instance's last word (published on SIGTERM by
+/// `SnapshotPublisher::publish_departed`).
+pub use telemesh_core::transport::DEPARTED_METRIC;
 
 /// Kind, service and component of the cause alert raised while ingestion is held.
 pub const CAUSE_KIND: &str = "telemesh.aggregator";
