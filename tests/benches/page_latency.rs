@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use telemesh_aggregator::actors::alert::SystemClock;
-use telemesh_aggregator::alerting::{AlertingSettings, ChannelSettings};
 use telemesh_aggregator::{subscribed_topics, Aggregator, AlertingParts, TransportParts};
+use telemesh_alerting::actor::SystemClock;
+use telemesh_alerting::{AlertingSettings, ChannelSettings};
 use telemesh_core::config::Secret;
 use telemesh_core::transport::inproc::InProcessBus;
 use telemesh_core::transport::SnapshotPublisher;

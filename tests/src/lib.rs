@@ -335,6 +335,8 @@ pub mod fake_http {
         received: Mutex<Vec<Received>>,
         /// Status codes (and Retry-After seconds) to answer before answering normally.
         script: Mutex<VecDeque<(u16, Option<u64>)>>,
+        /// Status codes with a raw `Retry-After` value (e.g. an HTTP date), answered first.
+        script_raw: Mutex<VecDeque<(u16, String)>>,
         next_issue: AtomicU64,
     }
 
@@ -364,6 +366,11 @@ pub mod fake_http {
         };
         let is_create = received.method == "POST" && received.path.ends_with("/issues");
         inner.received.lock().unwrap().push(received);
+        if let Some((status, retry_after)) = inner.script_raw.lock().unwrap().pop_front() {
+            return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                .insert_header(("retry-after", retry_after))
+                .json(serde_json::json!({ "message": "scripted failure" }));
+        }
         if let Some((status, retry_after)) = inner.script.lock().unwrap().pop_front() {
             let mut response =
                 HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
@@ -382,7 +389,13 @@ pub mod fake_http {
     impl FakeReceiver {
         /// Starts a receiver on a free loopback port (inside an actix system).
         pub fn start() -> Self {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            Self::start_on("127.0.0.1:0")
+        }
+
+        /// Starts a receiver on `addr` (e.g. the address of one that was stopped: a receiver
+        /// that was down and is back).
+        pub fn start_on(addr: &str) -> Self {
+            let listener = TcpListener::bind(addr).unwrap();
             let url = format!("http://{}", listener.local_addr().unwrap());
             let inner = Arc::new(Inner::default());
             let data = web::Data::new(Arc::clone(&inner));
@@ -408,6 +421,20 @@ pub mod fake_http {
                 .lock()
                 .unwrap()
                 .extend(answers.iter().copied());
+        }
+
+        /// Answers the next request with `status` and this raw `Retry-After` value.
+        pub fn fail_next_raw(&self, status: u16, retry_after: &str) {
+            self.inner
+                .script_raw
+                .lock()
+                .unwrap()
+                .push_back((status, retry_after.to_owned()));
+        }
+
+        /// `host:port` of the receiver.
+        pub fn addr(&self) -> &str {
+            self.url.trim_start_matches("http://")
         }
 
         pub fn received(&self) -> Vec<Received> {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use serde_json::Value;
-use telemesh_aggregator::actors::alert::{Clock, ManualClock, SystemClock, TickNow};
-use telemesh_aggregator::alerting::{AlertingSettings, ChannelSettings};
 use telemesh_aggregator::{subscribed_topics, Aggregator, AlertingParts, TransportParts};
+use telemesh_alerting::actor::{Clock, ManualClock, SystemClock, TickNow};
+use telemesh_alerting::{AlertingSettings, ChannelSettings};
 use telemesh_core::config::Secret;
 use telemesh_core::transport::inproc::InProcessBus;
 use telemesh_core::transport::SnapshotPublisher;
@@ -67,11 +67,46 @@ impl Receivers {
     }
 }
 
+/// Every log line of this test binary (all tests), for the secret sweep; also printed when
+/// `TEST_LOG` is set.
+fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOGS: std::sync::OnceLock<std::sync::Mutex<Vec<u8>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(Default::default)
+}
+
+struct Capture;
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        captured_logs().lock().unwrap().extend_from_slice(buf);
+        if std::env::var_os("TEST_LOG").is_some() {
+            eprint!("{}", String::from_utf8_lossy(buf));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(|| Capture)
+            .try_init();
+    });
+}
+
 async fn start(
     db: &str,
     settings: AlertingSettings,
     clock: Arc<dyn Clock>,
 ) -> (Aggregator, SnapshotPublisher) {
+    capture_logs();
     let bus = InProcessBus::new(64, subscribed_topics(""));
     let subscriber = bus.subscriber().unwrap();
     let aggregator = Aggregator::start_with(
@@ -565,5 +600,318 @@ async fn incident_response_grades_the_real_alert_history_and_gates_deploys() {
             .any(|c| c.contains("open_incidents")),
         "{gate:?}"
     );
+    aggregator.stop().await;
+}
+
+/// A webhook channel to `url` with a fast outbox schedule (tests stand in short times for
+/// minutes and hours).
+fn fast_outbox(channels: Vec<ChannelSettings>) -> AlertingSettings {
+    AlertingSettings {
+        api_token: Secret::new(TOKEN),
+        group_wait_seconds: 0.0,
+        tick_ms: 50,
+        retry_initial_seconds: 0.1,
+        retry_max_seconds: 0.5,
+        channels,
+        ..AlertingSettings::default()
+    }
+}
+
+fn webhook(name: &str, url: &str) -> ChannelSettings {
+    ChannelSettings {
+        name: name.into(),
+        kind: "webhook".into(),
+        url: Secret::new(url),
+        timeout_ms: 1_000,
+        ..ChannelSettings::default()
+    }
+}
+
+async fn get_json(url: String) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+#[actix_rt::test]
+async fn a_receiver_down_for_a_while_gets_the_page_exactly_once_when_it_is_back() {
+    let env = TestEnv::get();
+    let db = env.fresh_database(&namespace()).await;
+    let down = FakeReceiver::start();
+    let addr = down.addr().to_owned();
+    down.stop().await;
+    let settings = fast_outbox(vec![webhook("ops", &format!("http://{addr}/hook"))]);
+    let (aggregator, publisher) = start(&db, settings, Arc::new(SystemClock)).await;
+    let base = format!("http://{}", aggregator.http_addr);
+    publish(&publisher, Grade::Fail, "rows dropped").await;
+
+    // down: the outbox keeps retrying (and shows it) instead of dropping the page
+    let channels = wait_until("several failed attempts", Duration::from_secs(20), || {
+        let url = format!("{base}/api/v1/alerts/channels");
+        async move {
+            let c = get_json(url).await;
+            (c["channels"]["ops"]["retries"].as_u64()? >= 5).then_some(c)
+        }
+    })
+    .await;
+    assert_eq!(channels["channels"]["ops"]["delivered"], 0, "{channels}");
+    let error = channels["channels"]["ops"]["last_error"].as_str().unwrap();
+    assert!(!error.contains(&addr), "no URL in errors: {error}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let back = FakeReceiver::start_on(&addr);
+    wait_for(&back, "the page after the receiver is back", 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(webhook_events(&back), ["open"], "exactly one page");
+    let alerts = get_json(format!("{base}/api/v1/alerts")).await;
+    let id = alerts["alerts"][0]["id"].as_str().unwrap().to_owned();
+    let detail = wait_until("the outbox row delivered", Duration::from_secs(10), || {
+        let url = format!("{base}/api/v1/alerts/{id}");
+        async move {
+            let d = get_json(url).await;
+            (d["notifications"][0]["outcome"] == "delivered").then_some(d)
+        }
+    })
+    .await;
+    assert!(
+        detail["notifications"][0]["attempts"].as_u64().unwrap() > 5,
+        "{detail}"
+    );
+    aggregator.stop().await;
+    back.stop().await;
+}
+
+#[actix_rt::test]
+async fn retry_after_as_an_http_date_is_honoured() {
+    let env = TestEnv::get();
+    let db = env.fresh_database(&namespace()).await;
+    let receiver = FakeReceiver::start();
+    let settings = fast_outbox(vec![webhook("ops", &format!("{}/hook", receiver.url))]);
+    let (aggregator, publisher) = start(&db, settings, Arc::new(SystemClock)).await;
+    let at = Utc::now() + chrono::Duration::seconds(6);
+    receiver.fail_next_raw(503, &at.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
+    publish(&publisher, Grade::Fail, "rows dropped").await;
+    let got = wait_for(&receiver, "the retry", 2).await;
+    let gap = got[1].at - got[0].at;
+    assert!(
+        gap >= Duration::from_secs(2),
+        "waited for the date (5-6 s after publishing), not the 0.1 s backoff: {gap:?}"
+    );
+    aggregator.stop().await;
+}
+
+#[actix_rt::test]
+async fn an_expired_page_goes_to_the_fallback_and_the_failure_shows_in_channels() {
+    let env = TestEnv::get();
+    let db = env.fresh_database(&namespace()).await;
+    let dead = FakeReceiver::start();
+    let addr = dead.addr().to_owned();
+    dead.stop().await;
+    let backup = FakeReceiver::start();
+    let mut settings = fast_outbox(vec![
+        ChannelSettings {
+            fallback: "backup".into(),
+            ..webhook("primary", &format!("http://{addr}/hook"))
+        },
+        webhook("backup", &format!("{}/hook", backup.url)),
+    ]);
+    settings.outbox_expire_seconds = 1.5;
+    // pages go to the primary only; the backup takes what the primary could not deliver
+    settings.rules[0].channels = vec!["primary".into()];
+    let (aggregator, publisher) = start(&db, settings, Arc::new(SystemClock)).await;
+    let base = format!("http://{}", aggregator.http_addr);
+    publish(&publisher, Grade::Fail, "rows dropped").await;
+    let got = wait_for(&backup, "the fallback page", 1).await;
+    assert_eq!(got[0].body["event"], "open");
+    let channels = get_json(format!("{base}/api/v1/alerts/channels")).await;
+    let primary = &channels["channels"]["primary"];
+    assert_eq!(primary["expired"], 1, "{channels}");
+    assert_eq!(primary["down"], true, "{channels}");
+    assert_eq!(primary["fallback"], "backup", "{channels}");
+    let alerts = get_json(format!("{base}/api/v1/alerts")).await;
+    let id = alerts["alerts"][0]["id"].as_str().unwrap().to_owned();
+    let detail = wait_until("both outbox rows final", Duration::from_secs(10), || {
+        let url = format!("{base}/api/v1/alerts/{id}");
+        async move {
+            let d = get_json(url).await;
+            let log = d["notifications"].as_array()?.clone();
+            (log.len() == 2 && log.iter().all(|n| n["outcome"] != "pending")).then_some(log)
+        }
+    })
+    .await;
+    let outcome = |channel: &str| {
+        detail
+            .iter()
+            .find(|n| n["channel"] == channel)
+            .map(|n| n["outcome"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(outcome("primary").as_deref(), Some("expired"));
+    assert_eq!(outcome("backup").as_deref(), Some("delivered"));
+    aggregator.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_rolling_update_does_not_page_and_the_summary_shows_one_instance() {
+    let env = TestEnv::get();
+    let db = env.fresh_database(&namespace()).await;
+    let receiver = FakeReceiver::start();
+    let mut settings = fast_outbox(vec![webhook("ops", &format!("{}/hook", receiver.url))]);
+    settings.stale_channels = vec!["ops".into()];
+    let (aggregator, publisher) = start(&db, settings, Arc::new(SystemClock)).await;
+    let base = format!("http://{}", aggregator.http_addr);
+    let beat = |instance: &str| {
+        let mut s = snapshot(topics::INGEST_TRENDS, "ingest", instance, Grade::Ok);
+        s.metric("interval_seconds", 0.5);
+        s
+    };
+    // the old pod reports, the new pod starts, the old pod stops (stale after 1.5 s,
+    // retired after 1 s of silence next to a newer instance)
+    for _ in 0..4 {
+        publisher.publish(&beat("old")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for _ in 0..16 {
+        publisher.publish(&beat("new")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        receiver.received().is_empty(),
+        "no page: {:?}",
+        webhook_events(&receiver)
+    );
+    let all = get_json(format!("{base}/api/v1/alerts?state=all")).await;
+    assert_eq!(all["count"], 0, "{all}");
+    let summary = get_json(format!("{base}/api/v1/summary")).await;
+    let sources: Vec<&str> = summary["domains"][topics::INGEST_TRENDS]["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["instance"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["new"], "{summary}");
+
+    // the new pod shuts down cleanly: its departed snapshot retires it, no staleness page
+    let mut bye = beat("new");
+    bye.metric(telemesh_alerting::engine::DEPARTED_METRIC, 1.0);
+    publisher.publish(&bye).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        receiver.received().is_empty(),
+        "{:?}",
+        webhook_events(&receiver)
+    );
+    let summary = get_json(format!("{base}/api/v1/summary")).await;
+    assert!(
+        summary["domains"].get(topics::INGEST_TRENDS).is_none(),
+        "{summary}"
+    );
+    aggregator.stop().await;
+}
+
+#[actix_rt::test]
+async fn planted_secrets_never_leave_through_any_output_under_network_failures() {
+    let env = TestEnv::get();
+    let db = env.fresh_database(&namespace()).await;
+    // every channel points at a closed port: every attempt is a network failure
+    let closed = FakeReceiver::start();
+    let addr = closed.addr().to_owned();
+    closed.stop().await;
+    let secrets = [
+        "slack-secret-T0A1B2C3",
+        "webhook-secret-Z9Y8X7",
+        "webhook-query-secret-Q5",
+        "ghp_github-secret-K4L5M6",
+        "smtp-secret-P7Q8R9",
+    ];
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let mut settings = fast_outbox(vec![
+        ChannelSettings {
+            kind: "slack".into(),
+            ..webhook(
+                "slack",
+                &format!("http://{addr}/services/T0/B0/{}", secrets[0]),
+            )
+        },
+        webhook(
+            "hook",
+            &format!("http://{addr}/hook/{}?token={}", secrets[1], secrets[2]),
+        ),
+        ChannelSettings {
+            name: "github".into(),
+            kind: "github".into(),
+            api_url: format!("http://{addr}"),
+            repo: "acme/ops".into(),
+            token: Secret::new(secrets[3]),
+            timeout_ms: 1_000,
+            ..ChannelSettings::default()
+        },
+        ChannelSettings {
+            name: "mail".into(),
+            kind: "email".into(),
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: port,
+            smtp_tls: "none".into(),
+            from: "telemesh <telemesh@example.com>".into(),
+            to: vec!["oncall@example.com".into()],
+            username: "ops".into(),
+            password: Secret::new(secrets[4]),
+            timeout_ms: 1_000,
+            ..ChannelSettings::default()
+        },
+    ]);
+    settings.outbox_expire_seconds = 2.0;
+    let (aggregator, publisher) = start(&db, settings, Arc::new(SystemClock)).await;
+    let base = format!("http://{}", aggregator.http_addr);
+    publish(&publisher, Grade::Fail, "rows dropped").await;
+    wait_until("every channel expired", Duration::from_secs(30), || {
+        let url = format!("{base}/api/v1/alerts/channels");
+        async move {
+            let c = get_json(url).await;
+            let all = ["slack", "hook", "github", "mail"]
+                .iter()
+                .all(|n| c["channels"][n]["expired"].as_u64() == Some(1));
+            all.then_some(())
+        }
+    })
+    .await;
+    let alerts = get_json(format!("{base}/api/v1/alerts")).await;
+    let id = alerts["alerts"][0]["id"].as_str().unwrap().to_owned();
+    let mut surfaces = Vec::new();
+    for path in [
+        "/api/v1/alerts".to_owned(),
+        "/api/v1/alerts?state=all".to_owned(),
+        format!("/api/v1/alerts/{id}"),
+        "/api/v1/alerts/channels".to_owned(),
+        "/api/v1/summary".to_owned(),
+        "/api/v1/summary?format=markdown".to_owned(),
+        "/metrics".to_owned(),
+        "/health".to_owned(),
+    ] {
+        let body = reqwest::get(format!("{base}{path}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        surfaces.push((path, body));
+    }
+    let detail = &surfaces[2].1;
+    assert!(
+        detail.contains("request failed") || detail.contains("smtp"),
+        "the failures are recorded (with their cause): {detail}"
+    );
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    assert!(
+        logs.contains("notification expired"),
+        "the logs were captured"
+    );
+    surfaces.push(("logs".into(), logs));
+    for (surface, text) in &surfaces {
+        for secret in secrets {
+            assert!(
+                !text.contains(secret),
+                "{secret} leaked through {surface}: {}",
+                &text[text.find(secret).unwrap().saturating_sub(200)..]
+            );
+        }
+    }
     aggregator.stop().await;
 }

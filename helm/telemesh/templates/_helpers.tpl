@@ -181,6 +181,11 @@ Secrets, extra variables. Call with (dict "root" $ "name" "aggregator" "svc" $sv
 {{- end }}
 {{- end }}
 {{- if eq .name "aggregator" }}
+{{- if gt (int .svc.replicaCount) 1 }}
+{{- /* replicas: only the alerting leader pages; it reads what the others consumed from the journal */}}
+- name: TELEMESH__ALERTING__JOURNAL_POLL_SECONDS
+  value: "5"
+{{- end }}
 {{- if $v.journal.existingSecret }}
 - name: TELEMESH__JOURNAL__URL
   valueFrom:

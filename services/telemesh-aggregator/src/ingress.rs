@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use telemesh_alerting::actor::{AlertActor, IngestionHeld, IngestionProgress, ObserveAlerts};
 use telemesh_core::codec::{self, CodecError, CONTENT_TYPE_HEADER, MAX_MESSAGE_BYTES};
 use telemesh_core::limits;
 use telemesh_core::telemetry;
@@ -46,7 +47,6 @@ use tracing::field::Empty;
 use tracing::{Instrument, Span};
 use uuid::Uuid;
 
-use crate::actors::alert::{AlertActor, ObserveAlerts};
 use crate::actors::journal::{AppendBatch, JournalActor};
 use crate::actors::summary::{Observe, SummaryActor};
 use crate::journal::{JournalError, JournalErrorKind, JournalRecord, KafkaCoords};
@@ -275,6 +275,9 @@ impl Ingress {
                 _ = shutdown.changed() => break,
             };
             if batch.is_empty() {
+                self.tell_alerts(IngestionProgress {
+                    backlog: self.subscriber.backlog(),
+                });
                 continue;
             }
             if !self.process(batch, &mut pending, &mut shutdown).await {
@@ -286,6 +289,18 @@ impl Ingress {
         }
         self.update(|s| s.running = false);
         tracing::info!("ingress stopped");
+    }
+
+    /// Tells the alert actor (without waiting: alerting never slows ingestion).
+    fn tell_alerts<M>(&self, msg: M)
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        AlertActor: actix::Handler<M>,
+    {
+        if let Some(alerts) = &self.alerts {
+            alerts.do_send(msg);
+        }
     }
 
     /// Up to `batch_size` messages: waits for the first, then lingers for more.
@@ -405,6 +420,16 @@ impl Ingress {
                 }
             }
         }
+        // alert evaluation does not wait for the journal write
+        if self.alerts.is_some() && !accepted.is_empty() {
+            let _alert_spans: Vec<Span> = accepted
+                .iter()
+                .map(|a| tracing::info_span!(parent: &a.span, "alert.evaluate"))
+                .collect();
+            self.tell_alerts(ObserveAlerts(
+                accepted.iter().map(|a| a.snapshot.clone()).collect(),
+            ));
+        }
         let records: Arc<[JournalRecord]> = accepted
             .iter()
             .map(|a| JournalRecord {
@@ -523,25 +548,15 @@ impl Ingress {
                 .get_or_create(&label("actor", "summary"))
                 .clone();
             summary_depth.inc();
-            let for_alerts = self.alerts.as_ref().map(|_| snapshots.clone());
             let sent = self.summary.send(Observe(snapshots)).await;
             summary_depth.dec();
             if let Err(e) = sent {
                 tracing::error!(error = %e, "summary actor unavailable");
             }
             drop(summary_spans);
-            if let (Some(alerts), Some(snapshots)) = (&self.alerts, for_alerts) {
-                let alert_spans: Vec<Span> = spans
-                    .iter()
-                    .map(|span| tracing::info_span!(parent: span, "alert.evaluate"))
-                    .collect();
-                if let Err(e) = alerts.send(ObserveAlerts(snapshots)).await {
-                    tracing::error!(error = %e, "alert actor unavailable");
-                }
-                drop(alert_spans);
-            }
         }
         drop(spans);
+        self.tell_alerts(IngestionProgress { backlog });
         true
     }
 
@@ -760,6 +775,9 @@ impl Ingress {
             let first = !self.status.lock().map(|s| s.paused).unwrap_or(true);
             if first {
                 tracing::error!(error = %error, "journal write failed; pausing consumption until it recovers");
+                self.tell_alerts(IngestionHeld {
+                    cause: format!("journal down: {error}"),
+                });
                 if let Err(e) = self.subscriber.pause() {
                     tracing::warn!(error = %e, "pause failed");
                 }

@@ -5,7 +5,6 @@
 //! Architecture invariant: this is the only crate that talks to the journal database.
 
 pub mod actors;
-pub mod alerting;
 pub mod http;
 pub mod ingress;
 pub mod journal;

@@ -13,16 +13,18 @@ use telemesh_core::topics;
 use telemesh_core::transport::{Publisher, Subscriber};
 use tokio::sync::watch;
 
-use crate::actors::alert::{AlertActor, Clock};
+use telemesh_alerting::actor::{AlertActor, AlertActorParts, Clock, StopAlerting};
+use telemesh_alerting::channels::Channel;
+use telemesh_alerting::http::AlertApi;
+use telemesh_alerting::metrics::AlertMetrics;
+use telemesh_alerting::repo::AlertRepo;
+use telemesh_alerting::AlertingSettings;
+
 use crate::actors::journal::{JournalActor, JournalHealth};
 use crate::actors::summary::{JournalRefresh, SummaryActor};
-use crate::alerting::channels::{Channel, IssueBook};
-use crate::alerting::dispatch::Dispatcher;
-use crate::alerting::store::AlertStore;
-use crate::alerting::{AlertEngine, AlertingSettings};
 use crate::http::{self, AppState};
 use crate::ingress::{Ingress, IngressLimits, IngressStatus, SharedIngressStatus};
-use crate::journal::Journal;
+use crate::journal::{AlertStore, Journal};
 use crate::metrics::AggregatorMetrics;
 use crate::settings::AggregatorSettings;
 use crate::summary::StalenessPolicy;
@@ -48,43 +50,52 @@ pub struct AlertingParts {
     pub clock: Arc<dyn Clock>,
 }
 
-async fn start_alerting(
+fn start_alerting(
     parts: &AlertingParts,
     settings: &AggregatorSettings,
     store: AlertStore,
-    metrics: Arc<AggregatorMetrics>,
+    metrics: &AggregatorMetrics,
 ) -> anyhow::Result<Addr<AlertActor>> {
-    let policy = parts
-        .settings
+    let a = &parts.settings;
+    let policy = a
         .policy(settings.stale_factor, settings.default_interval_seconds)
         .map_err(anyhow::Error::msg)?;
-    let channels = parts
-        .settings
+    let channels = a
         .channels
         .iter()
         .map(|c| Channel::from_settings(c, &parts.env))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
-    let issues: Arc<dyn IssueBook> = Arc::new(store.clone());
-    let dispatcher = Dispatcher::start(channels, Some(store.clone()), issues, Arc::clone(&metrics));
-    let mut engine = AlertEngine::new(policy);
-    let restored = AlertActor::restore(&mut engine, &store, &dispatcher)
-        .await
-        .context("cannot read alert state from the journal database")?;
-    tracing::info!(
-        restored,
-        channels = parts.settings.channels.len(),
-        "alerting ready"
-    );
-    Ok(AlertActor::new(
-        engine,
-        store,
-        dispatcher,
-        Arc::clone(&parts.clock),
-        parts.settings.summary_url.clone(),
-        Duration::from_millis(parts.settings.tick_ms),
-        metrics,
-    )
+    let fallbacks = a
+        .channels
+        .iter()
+        .filter(|c| !c.fallback.is_empty())
+        .map(|c| (c.name.clone(), c.fallback.clone()))
+        .collect();
+    let schedule = a.outbox().map_err(anyhow::Error::msg)?;
+    tracing::info!(channels = a.channels.len(), "alerting starting");
+    Ok(AlertActor::new(AlertActorParts {
+        policy,
+        channels,
+        fallbacks,
+        schedule,
+        repo: Arc::new(store.clone()),
+        issues: Arc::new(store.clone()),
+        leadership: store.leadership(),
+        clock: Arc::clone(&parts.clock),
+        summary_url: a.summary_url.clone(),
+        tick: Duration::from_millis(a.tick_ms),
+        leader_poll: Duration::from_millis(a.leader_poll_ms),
+        journal_poll: (a.journal_poll_seconds > 0.0)
+            .then(|| Duration::from_secs_f64(a.journal_poll_seconds)),
+        seed_window: chrono::Duration::hours(settings.seed_window_hours as i64),
+        lag_threshold: a.lag_hold_messages,
+        stall_after: Duration::from_millis(a.stall_hold_ms),
+        metrics: AlertMetrics {
+            notifications: metrics.alert_notifications.clone(),
+            open: metrics.alerts_open.clone(),
+        },
+    })
     .start())
 }
 
@@ -185,10 +196,12 @@ impl Aggregator {
         let summary = summary.start();
         let (alerts, api_token) = match alerting.filter(|a| a.settings.enabled) {
             Some(parts) => (
-                Some(
-                    start_alerting(&parts, settings, alert_store.clone(), Arc::clone(&metrics))
-                        .await?,
-                ),
+                Some(start_alerting(
+                    &parts,
+                    settings,
+                    alert_store.clone(),
+                    &metrics,
+                )?),
                 parts.settings.api_token.clone(),
             ),
             None => (None, Default::default()),
@@ -226,9 +239,13 @@ impl Aggregator {
             ingress: Arc::clone(&status),
             metrics: Arc::clone(&metrics),
             layout,
-            alert_store: alerts.as_ref().map(|_| alert_store),
-            alerts: alerts.clone(),
-            api_token,
+            alert_api: AlertApi {
+                actor: alerts.clone(),
+                repo: alerts
+                    .as_ref()
+                    .map(|_| Arc::new(alert_store) as Arc<dyn AlertRepo>),
+                api_token,
+            },
             summary_cache,
         };
         let (server, server_future) = http::serve(listener, state)?;
@@ -260,6 +277,10 @@ impl Aggregator {
         }
         let grace = self.shutdown_grace;
         let deadline = tokio::time::Instant::now() + grace;
+        if let Some(alerts) = &self.alerts {
+            // give up the alerting leadership at once, so another replica takes over
+            let _ = tokio::time::timeout_at(deadline, alerts.send(StopAlerting)).await;
+        }
         let _ = self.shutdown.send(true);
         let mut ingress = self.ingress;
         match tokio::time::timeout_at(deadline, &mut ingress).await {

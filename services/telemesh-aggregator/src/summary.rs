@@ -82,9 +82,17 @@ impl SummaryState {
 
     /// Records a snapshot received at `received_at` unless a newer one of the same
     /// (kind, source) is already known; "newer" compares `min(generated_at, received_at)`.
+    /// A "departed" snapshot (an instance's last word on shutdown) removes its source.
     pub fn observe_received(&mut self, snapshot: Snapshot, received_at: DateTime<Utc>) {
         let at = snapshot.generated_at.min(received_at);
         let key = (snapshot.kind.clone(), snapshot.source.clone());
+        if telemesh_alerting::engine::is_departed(&snapshot) {
+            if self.latest.get(&key).is_none_or(|known| known.at <= at) {
+                self.latest.remove(&key);
+            }
+            return;
+        }
+        self.prune_replaced(&snapshot, at);
         match self.latest.get(&key) {
             Some(known) if known.at > at => {}
             _ => {
@@ -101,6 +109,9 @@ impl SummaryState {
     pub fn summary(&self, policy: &StalenessPolicy, now: DateTime<Utc>) -> Summary {
         let mut by_kind: BTreeMap<&str, Vec<&Observed>> = BTreeMap::new();
         for ((kind, _), observed) in &self.latest {
+            if self.replaced(policy, observed, now) {
+                continue;
+            }
             by_kind.entry(kind.as_str()).or_default().push(observed);
         }
         let mut domains = BTreeMap::new();
@@ -131,6 +142,46 @@ impl SummaryState {
             headline,
             domains,
         }
+    }
+}
+
+/// An instance silent for this many of its stated intervals while a sibling reports is
+/// forgotten (the default `stale_factor`).
+const REPLACED_AFTER_INTERVALS: f64 = 3.0;
+
+impl SummaryState {
+    /// Forgets the instances of `snapshot`'s service that were replaced: silent for
+    /// [`REPLACED_AFTER_INTERVALS`] of their stated interval before this newer snapshot
+    /// (counted as of `at`).
+    fn prune_replaced(&mut self, snapshot: &Snapshot, at: DateTime<Utc>) {
+        self.latest.retain(|(kind, source), known| {
+            let replaced = *kind == snapshot.kind
+                && source.service == snapshot.source.service
+                && source.instance != snapshot.source.instance
+                && known
+                    .snapshot
+                    .metrics
+                    .get(INTERVAL_METRIC)
+                    .filter(|i| i.is_finite() && **i > 0.0)
+                    .is_some_and(|interval| {
+                        let silent = (at - known.at).num_milliseconds() as f64 / 1000.0;
+                        silent > REPLACED_AFTER_INTERVALS * interval
+                    });
+            !replaced
+        });
+    }
+
+    /// A stale instance whose service has a newer instance reporting was replaced (a rolling
+    /// update): it leaves the summary.
+    fn replaced(&self, policy: &StalenessPolicy, observed: &Observed, now: DateTime<Utc>) -> bool {
+        let snapshot = &observed.snapshot;
+        age_seconds(observed, now) > policy.stale_factor * interval_of(policy, snapshot)
+            && self.latest.values().any(|other| {
+                other.snapshot.kind == snapshot.kind
+                    && other.snapshot.source.service == snapshot.source.service
+                    && other.snapshot.source.instance != snapshot.source.instance
+                    && other.at > observed.at
+            })
     }
 }
 
@@ -395,5 +446,43 @@ mod tests {
         let md = state.summary(&policy(), now).to_markdown();
         assert!(md.starts_with("# telemesh runtime summary: FAIL"));
         assert!(md.find("| b.fail |").unwrap() < md.find("| a.ok |").unwrap());
+    }
+
+    #[test]
+    fn departed_and_replaced_instances_leave_the_summary() {
+        let now = Utc::now();
+        let ago = |s: i64| now - chrono::Duration::seconds(s);
+        let mut state = SummaryState::default();
+        // a rolling update: "old" stopped 40 s ago (stale), "new" reports
+        state.observe(snap("k", "old", Grade::Ok, ago(40)));
+        state.observe(snap("k", "new", Grade::Ok, ago(1)));
+        // a lone stale instance stays (it is what staleness is about)
+        state.observe(snap("lone", "only", Grade::Ok, ago(40)));
+        let summary = state.summary(&policy(), now);
+        let instances = |kind: &str| -> Vec<String> {
+            summary.domains[kind]
+                .sources
+                .iter()
+                .map(|s| s.instance.clone())
+                .collect()
+        };
+        assert_eq!(instances("k"), ["new"]);
+        assert!(!summary.domains["k"].stale);
+        assert_eq!(instances("lone"), ["only"]);
+        // a fresh old instance is not hidden
+        let mut state = SummaryState::default();
+        state.observe(snap("k", "old", Grade::Ok, ago(5)));
+        state.observe(snap("k", "new", Grade::Ok, ago(1)));
+        assert_eq!(state.summary(&policy(), now).domains["k"].sources.len(), 2);
+        // an instance's departed snapshot removes it at once; an older one does not
+        let mut bye = snap("k", "old", Grade::Ok, ago(2));
+        bye.metric(telemesh_alerting::engine::DEPARTED_METRIC, 1.0);
+        let mut stale_bye = bye.clone();
+        stale_bye.generated_at = ago(10);
+        stale_bye.source.instance = "new".into();
+        state.observe(bye);
+        state.observe(stale_bye);
+        let left: Vec<String> = state.latest().map(|s| s.source.instance.clone()).collect();
+        assert_eq!(left, ["new"]);
     }
 }

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use telemesh_aggregator::alerting::AlertingSettings;
 use telemesh_aggregator::{AggregatorSettings, JournalSettings};
+use telemesh_alerting::AlertingSettings;
 use telemesh_core::config::{
     self, ConfigError, HttpSettings, KafkaSettings, LogSettings, ServiceSettings, TracingSettings,
 };
@@ -61,7 +61,7 @@ impl TelemeshConfig {
         let list_keys: Vec<&str> = telemesh_aggregator::settings::LIST_KEYS
             .iter()
             .chain(telemesh_kafka_readiness::settings::LIST_KEYS)
-            .chain(telemesh_aggregator::alerting::LIST_KEYS)
+            .chain(telemesh_alerting::LIST_KEYS)
             .chain(telemesh_fix_pilot::LIST_KEYS)
             .chain(telemesh_ingest::LIST_KEYS)
             .chain(telemesh_incident_response::LIST_KEYS)

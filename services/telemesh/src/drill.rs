@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use anyhow::bail;
 use chrono::Utc;
-use telemesh_aggregator::alerting::channels::{Channel, MemoryIssueBook, Notification};
-use telemesh_aggregator::alerting::dispatch::deliver;
-use telemesh_aggregator::alerting::{Alert, AlertState, Event, Resolution};
+use telemesh_alerting::channels::{Channel, MemoryIssueBook, Notification};
+use telemesh_alerting::dispatch::deliver;
+use telemesh_alerting::{Alert, AlertState, Event, Resolution};
 use uuid::Uuid;
 
 use crate::config::TelemeshConfig;
@@ -98,7 +98,10 @@ pub async fn run(cfg: TelemeshConfig) -> anyhow::Result<()> {
                 cfg.alerting.drill_record_url,
                 r.status()
             ),
-            Err(e) => println!("drill NOT recorded: {e}"),
+            Err(e) => println!(
+                "drill NOT recorded: {}",
+                telemesh_alerting::redact::scrub_urls(&e.without_url().to_string())
+            ),
         }
     }
     if failures > 0 {

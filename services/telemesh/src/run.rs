@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use actix::Actor;
 use anyhow::{bail, Context as _};
-use telemesh_aggregator::actors::alert::SystemClock;
 use telemesh_aggregator::{
     subscribed_topics, Aggregator, AlertingParts, Journal, JournalSettings, TransportParts,
 };
+use telemesh_alerting::actor::SystemClock;
 use telemesh_core::config::SecretUrl;
 use telemesh_core::transport::inproc::InProcessBus;
 use telemesh_core::transport::kafka::{KafkaPublisher, KafkaSubscriber};
 use telemesh_core::transport::{Publisher, SnapshotPublisher};
-use telemesh_core::Source;
+use telemesh_core::{topics, Source};
 use telemesh_fix_pilot::{
     FixMetrics, FixPilotService, GetSnapshots, GetState, Shutdown as FixShutdown,
 };
@@ -245,7 +245,7 @@ pub async fn kafka_readiness(cfg: TelemeshConfig) -> anyhow::Result<()> {
         cfg.kafka.encoding,
         cfg.kafka.topic_prefix.clone(),
     );
-    let service = readiness_service(&cfg, publisher);
+    let service = readiness_service(&cfg, publisher.clone());
     let server = service_http::start(
         &cfg.http.addr,
         transport,
@@ -255,8 +255,29 @@ pub async fn kafka_readiness(cfg: TelemeshConfig) -> anyhow::Result<()> {
         }),
     )?;
     shutdown_signal().await;
+    depart(
+        &publisher,
+        &[topics::KAFKA_READINESS],
+        "kafka-readiness",
+        &cfg,
+    )
+    .await;
     server.stop(true).await;
     Ok(())
+}
+
+/// Tells the aggregator this instance is going away (its alerts resolve as departed and it
+/// leaves the summary) instead of letting it turn stale.
+async fn depart(
+    publisher: &SnapshotPublisher,
+    kinds: &[&str],
+    service: &str,
+    cfg: &TelemeshConfig,
+) {
+    let source = Source::new(service, cfg.service.instance.clone());
+    publisher
+        .publish_departed(kinds, &source, Duration::from_secs(5))
+        .await;
 }
 
 /// `telemesh serve fix-pilot`.
@@ -271,8 +292,13 @@ pub async fn fix_pilot(cfg: TelemeshConfig) -> anyhow::Result<()> {
         cfg.kafka.topic_prefix.clone(),
     );
     let source = Source::new("fix-pilot", cfg.service.instance.clone());
-    let service =
-        FixPilotService::new(cfg.fix_pilot.clone(), cfg.kafka.clone(), source, publisher).start();
+    let service = FixPilotService::new(
+        cfg.fix_pilot.clone(),
+        cfg.kafka.clone(),
+        source,
+        publisher.clone(),
+    )
+    .start();
     let addr = service.clone();
     let fix_metrics = FixMetrics::default();
     let (registered, state_of) = (fix_metrics.clone(), service.clone());
@@ -295,6 +321,13 @@ pub async fn fix_pilot(cfg: TelemeshConfig) -> anyhow::Result<()> {
     )?;
     shutdown_signal().await;
     let _ = service.send(FixShutdown).await;
+    depart(
+        &publisher,
+        &[topics::FIX_PILOT, topics::DROPCOPY],
+        "fix-pilot",
+        &cfg,
+    )
+    .await;
     server.stop(true).await;
     Ok(())
 }
@@ -314,9 +347,16 @@ pub async fn ingest(cfg: TelemeshConfig) -> anyhow::Result<()> {
         cfg.kafka.topic_prefix.clone(),
     );
     let source = Source::new(telemesh_ingest::SERVICE_NAME, cfg.service.instance.clone());
-    let handle = IngestHandle::start(&cfg.ingest, &cfg.http.addr, source, publisher)?;
+    let handle = IngestHandle::start(&cfg.ingest, &cfg.http.addr, source, publisher.clone())?;
     tracing::info!(http = %handle.http_addr, "ingest service running: report runs with POST /api/v1/ingest/runs");
     shutdown_signal().await;
+    depart(
+        &publisher,
+        &[topics::INGEST_TRENDS, topics::RETENTION],
+        telemesh_ingest::SERVICE_NAME,
+        &cfg,
+    )
+    .await;
     handle.stop().await;
     Ok(())
 }
@@ -336,7 +376,8 @@ pub async fn incident_response(cfg: TelemeshConfig) -> anyhow::Result<()> {
     );
     let source = Source::new("incident-response", cfg.service.instance.clone());
     let service =
-        IncidentResponseService::new(cfg.incident_response.clone(), source, publisher).start();
+        IncidentResponseService::new(cfg.incident_response.clone(), source, publisher.clone())
+            .start();
     let (bound, server) = telemesh_incident_response::serve_http(
         &cfg.http.addr,
         service,
@@ -345,6 +386,13 @@ pub async fn incident_response(cfg: TelemeshConfig) -> anyhow::Result<()> {
     )?;
     tracing::info!(http = %bound, "incident-response running: deployment gate at /api/v1/gate");
     shutdown_signal().await;
+    depart(
+        &publisher,
+        &[topics::INCIDENT_RESPONSE],
+        "incident-response",
+        &cfg,
+    )
+    .await;
     server.stop(true).await;
     Ok(())
 }

@@ -110,3 +110,79 @@ token_env = "DRILL_GITHUB_TOKEN"
     assert_eq!(recorded[0].body["kind"], "drill");
     assert_eq!(recorded[0].path, "/api/v1/activities");
 }
+
+#[actix_rt::test]
+async fn drill_output_never_shows_a_secret_when_the_network_fails() {
+    // a port that refuses connections: every channel fails with a network error
+    let closed = FakeReceiver::start();
+    let addr = closed.url.clone();
+    closed.stop().await;
+    let secrets = [
+        "slack-secret-D1R2L3",
+        "webhook-secret-W4X5",
+        "ghp_drill-secret-G6H7",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("telemesh.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[alerting.channels]]
+name = "ops-slack"
+type = "slack"
+url = "{addr}/services/T/B/{slack}"
+max_attempts = 1
+
+[[alerting.channels]]
+name = "ops-webhook"
+type = "webhook"
+url_env = "DRILL_WEBHOOK_URL"
+max_attempts = 1
+
+[[alerting.channels]]
+name = "ops-github"
+type = "github"
+api_url = "{addr}"
+repo = "acme/ops"
+token = "{token}"
+max_attempts = 1
+"#,
+            slack = secrets[0],
+            token = secrets[2],
+        ),
+    )
+    .unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_telemesh"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TELEMESH__") {
+            cmd.env_remove(key);
+        }
+    }
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        cmd.args(["alert", "drill", "--config"])
+            .arg(&config)
+            .env(
+                "DRILL_WEBHOOK_URL",
+                format!("{addr}/hook?key={}", secrets[1]),
+            )
+            .output(),
+    )
+    .await
+    .expect("drill finished in time")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a broken paging path fails the drill"
+    );
+    assert!(stdout.contains("FAILED request failed"), "{stdout}");
+    for secret in secrets {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} leaked:\n{stdout}\n{stderr}"
+        );
+    }
+}

@@ -1,7 +1,6 @@
 //! Owns the aggregator's actix actors: [`journal::JournalActor`] (the only writer of the
-//! journal), [`summary::SummaryActor`] (the latest state behind the summary API) and
-//! [`alert::AlertActor`] (alert lifecycle and paging).
+//! journal) and [`summary::SummaryActor`] (the latest state behind the summary API). The alert
+//! actor lives in `telemesh-alerting`.
 
-pub mod alert;
 pub mod journal;
 pub mod summary;

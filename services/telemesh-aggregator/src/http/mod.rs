@@ -1,6 +1,5 @@
 //! Owns the aggregator's HTTP API (actix-web): health, metrics, summary and snapshot history.
 
-mod alerts;
 mod api;
 mod error;
 mod health;
@@ -11,15 +10,13 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
-use telemesh_core::config::Secret;
+use telemesh_alerting::http::AlertApi;
 use telemesh_core::transport::Publisher;
 
 pub use error::ApiError;
 
-use crate::actors::alert::AlertActor;
 use crate::actors::journal::{JournalActor, JournalHealth};
 use crate::actors::summary::{SummaryActor, SummaryCache};
-use crate::alerting::store::AlertStore;
 use crate::ingress::SharedIngressStatus;
 use crate::journal::Layout;
 use crate::metrics::AggregatorMetrics;
@@ -35,13 +32,7 @@ pub struct AppState {
     pub ingress: SharedIngressStatus,
     pub metrics: Arc<AggregatorMetrics>,
     pub layout: Layout,
-    /// The alert actor and store, when alerting is enabled.
-    pub alerts: Option<Addr<AlertActor>>,
-    pub alert_store: Option<AlertStore>,
-    /// Bearer token of the mutating alert endpoints.
-    pub api_token: Secret,
-    /// The summary as last rendered by the summary actor (served from memory).
-    pub summary_cache: SummaryCache,
+use crate::actors::summary::{SummaryActor, SummaryCache};
 }
 
 /// Registers every route on an actix-web app.
@@ -66,18 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/api/v1/summary", web::get().to(api::summary))
     .route("/api/v1/snapshots/latest", web::get().to(api::latest))
     .route("/api/v1/snapshots", web::get().to(api::snapshots))
-    .route("/api/v1/alerts", web::get().to(alerts::list))
-    .route("/api/v1/alerts/channels", web::get().to(alerts::channels))
-    .route("/api/v1/alerts/{id}", web::get().to(alerts::get))
-    .route("/api/v1/alerts/{id}/ack", web::post().to(alerts::ack))
-    .route(
-        "/api/v1/alerts/{id}/resolve",
-        web::post().to(alerts::resolve),
-    )
-    .route(
-        "/api/v1/alerts/{id}/postmortem",
-        web::post().to(alerts::postmortem),
-    )
+    .configure(telemesh_alerting::http::configure)
     .default_service(web::to(api::not_found));
 }
 
@@ -86,12 +66,18 @@ pub fn serve(
     listener: TcpListener,
     state: AppState,
 ) -> std::io::Result<(ServerHandle, actix_web::dev::Server)> {
+    let alert_api = web::Data::new(state.alert_api.clone());
     let data = web::Data::new(state);
-    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(configure))
-        .workers(2)
-        .disable_signals()
-        .shutdown_timeout(5)
-        .listen(listener)?
-        .run();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(alert_api.clone())
+            .configure(configure)
+    })
+    .workers(2)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run();
     Ok((server.handle(), server))
 }

@@ -6,6 +6,7 @@
 //! latest-per-source table (`telemetry_latest`, the summary's seed) up to date.
 
 mod copy;
+mod alerts;
 mod postgres;
 mod sqlite;
 
@@ -16,6 +17,7 @@ use uuid::Uuid;
 
 use crate::settings::JournalSettings;
 
+pub use alerts::AlertStore;
 pub use postgres::{decide_timescale, PgJournal, TimescaleDecision, TimescaleProbe};
 pub use sqlite::SqliteJournal;
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-pub use publisher::{PublishError, PublishStats, SnapshotPublisher};
+pub use publisher::{PublishError, PublishStats, SnapshotPublisher, DEPARTED_METRIC};
 
 /// Message headers as ordered (name, value) pairs.
 pub type Headers = Vec<(String, Vec<u8>)>;

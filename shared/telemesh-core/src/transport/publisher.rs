@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::codec::{self, Encoding, CONTENT_TYPE_HEADER};
 use crate::metrics::{self, label, PublisherMetrics};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, Source};
 use crate::topics;
 use crate::transport::{Delivered, OutboundMessage, Publisher, TransportError};
 
@@ -24,6 +24,9 @@ pub struct PublishStats {
     pub failed_attempts: AtomicU64,
     pub given_up: AtomicU64,
 }
+
+/// A snapshot metric > 0 marking an instance's last word before it shuts down.
+pub const DEPARTED_METRIC: &str = "departed";
 
 /// Publishes snapshots on a [`Publisher`].
 #[derive(Debug, Clone)]
@@ -135,6 +138,26 @@ impl SnapshotPublisher {
         }
     }
 
+    /// On shutdown (SIGTERM): publishes a final snapshot of `source` for each of `kinds`
+    /// carrying [`DEPARTED_METRIC`], so the aggregator retires the instance at once instead of
+    /// letting it turn stale. Gives up after `within` per kind: a shutdown never hangs on a
+    /// broker (the instance is then retired once a newer one reports, or turns stale).
+    pub async fn publish_departed(&self, kinds: &[&str], source: &Source, within: Duration) {
+        for kind in kinds {
+            let mut snapshot = Snapshot::new(*kind, source.clone(), chrono::Utc::now());
+            snapshot.summary = format!(
+                "{} instance {} is shutting down",
+                source.service, source.instance
+            );
+            snapshot.metric(DEPARTED_METRIC, 1.0);
+            match tokio::time::timeout(within, self.publish_inner(&snapshot)).await {
+                Ok(Ok(_)) => tracing::info!(kind, instance = %source.instance, "departed snapshot published"),
+                Ok(Err(e)) => tracing::warn!(error = %e, kind, "departed snapshot not published; the instance will be retired when a newer one reports"),
+                Err(_) => tracing::warn!(kind, "departed snapshot not published in time; the instance will be retired when a newer one reports"),
+            }
+        }
+    }
+
     async fn publish_inner(&self, snapshot: &Snapshot) -> Result<Delivered, PublishError> {
         let mut message = self.message(snapshot)?;
         let span = tracing::info_span!(
@@ -223,5 +246,42 @@ impl SnapshotPublisher {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::inproc::InProcessBus;
+    use crate::transport::Subscriber as _;
+
+    #[tokio::test]
+    async fn departed_snapshots_name_the_instance_for_every_kind() {
+        let bus = InProcessBus::new(8, [topics::FIX_PILOT, topics::DROPCOPY]);
+        let mut subscriber = bus.subscriber().expect("subscriber");
+        let publisher = SnapshotPublisher::new(bus.publisher(), Encoding::Json, "");
+        let source = Source::new("fix-pilot", "pod-7");
+        publisher
+            .publish_departed(
+                &[topics::FIX_PILOT, topics::DROPCOPY],
+                &source,
+                Duration::from_secs(5),
+            )
+            .await;
+        let mut kinds = Vec::new();
+        for _ in 0..2 {
+            let message = subscriber
+                .poll(Duration::from_secs(1))
+                .await
+                .expect("poll")
+                .expect("a departed snapshot");
+            let snapshot =
+                codec::decode(message.header(CONTENT_TYPE_HEADER), &message.payload).unwrap();
+            assert_eq!(snapshot.source, source);
+            assert_eq!(snapshot.metrics.get(DEPARTED_METRIC), Some(&1.0));
+            kinds.push(snapshot.kind);
+        }
+        kinds.sort();
+        assert_eq!(kinds, [topics::DROPCOPY, topics::FIX_PILOT]);
     }
 }

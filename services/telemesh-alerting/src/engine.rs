@@ -3,7 +3,12 @@
 //! `group_interval`) and repeated while unchanged (every `repeat_interval`) → resolved on the
 //! first healthy snapshot. Unacknowledged alerts escalate at the acknowledgement deadline
 //! (business time) and again at each end of business day while they fire. A source that stops
-//! reporting fires a staleness alert. Time only enters as arguments, so tests control it.
+//! reporting fires a staleness alert, unless it departed (it said so in a final snapshot, or a
+//! newer instance of its service took over and it stayed silent for `retire_intervals`): then
+//! it is retired and its alerts resolve with a "departed" note. While the host's own ingestion
+//! is held (journal down, consumer lag) staleness is not evaluated and one cause alert fires
+//! instead; the time held does not count toward any source's silence. Time only enters as
+//! arguments, so tests control it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,6 +58,9 @@ pub struct AlertPolicy {
     pub stale_channels: Vec<String>,
     pub stale_factor: f64,
     pub default_interval_seconds: f64,
+    /// A source silent for this many of its intervals after a newer instance of the same
+    /// service appeared is retired (0 = never).
+    pub retire_intervals: f64,
 }
 
 /// Where an alert is in its life.
@@ -75,6 +83,8 @@ pub enum Resolution {
     Manual,
     /// It recovered before its first page (never notified).
     ClearedBeforeNotice,
+    /// Every bad instance departed (announced its shutdown, or was replaced).
+    Departed,
 }
 
 /// One alert episode of a fingerprint.
@@ -204,6 +214,8 @@ pub enum Action {
 pub enum AlertError {
     #[error("no open alert with id {0}")]
     NotFound(Uuid),
+    #[error("this replica is not the alerting leader; retry (another replica holds it)")]
+    NotLeader,
 }
 
 /// FNV-1a 64 of the parts: stable across builds and platforms.
@@ -225,14 +237,57 @@ fn severity(grade: Grade) -> &'static str {
     }
 }
 
+/// The metric in which a source states its publish interval (as the aggregator's summary reads it).
+pub const INTERVAL_METRIC: &str = "interval_seconds";
+
 /// The component name staleness alerts use.
 pub const STALE_COMPONENT: &str = "stale";
 
+/// A snapshot with this metric > 0 is an instance's last word (published on SIGTERM by
+/// `SnapshotPublisher::publish_departed`).
+pub use telemesh_core::transport::DEPARTED_METRIC;
+
+/// Kind, service and component of the cause alert raised while ingestion is held.
+pub const CAUSE_KIND: &str = "telemesh.aggregator";
+pub const CAUSE_SERVICE: &str = "telemesh-aggregator";
+pub const CAUSE_COMPONENT: &str = "ingestion";
+
+/// Whether a snapshot announces that its instance is going away.
+pub fn is_departed(snapshot: &Snapshot) -> bool {
+    snapshot
+        .metrics
+        .get(DEPARTED_METRIC)
+        .is_some_and(|v| v.is_finite() && *v > 0.0)
+}
+
 #[derive(Debug, Clone)]
 struct SeenSource {
+    id: Uuid,
     generated_at: DateTime<Utc>,
     interval_seconds: f64,
+    /// When this instance was first seen (a later first-seen instance is "newer").
+    first_seen: DateTime<Utc>,
 }
+
+/// How many past hold periods are remembered (older ones no longer overlap any silence
+/// worth measuring).
+const MAX_HOLDS: usize = 64;
+
+/// Seconds of `seen`'s silence at `now` that count: time while ingestion was held is not
+/// silence (the snapshots may be waiting in the backlog).
+fn silence(seen: &SeenSource, holds: &[(DateTime<Utc>, DateTime<Utc>)], now: DateTime<Utc>) -> f64 {
+    let mut silent = now - seen.generated_at;
+    for (start, end) in holds {
+        let from = (*start).max(seen.generated_at);
+        let to = (*end).min(now);
+        if to > from {
+            silent -= to - from;
+        }
+    }
+    silent.num_milliseconds() as f64 / 1000.0
+}
+
+type SourceKey = (String, String, String);
 
 /// The engine: the open alert of each fingerprint plus the bookkeeping for suppression and
 /// staleness.
@@ -242,7 +297,11 @@ pub struct AlertEngine {
     open: BTreeMap<String, Alert>,
     /// When each fingerprint last paged an open (for suppression).
     last_open_page: BTreeMap<String, DateTime<Utc>>,
-    seen: BTreeMap<(String, String, String), SeenSource>,
+    seen: BTreeMap<SourceKey, SeenSource>,
+    /// Since when ingestion is held, while it is.
+    held_since: Option<DateTime<Utc>>,
+    /// Past hold periods, oldest first.
+    holds: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl AlertEngine {
@@ -252,6 +311,8 @@ impl AlertEngine {
             open: BTreeMap::new(),
             last_open_page: BTreeMap::new(),
             seen: BTreeMap::new(),
+            held_since: None,
+            holds: Vec::new(),
         }
     }
 
@@ -271,6 +332,175 @@ impl AlertEngine {
         }
     }
 
+    /// Remembers the newest snapshot of a source without evaluating it (rebuilding staleness
+    /// from the journal after a restart or a leadership change).
+    pub fn remember(&mut self, snapshot: &Snapshot) {
+        if is_departed(snapshot) {
+            return;
+        }
+        let key = source_key(snapshot);
+        if self
+            .seen
+            .get(&key)
+            .is_some_and(|s| s.generated_at >= snapshot.generated_at)
+        {
+            return;
+        }
+        let interval = self.interval_of(snapshot);
+        self.seen.insert(
+            key,
+            SeenSource {
+                id: snapshot.id,
+                generated_at: snapshot.generated_at,
+                interval_seconds: interval,
+                first_seen: snapshot.generated_at,
+            },
+        );
+    }
+
+    /// Takes in a snapshot read back from the journal (taking the lead, or snapshots other
+    /// replicas consumed): evaluated like a consumed one while it is fresh; a stale one is
+    /// only remembered, so it neither clears a staleness alert nor re-evaluates old news.
+    pub fn catch_up(&mut self, snapshot: &Snapshot, now: DateTime<Utc>) -> Vec<Action> {
+        let age = (now - snapshot.generated_at).num_milliseconds() as f64 / 1000.0;
+        if age <= self.policy.stale_factor * self.interval_of(snapshot) {
+            self.observe(snapshot, now)
+        } else {
+            self.remember(snapshot);
+            Vec::new()
+        }
+    }
+
+    /// Instances watched for staleness, as (kind, service, instance).
+    pub fn watched(&self) -> impl Iterator<Item = &SourceKey> {
+        self.seen.keys()
+    }
+
+    fn interval_of(&self, snapshot: &Snapshot) -> f64 {
+        snapshot
+            .metrics
+            .get(INTERVAL_METRIC)
+            .copied()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .unwrap_or(self.policy.default_interval_seconds)
+    }
+
+    /// The host's ingestion stopped (`cause` says why): staleness is held and one cause
+    /// alert fires (after `group_wait`) until [`AlertEngine::ingestion_resumed`].
+    pub fn ingestion_held(&mut self, cause: &str, now: DateTime<Utc>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.held_since.is_none() {
+            self.held_since = Some(now);
+        }
+        let report = BadReport {
+            fp: fingerprint(CAUSE_KIND, CAUSE_SERVICE, Some(CAUSE_COMPONENT)),
+            rule: "ingestion-held".into(),
+            suppress: Duration::zero(),
+            kind: CAUSE_KIND.into(),
+            service: CAUSE_SERVICE.into(),
+            component: Some(CAUSE_COMPONENT.into()),
+            instance: CAUSE_COMPONENT.into(),
+            grade: Grade::Fail,
+            summary: format!(
+                "the aggregator stopped taking in snapshots ({cause}); staleness alerts are held until it recovers"
+            ),
+            snapshot_id: None,
+            channels: self.policy.stale_channels.clone(),
+        };
+        let unchanged = self
+            .open
+            .get(&report.fp)
+            .is_some_and(|a| a.summary == report.summary);
+        if !unchanged {
+            self.mark_bad(report, now, &mut actions);
+        }
+        actions
+    }
+
+    /// Ingestion is back: the held time stops counting as any source's silence (also for
+    /// snapshots generated while held and consumed later) and the cause alert resolves.
+    pub fn ingestion_resumed(&mut self, now: DateTime<Utc>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if let Some(since) = self.held_since.take() {
+            self.holds.push((since, now));
+            if self.holds.len() > MAX_HOLDS {
+                self.holds.remove(0);
+            }
+        }
+        let fp = fingerprint(CAUSE_KIND, CAUSE_SERVICE, Some(CAUSE_COMPONENT));
+        self.clear_instance(&fp, CAUSE_COMPONENT, now, None, &mut actions);
+        actions
+    }
+
+    /// Holds staleness without a cause alert (taking the lead, while the host catches up)
+    /// until [`AlertEngine::ingestion_resumed`].
+    pub fn hold(&mut self, now: DateTime<Utc>) {
+        if self.held_since.is_none() {
+            self.held_since = Some(now);
+        }
+    }
+
+    /// True while ingestion is held.
+    pub fn is_held(&self) -> bool {
+        self.held_since.is_some()
+    }
+
+    /// Retires one instance: it is no longer watched and its alerts resolve with `note`.
+    fn retire(
+        &mut self,
+        key: &SourceKey,
+        note: &str,
+        now: DateTime<Utc>,
+        actions: &mut Vec<Action>,
+    ) {
+        self.seen.remove(key);
+        let (kind, service, instance) = key;
+        let fps: Vec<String> = self
+            .open
+            .values()
+            .filter(|a| {
+                &a.kind == kind && &a.service == service && a.bad_instances.contains(instance)
+            })
+            .map(|a| a.fingerprint.clone())
+            .collect();
+        for fp in fps {
+            self.clear_instance(&fp, instance, now, Some(note), actions);
+        }
+    }
+
+    /// Retires instances silent for `retire_intervals` after a newer instance appeared.
+    fn retire_replaced(&mut self, now: DateTime<Utc>, actions: &mut Vec<Action>) {
+        let factor = self.policy.retire_intervals;
+        if !(factor.is_finite() && factor > 0.0) {
+            return;
+        }
+        let replaced: Vec<(SourceKey, String)> = self
+            .seen
+            .iter()
+            .filter(|(_, seen)| silence(seen, &self.holds, now) > factor * seen.interval_seconds)
+            .filter_map(|(key, seen)| {
+                self.seen
+                    .iter()
+                    .find(|(other, o)| {
+                        other.0 == key.0
+                            && other.1 == key.1
+                            && other.2 != key.2
+                            && o.first_seen > seen.first_seen
+                            && o.generated_at > seen.generated_at
+                    })
+                    .map(|(other, _)| (key.clone(), other.2.clone()))
+            })
+            .collect();
+        for (key, newer) in replaced {
+            let note = format!(
+                "departed: instance {} of {} was replaced by {newer}",
+                key.2, key.1
+            );
+            tracing::info!(kind = %key.0, service = %key.1, instance = %key.2, newer = %newer, "source retired");
+            self.retire(&key, &note, now, actions);
+        }
+    }
+
     /// Open (pending or firing) alerts.
     pub fn open_alerts(&self) -> impl Iterator<Item = &Alert> {
         self.open.values()
@@ -281,22 +511,31 @@ impl AlertEngine {
         let mut actions = Vec::new();
         let instance = snapshot.source.instance.clone();
         let service = snapshot.source.service.clone();
-        let interval = snapshot
-            .metrics
-            .get(crate::summary::INTERVAL_METRIC)
-            .copied()
-            .filter(|v| v.is_finite() && *v > 0.0)
-            .unwrap_or(self.policy.default_interval_seconds);
+        let key = source_key(snapshot);
+        if is_departed(snapshot) {
+            let note = format!("departed: instance {instance} of {service} shut down");
+            self.retire(&key, &note, now, &mut actions);
+            return actions;
+        }
+        let previous = self.seen.get(&key);
+        if previous.is_some_and(|p| p.id == snapshot.id || p.generated_at > snapshot.generated_at) {
+            // already evaluated, or older than what we have (a replay)
+            return actions;
+        }
+        let first_seen = previous.map_or(snapshot.generated_at, |p| p.first_seen);
+        let interval = self.interval_of(snapshot);
         self.seen.insert(
-            (snapshot.kind.clone(), service.clone(), instance.clone()),
+            key,
             SeenSource {
+                id: snapshot.id,
                 generated_at: snapshot.generated_at,
                 interval_seconds: interval,
+                first_seen,
             },
         );
         // a fresh snapshot clears this source's staleness
         let stale_fp = fingerprint(&snapshot.kind, &service, Some(STALE_COMPONENT));
-        self.clear_instance(&stale_fp, &instance, now, &mut actions);
+        self.clear_instance(&stale_fp, &instance, now, None, &mut actions);
 
         let rules = self.policy.rules.clone();
         for rule in rules
@@ -340,7 +579,7 @@ impl AlertEngine {
                         &mut actions,
                     );
                 } else {
-                    self.clear_instance(&fp, &instance, now, &mut actions);
+                    self.clear_instance(&fp, &instance, now, None, &mut actions);
                 }
             }
         }
@@ -398,11 +637,14 @@ impl AlertEngine {
         }
     }
 
+    /// Removes `instance` from an alert's bad instances; the last one out resolves it
+    /// (with `departed` as the note when the instance went away rather than recovered).
     fn clear_instance(
         &mut self,
         fp: &str,
         instance: &str,
         now: DateTime<Utc>,
+        departed: Option<&str>,
         actions: &mut Vec<Action>,
     ) {
         let Some(alert) = self.open.get_mut(fp) else {
@@ -418,11 +660,14 @@ impl AlertEngine {
         let notified = alert.opened_at.is_some() && !alert.suppressed;
         alert.state = AlertState::Resolved;
         alert.resolved_at = Some(now);
-        alert.resolution = Some(if alert.opened_at.is_some() {
-            Resolution::Auto
-        } else {
-            Resolution::ClearedBeforeNotice
+        alert.resolution = Some(match (alert.opened_at.is_some(), departed) {
+            (false, _) => Resolution::ClearedBeforeNotice,
+            (true, None) => Resolution::Auto,
+            (true, Some(_)) => Resolution::Departed,
         });
+        if let Some(note) = departed {
+            alert.note = Some(note.to_owned());
+        }
         actions.push(Action::Persist(Box::new(alert.clone())));
         if notified {
             let channels = alert.channels.clone();
@@ -437,7 +682,10 @@ impl AlertEngine {
     /// Advances time: first pages, appends, repeats, escalations and staleness.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Action> {
         let mut actions = Vec::new();
-        self.check_staleness(now, &mut actions);
+        self.retire_replaced(now, &mut actions);
+        if self.held_since.is_none() {
+            self.check_staleness(now, &mut actions);
+        }
         let policy = self.policy.clone();
         for alert in self.open.values_mut() {
             match alert.state {
@@ -486,12 +734,11 @@ impl AlertEngine {
     }
 
     fn check_staleness(&mut self, now: DateTime<Utc>, actions: &mut Vec<Action>) {
-        let stale: Vec<((String, String, String), SeenSource)> = self
+        let stale: Vec<(SourceKey, SeenSource)> = self
             .seen
             .iter()
             .filter(|(_, seen)| {
-                let age = (now - seen.generated_at).num_milliseconds() as f64 / 1000.0;
-                age > self.policy.stale_factor * seen.interval_seconds
+                silence(seen, &self.holds, now) > self.policy.stale_factor * seen.interval_seconds
             })
             .map(|(key, seen)| (key.clone(), seen.clone()))
             .collect();
@@ -580,6 +827,11 @@ impl AlertEngine {
         let Some(mut alert) = self.open.remove(&fp) else {
             return Err(AlertError::NotFound(id));
         };
+        // forget the instances, so a silent one does not re-open the alert on the next tick
+        for instance in &alert.bad_instances {
+            self.seen
+                .remove(&(alert.kind.clone(), alert.service.clone(), instance.clone()));
+        }
         alert.state = AlertState::Resolved;
         alert.resolved_at = Some(now);
         alert.resolution = Some(Resolution::Manual);
@@ -594,6 +846,14 @@ impl AlertEngine {
         }
         Ok(actions)
     }
+}
+
+fn source_key(snapshot: &Snapshot) -> SourceKey {
+    (
+        snapshot.kind.clone(),
+        snapshot.source.service.clone(),
+        snapshot.source.instance.clone(),
+    )
 }
 
 struct BadReport {

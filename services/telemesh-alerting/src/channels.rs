@@ -17,8 +17,9 @@ use serde_json::json;
 use telemesh_core::config::Secret;
 use uuid::Uuid;
 
-use super::engine::{Alert, AlertState, Event};
-use super::ChannelSettings;
+use crate::engine::{Alert, AlertState, Event};
+use crate::redact::Redactor;
+use crate::ChannelSettings;
 
 /// One page to one or more channels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +107,8 @@ pub struct Channel {
     kind: Kind,
     pub timeout: Duration,
     pub max_attempts: u32,
+    /// Removes this channel's secrets (and any URL) from error texts.
+    redactor: Redactor,
 }
 
 fn secret(
@@ -150,8 +153,21 @@ impl Channel {
             "email" => email(s, env)?,
             other => return Err(format!("{}: unknown channel type {other:?}", key("type"))),
         };
+        let redactor = match &kind {
+            Kind::Slack { url } | Kind::Webhook { url } => Redactor::new([url.expose()]),
+            Kind::GitHub { token, .. } => Redactor::new([token.expose()]),
+            Kind::Email { .. } => {
+                let password = if s.username.is_empty() {
+                    Secret::default()
+                } else {
+                    secret(&s.password, &s.password_env, env, key("password"))?
+                };
+                Redactor::new([password.expose()])
+            }
+        };
         Ok(Self {
             name: s.name.clone(),
+            redactor,
             kind,
             timeout: Duration::from_millis(s.timeout_ms.max(100)),
             max_attempts: s.max_attempts.max(1),
@@ -167,8 +183,27 @@ impl Channel {
         }
     }
 
-    /// Sends one notification once (the dispatcher retries).
+    /// Sends one notification once (the dispatcher retries). Neither the answer nor the
+    /// error carries a URL or a secret of the channel.
     pub async fn send(
+        &self,
+        client: &reqwest::Client,
+        n: &Notification,
+        issues: &dyn IssueBook,
+    ) -> Result<Sent, SendError> {
+        self.send_raw(client, n, issues)
+            .await
+            .map(|sent| Sent {
+                detail: self.redactor.redact(&sent.detail),
+                ..sent
+            })
+            .map_err(|e| SendError {
+                detail: self.redactor.redact(&e.detail),
+                ..e
+            })
+    }
+
+    async fn send_raw(
         &self,
         client: &reqwest::Client,
         n: &Notification,
@@ -362,13 +397,30 @@ pub fn webhook_payload(n: &Notification) -> serde_json::Value {
     })
 }
 
+/// Longest `Retry-After` taken from a receiver (a day: the outbox expires earlier anyway).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// A `Retry-After` value: delay-seconds, or an HTTP date (RFC 9110 IMF-fixdate / RFC 2822)
+/// measured from `now`. A date in the past means "now"; garbage means "not given".
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = (at.with_timezone(&Utc) - now)
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    if let Some(secs) = headers
+    if let Some(wait) = headers
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
+        .and_then(|v| parse_retry_after(v, Utc::now()))
     {
-        return Some(Duration::from_secs(secs));
+        return Some(wait);
     }
     // GitHub primary limit: x-ratelimit-remaining 0 with a reset epoch
     let remaining = headers
@@ -409,11 +461,19 @@ async fn classify(response: reqwest::Response) -> Result<(u16, serde_json::Value
 }
 
 fn network(e: reqwest::Error) -> SendError {
+    // reqwest names the URL in its error text, and the URL may be the secret itself
+    let e = e.without_url();
+    let mut detail = format!("request failed: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        detail.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
     SendError {
         status: None,
         retry_after: None,
         permanent: false,
-        detail: format!("request failed: {e}"),
+        detail: crate::redact::scrub_urls(&detail),
     }
 }
 
@@ -563,5 +623,38 @@ impl GitHub<'_> {
             status: 200,
             detail,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let cases: &[(&str, Option<u64>)] = &[
+            ("120", Some(120)),
+            (" 7 ", Some(7)),
+            ("0", Some(0)),
+            ("Wed, 25 Nov 2026 10:00:30 GMT", Some(30)),
+            ("Wed, 25 Nov 2026 09:00:00 GMT", Some(0)),
+            ("Wed, 25 Nov 2026 10:00:30 +0000", Some(30)),
+            ("99999999999999999999", None),
+            ("-5", None),
+            ("soon", None),
+            ("", None),
+            ("25 Nov 2099 10:00:00 GMT", Some(24 * 3600)),
+            ("18446744073709551615", Some(24 * 3600)),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(
+                parse_retry_after(value, now).map(|d| d.as_secs()),
+                *expected,
+                "{value:?}"
+            );
+        }
     }
 }

@@ -1,12 +1,18 @@
-//! Owns alerting: the `[alerting]` settings, the pure lifecycle engine, business hours,
-//! notification channels (Slack, webhook, GitHub issues, SMTP e-mail), their dispatcher with retries and
-//! rate-limit handling, and the alert store in the journal database.
+//! telemesh alerting: the `[alerting]` settings, the pure lifecycle engine, business hours,
+//! notification channels (Slack, webhook, GitHub issues, SMTP e-mail), their dispatcher with
+//! retries and rate-limit handling, the alert actor and the alert HTTP API. Alert state lives
+//! behind [`repo::AlertRepo`], which the host (the aggregator's journal) implements: this crate
+//! runs no SQL.
 
+pub mod actor;
 pub mod calendar;
 pub mod channels;
 pub mod dispatch;
 pub mod engine;
-pub mod store;
+pub mod http;
+pub mod metrics;
+pub mod redact;
+pub mod repo;
 
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
@@ -86,6 +92,9 @@ pub struct ChannelSettings {
     pub username: String,
     pub password: Secret,
     pub password_env: String,
+    /// Channel that takes a notification this channel could not deliver before it expired
+    /// (empty = none).
+    pub fallback: String,
 }
 
 impl Default for ChannelSettings {
@@ -110,6 +119,7 @@ impl Default for ChannelSettings {
             username: String::new(),
             password: Secret::default(),
             password_env: String::new(),
+            fallback: String::new(),
         }
     }
 }
@@ -145,6 +155,29 @@ pub struct AlertingSettings {
     /// Where `telemesh alert drill` records the drill (the incident-response service's
     /// activities endpoint); empty = not recorded.
     pub drill_record_url: String,
+    /// A source silent for this many of its intervals after a newer instance of its service
+    /// appeared is retired (its alerts resolve as departed); 0 = never. Keep it below
+    /// `aggregator.stale_factor` so a rolling update does not page.
+    pub retire_intervals: f64,
+    /// The outbox retries a notification until it is delivered or this old, then gives up
+    /// (and hands it to the channel's `fallback`).
+    pub outbox_expire_seconds: f64,
+    /// First wait between two attempts; doubles per attempt (with jitter) up to
+    /// `retry_max_seconds`. A receiver's `Retry-After` (seconds or HTTP date) wins.
+    pub retry_initial_seconds: f64,
+    pub retry_max_seconds: f64,
+    /// With several replicas: how often a follower tries to take the alerting leadership and
+    /// the leader checks it still holds it (see docs/on-call.md).
+    pub leader_poll_ms: u64,
+    /// With several replicas: how often the leader reads the newest snapshot of every source
+    /// from the journal (snapshots consumed by other replicas); 0 = off (one replica).
+    pub journal_poll_seconds: f64,
+    /// A consumer backlog above this many messages counts as lagging: staleness alerts are
+    /// held and one cause alert fires.
+    pub lag_hold_messages: u64,
+    /// Without word of ingestion progress for this long (a journal write hanging before it
+    /// fails), staleness alerts are held. Keep it below the shortest stale window.
+    pub stall_hold_ms: u64,
 }
 
 impl Default for AlertingSettings {
@@ -169,6 +202,14 @@ impl Default for AlertingSettings {
             channels: Vec::new(),
             tick_ms: 250,
             drill_record_url: String::new(),
+            retire_intervals: 2.0,
+            outbox_expire_seconds: 24.0 * 3600.0,
+            retry_initial_seconds: 0.5,
+            retry_max_seconds: 300.0,
+            leader_poll_ms: 1_000,
+            journal_poll_seconds: 0.0,
+            lag_hold_messages: 10_000,
+            stall_hold_ms: 1_000,
         }
     }
 }
@@ -237,6 +278,14 @@ impl AlertingSettings {
             if c.kind == "github" && c.repo.split('/').filter(|p| !p.is_empty()).count() != 2 {
                 return Err(format!("alerting.channels[{i}].repo must be owner/name"));
             }
+            if !c.fallback.is_empty()
+                && (c.fallback == c.name || !names.contains(&c.fallback.as_str()))
+            {
+                return Err(format!(
+                    "alerting.channels[{i}].fallback {:?}: name another configured channel",
+                    c.fallback
+                ));
+            }
         }
         let check_names = |key: &str, list: &[String]| {
             list.iter()
@@ -288,6 +337,12 @@ impl AlertingSettings {
         if self.tick_ms == 0 {
             return Err("alerting.tick_ms must be at least 1".into());
         }
+        if self.leader_poll_ms == 0 {
+            return Err("alerting.leader_poll_ms must be at least 1".into());
+        }
+        seconds("alerting.retire_intervals", self.retire_intervals)?;
+        seconds("alerting.journal_poll_seconds", self.journal_poll_seconds)?;
+        self.outbox()?;
         Ok(AlertPolicy {
             rules,
             group_wait: seconds("alerting.group_wait_seconds", self.group_wait_seconds)?,
@@ -312,6 +367,26 @@ impl AlertingSettings {
             },
             stale_factor,
             default_interval_seconds,
+            retire_intervals: self.retire_intervals,
         })
+    }
+
+    /// The outbox schedule, validated.
+    pub fn outbox(&self) -> Result<dispatch::RetrySchedule, String> {
+        let to_std = |key: &str, v: f64| {
+            seconds(key, v).map(|d| d.to_std().unwrap_or(std::time::Duration::ZERO))
+        };
+        let schedule = dispatch::RetrySchedule {
+            initial: to_std("alerting.retry_initial_seconds", self.retry_initial_seconds)?,
+            max: to_std("alerting.retry_max_seconds", self.retry_max_seconds)?,
+            expire_after: to_std("alerting.outbox_expire_seconds", self.outbox_expire_seconds)?,
+        };
+        if schedule.initial.is_zero() || schedule.max < schedule.initial {
+            return Err(
+                "alerting.retry_initial_seconds must be > 0 and <= alerting.retry_max_seconds"
+                    .into(),
+            );
+        }
+        Ok(schedule)
     }
 }

@@ -1,34 +1,107 @@
-//! Owns the alert API: `GET /api/v1/alerts?state=&limit=`, `GET /api/v1/alerts/channels`,
+//! Owns the alert API: `GET /api/v1/alerts?state=&limit=`, `GET /api/v1/alerts/channels`
+//! (channel health and whether this replica is the alerting leader),
 //! `GET /api/v1/alerts/{id}` (with its notification log), and the mutating
 //! `POST /api/v1/alerts/{id}/ack|resolve|postmortem`, which need `Authorization: Bearer
-//! <alerting.api_token>` (401 without one, 403 with a wrong one) and change nothing otherwise.
+//! <alerting.api_token>` (401 without one, 403 with a wrong one; checked before the body is
+//! read) and change nothing otherwise. Errors are JSON `{error, detail}`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use telemesh_core::config::Secret;
 use uuid::Uuid;
 
-use super::{ApiError, AppState};
-use crate::actors::alert::{Acknowledge, GetChannelHealth, ResolveAlert, SetPostmortem};
-use crate::alerting::engine::AlertError;
-use crate::alerting::store::StateFilter;
+use crate::actor::{
+    Acknowledge, AlertActor, GetChannelHealth, IsLeader, ResolveAlert, SetPostmortem,
+};
+use crate::engine::AlertError;
+use crate::repo::{AlertRepo, StateFilter};
 
 type Params = web::Query<Vec<(String, String)>>;
 
-fn alerting(
-    state: &AppState,
-) -> Result<
-    (
-        &actix::Addr<crate::actors::alert::AlertActor>,
-        &crate::alerting::store::AlertStore,
-    ),
-    ApiError,
-> {
-    match (&state.alerts, &state.alert_store) {
-        (Some(actor), Some(store)) => Ok((actor, store)),
+/// What the alert routes need; `None` parts answer 404 "alerting is disabled".
+#[derive(Debug, Clone, Default)]
+pub struct AlertApi {
+    pub actor: Option<Addr<AlertActor>>,
+    pub repo: Option<Arc<dyn AlertRepo>>,
+    /// Bearer token of the mutating endpoints; empty = they refuse every request.
+    pub api_token: Secret,
+}
+
+/// Registers the alert routes; the app must hold a `web::Data<AlertApi>`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/alerts", web::get().to(list))
+        .route("/api/v1/alerts/channels", web::get().to(channels))
+        .route("/api/v1/alerts/{id}", web::get().to(get))
+        .route("/api/v1/alerts/{id}/ack", web::post().to(ack))
+        .route("/api/v1/alerts/{id}/resolve", web::post().to(resolve))
+        .route("/api/v1/alerts/{id}/postmortem", web::post().to(postmortem));
+}
+
+/// An error answered by the alert API: `{error, detail}` with a 4xx status for bad input and
+/// 503 when the store or the actor is down.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}: {detail}")]
+pub struct ApiError {
+    pub status: u16,
+    pub error: &'static str,
+    pub detail: String,
+}
+
+impl ApiError {
+    fn new(status: u16, error: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            error,
+            detail: crate::redact::scrub_urls(&detail.into()),
+        }
+    }
+
+    fn bad_request(error: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(400, error, detail)
+    }
+
+    fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(404, "not_found", detail)
+    }
+
+    fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(503, "unavailable", detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .json(serde_json::json!({ "error": self.error, "detail": self.detail }))
+    }
+}
+
+fn alerting(state: &AlertApi) -> Result<(&Addr<AlertActor>, &dyn AlertRepo), ApiError> {
+    match (&state.actor, &state.repo) {
+        (Some(actor), Some(repo)) => Ok((actor, repo.as_ref())),
         _ => Err(ApiError::not_found(
             "alerting is disabled: set [alerting] enabled = true",
         )),
     }
+}
+
+/// Parses a JSON body, after the token was checked.
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_body",
+            format!("{e}; send the documented JSON object"),
+        )
+    })
 }
 
 fn unauthorized(detail: &str) -> HttpResponse {
@@ -42,7 +115,7 @@ fn forbidden(detail: &str) -> HttpResponse {
 }
 
 /// Checks the bearer token; `Some` is the refusal to send.
-fn refuse(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+fn refuse(req: &HttpRequest, state: &AlertApi) -> Option<HttpResponse> {
     let Some(header) = req.headers().get("authorization") else {
         return Some(unauthorized(
             "send Authorization: Bearer <alerting.api_token>",
@@ -85,13 +158,16 @@ fn engine_error(e: AlertError) -> ApiError {
         AlertError::NotFound(id) => {
             ApiError::not_found(format!("no open alert {id}; it may be resolved already"))
         }
+        AlertError::NotLeader => ApiError::unavailable(
+            "this replica is not the alerting leader; retry, the request may reach the leader",
+        ),
     }
 }
 
 /// Body of ack and resolve.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Actor {
+struct Actor {
     by: String,
     #[serde(default)]
     note: Option<String>,
@@ -112,14 +188,11 @@ impl Actor {
 /// Body of postmortem.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Postmortem {
+struct Postmortem {
     url: String,
 }
 
-pub(super) async fn list(
-    state: web::Data<AppState>,
-    params: Params,
-) -> Result<HttpResponse, ApiError> {
+async fn list(state: web::Data<AlertApi>, params: Params) -> Result<HttpResponse, ApiError> {
     let (_, store) = alerting(&state)?;
     let mut filter = StateFilter::Open;
     let mut limit = 100u32;
@@ -157,19 +230,17 @@ pub(super) async fn list(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "count": alerts.len(), "alerts": alerts })))
 }
 
-pub(super) async fn channels(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn channels(state: web::Data<AlertApi>) -> Result<HttpResponse, ApiError> {
     let (actor, _) = alerting(&state)?;
     let health = actor
         .send(GetChannelHealth)
         .await
         .map_err(|e| ApiError::unavailable(format!("alert actor: {e}")))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "channels": health })))
+    let leader = actor.send(IsLeader).await.unwrap_or(false);
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "channels": health, "leader": leader })))
 }
 
-pub(super) async fn get(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn get(state: web::Data<AlertApi>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (_, store) = alerting(&state)?;
     let id = parse_id(&id)?;
     let alert = store
@@ -194,16 +265,16 @@ enum Change {
 
 async fn change(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<AlertApi>,
     id: web::Path<String>,
-    body: web::Json<Actor>,
+    body: web::Bytes,
     change: Change,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(response) = refuse(&req, &state) {
         return Ok(response);
     }
     let (actor, _) = alerting(&state)?;
-    let Actor { by, note } = body.into_inner().checked()?;
+    let Actor { by, note } = parse_body::<Actor>(&body)?.checked()?;
     let id = parse_id(&id)?;
     let answer = match change {
         Change::Acknowledge => actor.send(Acknowledge { id, by, note }).await,
@@ -215,35 +286,35 @@ async fn change(
     Ok(HttpResponse::Ok().json(alert))
 }
 
-pub(super) async fn ack(
+async fn ack(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<AlertApi>,
     id: web::Path<String>,
-    body: web::Json<Actor>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     change(req, state, id, body, Change::Acknowledge).await
 }
 
-pub(super) async fn resolve(
+async fn resolve(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<AlertApi>,
     id: web::Path<String>,
-    body: web::Json<Actor>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     change(req, state, id, body, Change::Resolve).await
 }
 
-pub(super) async fn postmortem(
+async fn postmortem(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<AlertApi>,
     id: web::Path<String>,
-    body: web::Json<Postmortem>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(response) = refuse(&req, &state) {
         return Ok(response);
     }
     let (actor, _) = alerting(&state)?;
-    let url = body.into_inner().url;
+    let url = parse_body::<Postmortem>(&body)?.url;
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(ApiError::bad_request(
             "invalid_url",
@@ -257,6 +328,9 @@ pub(super) async fn postmortem(
         })
         .await
         .map_err(|e| ApiError::unavailable(format!("alert actor: {e}")))?
-        .map_err(|_| ApiError::not_found("no such alert"))?;
+        .map_err(|e| match e {
+            AlertError::NotLeader => engine_error(e),
+            AlertError::NotFound(_) => ApiError::not_found("no such alert"),
+        })?;
     Ok(HttpResponse::Ok().json(alert))
 }

@@ -31,6 +31,7 @@ fn policy() -> AlertPolicy {
         stale_factor: 3.0,
         // sources state their interval where a test is about staleness
         default_interval_seconds: 1e9,
+        retire_intervals: 2.0,
     }
 }
 
@@ -396,4 +397,193 @@ fn fingerprints_are_stable() {
         fingerprint("telemetry.kafka.readiness", "kafka-readiness", None).len(),
         16
     );
+}
+
+fn every(s: Snapshot, interval: f64) -> Snapshot {
+    let mut s = s;
+    s.metric(INTERVAL_METRIC, interval);
+    s
+}
+
+fn resolutions(actions: &[Action]) -> Vec<(Resolution, Option<String>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Persist(alert) if alert.state == AlertState::Resolved => {
+                Some((alert.resolution?, alert.note.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_rolling_update_retires_the_old_instance_without_a_page() {
+    let t0 = utc(T0);
+    let mut e = AlertEngine::new(policy());
+    e.observe(&every(snap(Grade::Ok, "ok", "old", t0), 10.0), t0);
+    // the new pod starts and reports; the old one stops
+    for s in [5, 15, 25, 35, 45] {
+        let at = t0 + Duration::seconds(s);
+        e.observe(&every(snap(Grade::Ok, "ok", "new", at), 10.0), at);
+        assert!(events(&e.tick(at)).is_empty(), "no page at {s}s");
+    }
+    assert_eq!(
+        e.watched().map(|k| k.2.as_str()).collect::<Vec<_>>(),
+        ["new"],
+        "old retired after 2 silent intervals, before 3 would make it stale"
+    );
+    assert!(e.open_alerts().next().is_none());
+}
+
+#[test]
+fn a_stale_alert_of_a_replaced_instance_resolves_as_departed() {
+    let t0 = utc(T0);
+    let mut p = policy();
+    p.retire_intervals = 5.0; // larger than stale_factor: the old instance pages first
+    p.group_wait = Duration::zero();
+    let mut e = AlertEngine::new(p);
+    e.observe(&every(snap(Grade::Ok, "ok", "old", t0), 10.0), t0);
+    let mut paged = Vec::new();
+    let mut resolved = Vec::new();
+    for s in (5..=70).step_by(5) {
+        let at = t0 + Duration::seconds(s);
+        let mut actions = e.observe(&every(snap(Grade::Ok, "ok", "new", at), 10.0), at);
+        actions.extend(e.tick(at));
+        paged.extend(events(&actions).into_iter().map(|(ev, _)| ev));
+        resolved.extend(resolutions(&actions));
+    }
+    assert_eq!(
+        paged,
+        [Event::Open, Event::Resolve],
+        "one page that closes itself"
+    );
+    let (resolution, note) = resolved.last().cloned().unwrap();
+    assert_eq!(resolution, Resolution::Departed);
+    assert!(note.unwrap().contains("replaced by new"));
+}
+
+#[test]
+fn a_departed_snapshot_retires_its_instance_at_once() {
+    let t0 = utc(T0);
+    let mut p = policy();
+    p.group_wait = Duration::zero();
+    let mut e = AlertEngine::new(p);
+    e.observe(&every(snap(Grade::Fail, "broken", "a", t0), 10.0), t0);
+    assert_eq!(events(&e.tick(t0))[0].0, Event::Open);
+    let mut last = every(snap(Grade::Fail, "shutting down", "a", t0), 10.0);
+    last.generated_at = t0 + Duration::seconds(1);
+    last.metric(DEPARTED_METRIC, 1.0);
+    let actions = e.observe(&last, t0 + Duration::seconds(1));
+    assert_eq!(events(&actions)[0].0, Event::Resolve);
+    assert_eq!(resolutions(&actions)[0].0, Resolution::Departed);
+    assert_eq!(e.watched().count(), 0);
+    assert!(
+        events(&e.tick(t0 + Duration::hours(1))).is_empty(),
+        "never stale"
+    );
+}
+
+#[test]
+fn a_manual_resolve_of_a_stale_alert_forgets_the_instance() {
+    let t0 = utc(T0);
+    let mut p = policy();
+    p.group_wait = Duration::zero();
+    let mut e = AlertEngine::new(p);
+    e.observe(&every(snap(Grade::Ok, "ok", "gone", t0), 10.0), t0);
+    assert_eq!(
+        events(&e.tick(t0 + Duration::seconds(31)))[0].0,
+        Event::Open
+    );
+    let id = first_alert(&e).id;
+    e.resolve(id, "alice", None, t0 + Duration::seconds(40))
+        .unwrap();
+    for s in [41, 100, 1000] {
+        assert!(
+            events(&e.tick(t0 + Duration::seconds(s))).is_empty(),
+            "not re-opened at {s}s"
+        );
+    }
+}
+
+#[test]
+fn while_ingestion_is_held_one_cause_alert_fires_and_no_source_turns_stale() {
+    let t0 = utc(T0);
+    let mut p = policy();
+    p.group_wait = Duration::zero();
+    let mut e = AlertEngine::new(p);
+    for i in ["a", "b", "c"] {
+        e.observe(&every(snap(Grade::Ok, "ok", i, t0), 10.0), t0);
+    }
+    let held_at = t0 + Duration::seconds(5);
+    let mut actions = e.ingestion_held("journal down: connection refused", held_at);
+    // the ingress repeats it while the outage lasts: still one alert
+    actions.extend(e.ingestion_held(
+        "journal down: connection refused",
+        held_at + Duration::seconds(1),
+    ));
+    let mut paged = Vec::new();
+    for s in (10..=300).step_by(10) {
+        actions.extend(e.tick(t0 + Duration::seconds(s)));
+    }
+    paged.extend(events(&actions));
+    assert_eq!(paged.len(), 1, "{paged:?}");
+    let cause = first_alert(&e);
+    assert_eq!(cause.kind, CAUSE_KIND);
+    assert!(cause.summary.contains("journal down"));
+    // recovery: the cause resolves, and the held time does not count as silence
+    let back = t0 + Duration::seconds(300);
+    let resumed = e.ingestion_resumed(back);
+    assert_eq!(events(&resumed)[0].0, Event::Resolve);
+    assert!(events(&e.tick(back + Duration::seconds(20))).is_empty());
+    for i in ["a", "b", "c"] {
+        let at = back + Duration::seconds(21);
+        e.observe(&every(snap(Grade::Ok, "ok", i, at), 10.0), at);
+    }
+    assert!(
+        events(&e.tick(back + Duration::seconds(40))).is_empty(),
+        "no storm after recovery"
+    );
+    assert!(e.open_alerts().next().is_none());
+}
+
+#[test]
+fn remembered_sources_turn_stale_and_replays_are_ignored() {
+    let t0 = utc(T0);
+    let mut p = policy();
+    p.group_wait = Duration::zero();
+    let mut e = AlertEngine::new(p);
+    // rebuilt from the journal after a restart: this source died while we were down
+    e.remember(&every(snap(Grade::Ok, "ok", "dead", t0), 10.0));
+    assert_eq!(
+        events(&e.tick(t0 + Duration::seconds(31)))[0].0,
+        Event::Open
+    );
+    // an older snapshot (a replay) neither clears nor re-evaluates
+    let replay = every(
+        snap(Grade::Ok, "ok", "dead", t0 - Duration::seconds(10)),
+        10.0,
+    );
+    assert!(events(&e.observe(&replay, t0 + Duration::seconds(32))).is_empty());
+    assert!(e.open_alerts().next().is_some());
+}
+
+#[test]
+fn snapshots_generated_while_held_and_consumed_later_are_not_stale() {
+    let t0 = utc(T0);
+    let mut p = policy();
+    p.group_wait = Duration::zero();
+    let mut e = AlertEngine::new(p);
+    e.observe(&every(snap(Grade::Ok, "ok", "a", t0), 1.0), t0);
+    e.ingestion_held("journal down", t0 + Duration::seconds(1));
+    let back = t0 + Duration::seconds(60);
+    e.ingestion_resumed(back);
+    // the backlog drains: a snapshot from the middle of the outage arrives after recovery
+    let late = every(snap(Grade::Ok, "ok", "a", t0 + Duration::seconds(2)), 1.0);
+    e.observe(&late, back + Duration::milliseconds(500));
+    let actions = e.tick(back + Duration::milliseconds(1500));
+    assert!(events(&actions).is_empty(), "{:?}", events(&actions));
+    // but real silence after recovery still counts
+    let actions = e.tick(back + Duration::seconds(5));
+    assert_eq!(events(&actions).len(), 1);
 }
