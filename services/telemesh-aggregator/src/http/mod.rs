@@ -32,7 +32,10 @@ pub struct AppState {
     pub ingress: SharedIngressStatus,
     pub metrics: Arc<AggregatorMetrics>,
     pub layout: Layout,
-use crate::actors::summary::{SummaryActor, SummaryCache};
+    /// The alert routes' state (telemesh-alerting); empty parts when alerting is disabled.
+    pub alert_api: AlertApi,
+    /// The summary as last rendered by the summary actor (served from memory).
+    pub summary_cache: SummaryCache,
 }
 
 /// Registers every route on an actix-web app.
