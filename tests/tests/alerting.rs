@@ -745,6 +745,20 @@ async fn an_expired_page_goes_to_the_fallback_and_the_failure_shows_in_channels(
     };
     assert_eq!(outcome("primary").as_deref(), Some("expired"));
     assert_eq!(outcome("backup").as_deref(), Some("delivered"));
+    // the failure shows in the runtime summary too
+    let summary = wait_until("alerting in the summary", Duration::from_secs(20), || {
+        let url = format!("{base}/api/v1/summary");
+        async move {
+            let s = get_json(url).await;
+            (s["domains"]["telemesh.alerting"]["status"] == "fail").then_some(s)
+        }
+    })
+    .await;
+    let block = &summary["domains"]["telemesh.alerting"]["snapshot"];
+    assert!(
+        block["summary"].as_str().unwrap().contains("primary"),
+        "{block}"
+    );
     aggregator.stop().await;
 }
 

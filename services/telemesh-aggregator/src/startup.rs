@@ -13,7 +13,7 @@ use telemesh_core::topics;
 use telemesh_core::transport::{Publisher, Subscriber};
 use tokio::sync::watch;
 
-use telemesh_alerting::actor::{AlertActor, AlertActorParts, Clock, StopAlerting};
+use telemesh_alerting::actor::{AlertActor, AlertActorParts, Clock, HealthSink, StopAlerting};
 use telemesh_alerting::channels::Channel;
 use telemesh_alerting::http::AlertApi;
 use telemesh_alerting::metrics::AlertMetrics;
@@ -55,6 +55,7 @@ fn start_alerting(
     settings: &AggregatorSettings,
     store: AlertStore,
     metrics: &AggregatorMetrics,
+    summary: Addr<SummaryActor>,
 ) -> anyhow::Result<Addr<AlertActor>> {
     let a = &parts.settings;
     let policy = a
@@ -95,6 +96,10 @@ fn start_alerting(
             notifications: metrics.alert_notifications.clone(),
             open: metrics.alerts_open.clone(),
         },
+        // channel health shows in the runtime summary as its own block
+        show_health: Some(HealthSink(Arc::new(move |snapshot| {
+            summary.do_send(crate::actors::summary::Observe(vec![snapshot]))
+        }))),
     })
     .start())
 }
@@ -201,6 +206,7 @@ impl Aggregator {
                     settings,
                     alert_store.clone(),
                     &metrics,
+                    summary.clone(),
                 )?),
                 parts.settings.api_token.clone(),
             ),

@@ -162,7 +162,23 @@ pub struct AlertActorParts {
     /// fails), staleness is held.
     pub stall_after: Duration,
     pub metrics: AlertMetrics,
+    /// Where the leader shows its channel health (the host's runtime summary), refreshed
+    /// every [`HEALTH_EVERY`]; `None` = nowhere.
+    pub show_health: Option<HealthSink>,
 }
+
+/// Takes the channel-health snapshot (see [`crate::dispatch::health_snapshot`]).
+#[derive(Clone)]
+pub struct HealthSink(pub Arc<dyn Fn(Snapshot) + Send + Sync>);
+
+impl std::fmt::Debug for HealthSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HealthSink")
+    }
+}
+
+/// How often the leader refreshes its channel health in the summary.
+pub const HEALTH_EVERY: Duration = Duration::from_secs(5);
 
 /// What a replica has while it leads.
 #[derive(Debug)]
@@ -451,6 +467,17 @@ impl Actor for AlertActor {
                 actor.apply(actions);
             }
         });
+        if self.parts.show_health.is_some() {
+            ctx.run_interval(HEALTH_EVERY, |actor, _| {
+                if let (Some(term), Some(sink)) = (&actor.term, &actor.parts.show_health) {
+                    (sink.0)(crate::dispatch::health_snapshot(
+                        &term.dispatcher.health(),
+                        actor.parts.clock.now(),
+                        HEALTH_EVERY.as_secs_f64() * 2.0,
+                    ));
+                }
+            });
+        }
         if let Some(every) = self.parts.journal_poll {
             ctx.run_interval(every, |actor, ctx| actor.poll_journal(ctx));
         }
@@ -509,12 +536,18 @@ impl Handler<StopAlerting> for AlertActor {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _: StopAlerting, _: &mut Self::Context) -> Self::Result {
-        self.term = None;
+        let term = self.term.take();
         let leadership = Arc::clone(&self.parts.leadership);
         Box::pin(
-            async move { leadership.release().await }
-                .into_actor(self)
-                .map(|_, _, ctx| ctx.stop()),
+            async move {
+                if let Some(term) = term {
+                    // let a page being sent get recorded, then drop the queues
+                    term.dispatcher.settle(Duration::from_secs(3)).await;
+                }
+                leadership.release().await
+            }
+            .into_actor(self)
+            .map(|_, _, ctx| ctx.stop()),
         )
     }
 }

@@ -103,6 +103,8 @@ pub struct Dispatcher {
     senders: Arc<HashMap<String, mpsc::UnboundedSender<Job>>>,
     store: Option<Arc<dyn AlertRepo>>,
     health: SharedHealth,
+    /// Jobs a worker has taken and not finished (sent and recorded) yet.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
     _workers: Arc<Workers>,
 }
 
@@ -279,6 +281,7 @@ impl Dispatcher {
             receivers.push((channel, fallback, rx));
         }
         let senders = Arc::new(senders);
+        let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut workers = Vec::new();
         for (channel, fallback, mut rx) in receivers {
             let worker = Worker {
@@ -292,10 +295,15 @@ impl Dispatcher {
                 schedule,
             };
             let senders = Arc::clone(&senders);
+            let in_flight = Arc::clone(&in_flight);
             workers.push(actix_rt::spawn(async move {
+                use std::sync::atomic::Ordering::SeqCst;
                 while let Some(job) = rx.recv().await {
                     worker.health(|h| h.queued = h.queued.saturating_sub(1));
-                    let Some(job) = worker.run(job).await else {
+                    in_flight.fetch_add(1, SeqCst);
+                    let unsent = worker.run(job).await;
+                    in_flight.fetch_sub(1, SeqCst);
+                    let Some(job) = unsent else {
                         continue;
                     };
                     let Some(fallback) = &worker.fallback else {
@@ -327,6 +335,7 @@ impl Dispatcher {
             senders,
             store,
             health,
+            in_flight,
             _workers: Arc::new(Workers(workers)),
         }
     }
@@ -425,6 +434,18 @@ impl Dispatcher {
         }
     }
 
+    /// Waits (at most `within`) until no worker is in the middle of a notification, so a
+    /// graceful stop does not cut a page between "sent" and "recorded" (which would make the
+    /// next leader send it again).
+    pub async fn settle(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn health(&self) -> BTreeMap<String, ChannelHealth> {
         self.health.lock().map(|h| h.clone()).unwrap_or_default()
     }
@@ -440,4 +461,59 @@ pub struct RetrySchedule {
     pub max: Duration,
     /// Age at which an undelivered notification expires.
     pub expire_after: Duration,
+}
+
+/// The kind of the snapshot through which the alerting leader shows its channels in the
+/// runtime summary.
+pub const HEALTH_KIND: &str = "telemesh.alerting";
+
+/// Channel health as a snapshot for the runtime summary: a channel that is down (failed or
+/// expired notifications, or `max_attempts` failures in a row) is `fail`, one still retrying
+/// is `warn`. Error texts are already redacted.
+pub fn health_snapshot(
+    health: &BTreeMap<String, ChannelHealth>,
+    now: DateTime<Utc>,
+    interval_seconds: f64,
+) -> telemesh_core::Snapshot {
+    use telemesh_core::{Component, Grade, Snapshot, Source};
+    let mut snapshot = Snapshot::new(HEALTH_KIND, Source::new("telemesh-alerting", "leader"), now);
+    for (name, h) in health {
+        let (grade, summary) = if h.down {
+            (
+                Grade::Fail,
+                format!(
+                    "down: {} expired, {} failed; last error: {}",
+                    h.expired,
+                    h.failed,
+                    h.last_error.as_deref().unwrap_or("none")
+                ),
+            )
+        } else if h.consecutive_failures > 0 {
+            (
+                Grade::Warn,
+                format!(
+                    "retrying ({} failures in a row, {} queued)",
+                    h.consecutive_failures, h.queued
+                ),
+            )
+        } else {
+            (Grade::Ok, format!("delivering ({} delivered)", h.delivered))
+        };
+        snapshot.push(Component::new(name.clone(), grade, summary));
+    }
+    snapshot.status = Grade::worst(snapshot.components.iter().map(|c| c.status));
+    let down: Vec<&str> = snapshot
+        .components
+        .iter()
+        .filter(|c| c.status == Grade::Fail)
+        .map(|c| c.name.as_str())
+        .collect();
+    snapshot.summary = if down.is_empty() {
+        format!("{} alert channel(s) delivering", health.len())
+    } else {
+        format!("alert channel(s) not delivering: {}", down.join(", "))
+    };
+    snapshot.metric(crate::engine::INTERVAL_METRIC, interval_seconds);
+    snapshot.markdown = snapshot.render_markdown(HEALTH_KIND);
+    snapshot
 }
