@@ -12,6 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use telemesh_core::auth;
 use telemesh_core::config::Secret;
 use uuid::Uuid;
 
@@ -104,47 +105,17 @@ fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-fn unauthorized(detail: &str) -> HttpResponse {
-    HttpResponse::Unauthorized()
-        .insert_header(("www-authenticate", "Bearer realm=\"telemesh\""))
-        .json(serde_json::json!({ "error": "unauthorized", "detail": detail }))
-}
-
-fn forbidden(detail: &str) -> HttpResponse {
-    HttpResponse::Forbidden().json(serde_json::json!({ "error": "forbidden", "detail": detail }))
-}
-
-/// Checks the bearer token; `Some` is the refusal to send.
+/// Checks the bearer token (`telemesh_core::auth`: constant time, before the body is read);
+/// `Some` is the refusal to send.
 fn refuse(req: &HttpRequest, state: &AlertApi) -> Option<HttpResponse> {
-    let Some(header) = req.headers().get("authorization") else {
-        return Some(unauthorized(
-            "send Authorization: Bearer <alerting.api_token>",
-        ));
-    };
-    let Some(token) = header
-        .to_str()
-        .ok()
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-    else {
-        return Some(unauthorized(
-            "the Authorization header must be `Bearer <token>`",
-        ));
-    };
-    let expected = state.api_token.expose();
-    if expected.is_empty() {
-        return Some(forbidden(
-            "alert changes are disabled: set [alerting] api_token",
-        ));
+    let header = req.headers().get("authorization").map(|v| v.as_bytes());
+    let refusal = auth::check_bearer(header, &state.api_token, "alerting.api_token").err()?;
+    let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::FORBIDDEN);
+    let mut response = HttpResponse::build(status);
+    if refusal.challenges() {
+        response.insert_header(("www-authenticate", auth::WWW_AUTHENTICATE));
     }
-    // compare every byte, so timing does not reveal a prefix
-    let same = token.len() == expected.len()
-        && token
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    (!same).then(|| forbidden("invalid token"))
+    Some(response.json(refusal.body()))
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, ApiError> {

@@ -155,6 +155,9 @@ pub struct AlertingSettings {
     /// Where `telemesh alert drill` records the drill (the incident-response service's
     /// activities endpoint); empty = not recorded.
     pub drill_record_url: String,
+    /// Bearer token for `drill_record_url` (the incident-response service's
+    /// `incident_response.api_token`).
+    pub drill_record_token: Secret,
     /// A source silent for this many of its intervals after a newer instance of its service
     /// appeared is retired (its alerts resolve as departed); 0 = never. Keep it below
     /// `aggregator.stale_factor` so a rolling update does not page.
@@ -202,6 +205,7 @@ impl Default for AlertingSettings {
             channels: Vec::new(),
             tick_ms: 250,
             drill_record_url: String::new(),
+            drill_record_token: Secret::default(),
             retire_intervals: 2.0,
             outbox_expire_seconds: 24.0 * 3600.0,
             retry_initial_seconds: 0.5,

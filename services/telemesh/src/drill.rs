@@ -86,6 +86,7 @@ pub async fn run(cfg: TelemeshConfig) -> anyhow::Result<()> {
         });
         match client
             .post(&cfg.alerting.drill_record_url)
+            .bearer_auth(cfg.alerting.drill_record_token.expose())
             .json(&body)
             .send()
             .await

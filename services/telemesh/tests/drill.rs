@@ -20,6 +20,7 @@ async fn the_drill_opens_and_resolves_through_every_channel_and_is_recorded() {
             r#"
 [alerting]
 drill_record_url = "{record}/api/v1/activities"
+drill_record_token = "drill-record-token"
 
 [[alerting.channels]]
 name = "ops-slack"
@@ -109,6 +110,10 @@ token_env = "DRILL_GITHUB_TOKEN"
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].body["kind"], "drill");
     assert_eq!(recorded[0].path, "/api/v1/activities");
+    assert_eq!(
+        recorded[0].authorization.as_deref(),
+        Some("Bearer drill-record-token")
+    );
 }
 
 #[actix_rt::test]
