@@ -6,6 +6,7 @@
 
 pub mod actors;
 pub mod alerting;
+pub mod export;
 pub mod http;
 pub mod ingress;
 pub mod journal;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod settings;
 pub mod startup;
 pub mod summary;
+pub mod web;
 
 pub use journal::Journal;
 pub use settings::{AggregatorSettings, JournalSettings};

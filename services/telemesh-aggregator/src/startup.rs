@@ -96,6 +96,9 @@ pub fn subscribed_topics(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// Snapshots a slow `/api/v1/stream` reader may fall behind before it is told it lagged.
+const LIVE_CAPACITY: usize = 1024;
+
 /// A running aggregator.
 #[derive(Debug)]
 pub struct Aggregator {
@@ -170,7 +173,8 @@ impl Aggregator {
                 ),
             });
         }
-        let summary = summary.start();
+        let (live, _) = tokio::sync::broadcast::channel(LIVE_CAPACITY);
+        let summary = summary.with_live(live.clone()).start();
         let (alerts, api_token) = match alerting.filter(|a| a.settings.enabled) {
             Some(parts) => (
                 Some(
@@ -213,6 +217,7 @@ impl Aggregator {
             alert_store: alerts.as_ref().map(|_| alert_store),
             alerts: alerts.clone(),
             api_token,
+            live,
         };
         let (server, server_future) = http::serve(listener, state)?;
         let server_task = actix_rt::spawn(server_future);

@@ -34,6 +34,8 @@ pub struct SummaryActor {
     policy: StalenessPolicy,
     mailbox_capacity: usize,
     refresh: Option<JournalRefresh>,
+    /// Where newly journaled snapshots are announced (the live page and `telemesh tail`).
+    live: Option<tokio::sync::broadcast::Sender<Snapshot>>,
 }
 
 impl SummaryActor {
@@ -47,6 +49,7 @@ impl SummaryActor {
             policy,
             mailbox_capacity,
             refresh: None,
+            live: None,
         }
     }
 }
@@ -64,6 +67,12 @@ impl SummaryActor {
     /// Refreshes from the journal on a timer (see [`JournalRefresh`]).
     pub fn with_refresh(mut self, refresh: JournalRefresh) -> Self {
         self.refresh = Some(refresh);
+        self
+    }
+
+    /// Announces every observed (newly journaled) snapshot on `live`.
+    pub fn with_live(mut self, live: tokio::sync::broadcast::Sender<Snapshot>) -> Self {
+        self.live = Some(live);
         self
     }
 }
@@ -95,6 +104,10 @@ impl Handler<Observe> for SummaryActor {
 
     fn handle(&mut self, msg: Observe, _: &mut Self::Context) {
         for snapshot in msg.0 {
+            if let Some(live) = &self.live {
+                // no subscriber is fine: nobody is watching
+                let _ = live.send(snapshot.clone());
+            }
             self.state.observe(snapshot);
         }
     }

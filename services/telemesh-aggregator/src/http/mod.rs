@@ -3,7 +3,10 @@
 mod alerts;
 mod api;
 mod error;
+mod export;
 mod health;
+pub mod openapi;
+mod stream;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -40,6 +43,8 @@ pub struct AppState {
     pub alert_store: Option<AlertStore>,
     /// Bearer token of the mutating alert endpoints.
     pub api_token: Secret,
+    /// Newly journaled snapshots, for `/api/v1/stream` (the live page, `telemesh tail`).
+    pub live: tokio::sync::broadcast::Sender<telemesh_core::Snapshot>,
 }
 
 /// Registers every route on an actix-web app.
@@ -76,6 +81,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/api/v1/alerts/{id}/postmortem",
         web::post().to(alerts::postmortem),
     )
+    .route("/api/v1/stream", web::get().to(stream::stream))
+    .route("/api/v1/history", web::get().to(export::history))
+    .route("/api/v1/export/{name}", web::get().to(export::export))
+    .route("/api/v1/openapi.json", web::get().to(openapi::serve))
+    .route("/", web::get().to(crate::web::index))
+    .route("/domains/{kind}", web::get().to(crate::web::domain))
+    .route("/static/{file}", web::get().to(crate::web::asset))
     .default_service(web::to(api::not_found));
 }
 

@@ -4,6 +4,7 @@
 //! Invariant: inserts are idempotent on the snapshot id (`ON CONFLICT DO NOTHING`), so a
 //! replayed Kafka message never adds a row; one batch is one transaction.
 
+pub mod history;
 mod postgres;
 mod sqlite;
 
