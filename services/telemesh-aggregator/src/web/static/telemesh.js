@@ -25,7 +25,9 @@
       })
       .catch(function (e) { say('update failed (' + e.message + '); retrying'); });
   }
-  function soon() { if (!timer) { timer = setTimeout(refresh, 200); } }
+  function soon() {
+    if (!timer) { timer = setTimeout(function () { refresh(); loadAlerts(); }, 200); }
+  }
   if (window.EventSource) {
     var url = '/api/v1/stream' + (kind ? '?kind=' + encodeURIComponent(kind) : '');
     var source = new EventSource(url);
@@ -39,8 +41,7 @@
   var table = document.getElementById('alerts-table');
   var alertsStatus = document.getElementById('alerts-status');
   var form = document.getElementById('alert-action');
-  if (!table || !form) { return; }
-  var tbody = table.querySelector('tbody');
+  var tbody = table ? table.querySelector('tbody') : null;
 
   function cell(row, text) {
     var td = document.createElement('td');
@@ -76,6 +77,7 @@
   }
 
   function loadAlerts() {
+    if (!tbody) { return; } // pages without the alerts section
     fetch('/api/v1/alerts?state=open', { cache: 'no-store' })
       .then(function (r) {
         return r.json().then(function (body) { return { status: r.status, body: body }; });
@@ -120,6 +122,7 @@
     form.hidden = false;
     (form.elements.by.value ? form.elements.token : form.elements.by).focus();
   }
+  if (!form) { return; }
   document.getElementById('alert-action-cancel').addEventListener('click', function () { form.hidden = true; });
   form.addEventListener('submit', function (ev) {
     ev.preventDefault();
