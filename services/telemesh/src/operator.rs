@@ -304,11 +304,13 @@ pub fn tail_line(s: &Value, style: Style) -> String {
     )
 }
 
-/// Takes the complete events off the front of `buffer`; returns their `data` payloads.
-pub fn drain_events(buffer: &mut String) -> Vec<String> {
+/// Takes the complete events off the front of `buffer` (bytes, so a character split between
+/// two chunks stays whole); returns the `data` of each `snapshot` event.
+pub fn drain_events(buffer: &mut Vec<u8>) -> Vec<String> {
     let mut out = Vec::new();
-    while let Some(end) = buffer.find("\n\n") {
-        let event: String = buffer.drain(..end + 2).collect();
+    while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+        let bytes: Vec<u8> = buffer.drain(..end + 2).collect();
+        let event = String::from_utf8_lossy(&bytes);
         let mut name = "message";
         let mut data = Vec::new();
         for line in event.lines() {
@@ -367,30 +369,25 @@ pub fn tail(target: &Target, kind: Option<&str>, service: Option<&str>, json: bo
                     }
                 };
                 eprintln!("telemesh: following snapshots from {base} (Ctrl-C stops)");
-                let mut buffer = String::new();
-                loop {
-                    match response.chunk().await {
-                        Ok(Some(bytes)) => {
-                            buffer.push_str(&String::from_utf8_lossy(&bytes));
-                            for data in drain_events(&mut buffer) {
-                                let Ok(snapshot) = serde_json::from_str::<Value>(&data) else {
-                                    continue;
-                                };
-                                let line = if json {
-                                    snapshot.to_string()
-                                } else {
-                                    tail_line(&snapshot, style)
-                                };
-                                let mut out = std::io::stdout().lock();
-                                if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
-                                    return Ok(()); // stdout closed (e.g. `| head`)
-                                }
-                            }
-                            if buffer.len() > 16 * 1024 * 1024 {
-                                buffer.clear();
-                            }
+                let mut buffer: Vec<u8> = Vec::new();
+                while let Ok(Some(bytes)) = response.chunk().await {
+                    buffer.extend_from_slice(&bytes);
+                    for data in drain_events(&mut buffer) {
+                        let Ok(snapshot) = serde_json::from_str::<Value>(&data) else {
+                            continue;
+                        };
+                        let line = if json {
+                            snapshot.to_string()
+                        } else {
+                            tail_line(&snapshot, style)
+                        };
+                        let mut out = std::io::stdout().lock();
+                        if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+                            return Ok(()); // stdout closed (e.g. `| head`)
                         }
-                        Ok(None) | Err(_) => break,
+                    }
+                    if buffer.len() > 16 * 1024 * 1024 {
+                        buffer.clear();
                     }
                 }
                 eprintln!("telemesh: connection to {base} lost; reconnecting in 2s");
@@ -571,13 +568,16 @@ mod tests {
 
     #[test]
     fn events_are_taken_whole_from_the_stream() {
-        let mut buffer = String::from(
-            "retry: 2000\n: connected\n\nevent: snapshot\nid: 1\ndata: {\"a\":1}\n\n: keep-alive\n\nevent: snap",
-        );
+        let mut buffer = b"retry: 2000\n: connected\n\nevent: snapshot\nid: 1\ndata: {\"a\":1}\n\n: keep-alive\n\nevent: snap".to_vec();
         assert_eq!(drain_events(&mut buffer), vec!["{\"a\":1}".to_string()]);
-        assert_eq!(buffer, "event: snap");
-        buffer.push_str("shot\ndata: {}\n\nevent: lagged\ndata: 3\n\n");
-        assert_eq!(drain_events(&mut buffer), vec!["{}".to_string()]);
+        assert_eq!(buffer, b"event: snap");
+        // a character split across two chunks
+        let text = "shot\ndata: {\"s\":\"é\"}\n\nevent: lagged\ndata: 3\n\n".as_bytes();
+        let split = text.iter().position(|b| *b >= 0x80).unwrap() + 1;
+        buffer.extend_from_slice(&text[..split]);
+        assert!(drain_events(&mut buffer).is_empty());
+        buffer.extend_from_slice(&text[split..]);
+        assert_eq!(drain_events(&mut buffer), vec!["{\"s\":\"é\"}".to_string()]);
         assert!(buffer.is_empty());
     }
 
