@@ -25,8 +25,13 @@
       })
       .catch(function (e) { say('update failed (' + e.message + '); retrying'); });
   }
+  // at most one re-render every 2 s however fast snapshots arrive (each costs the server a
+  // summary and a history query)
+  var last = 0;
   function soon() {
-    if (!timer) { timer = setTimeout(function () { refresh(); loadAlerts(); }, 200); }
+    if (timer) { return; }
+    var wait = Math.max(200, 2000 - (Date.now() - last));
+    timer = setTimeout(function () { last = Date.now(); refresh(); loadAlerts(); }, wait);
   }
   if (window.EventSource) {
     var url = '/api/v1/stream' + (kind ? '?kind=' + encodeURIComponent(kind) : '');
