@@ -453,6 +453,7 @@ async fn hostile_input_to_every_new_route_is_a_4xx_never_a_500() {
         "/api/v1/history?hours=99999999999999999999",
         "/api/v1/history?bucket_seconds=1",
         "/api/v1/history?bucket_seconds=60&hours=168",
+        "/api/v1/history?hours=48&bucket_seconds=3600",
         "/api/v1/history?kind=%27%3B%20DROP%20TABLE%20x",
         "/api/v1/history?x=1",
         "/api/v1/export/%3Cimg%3E",

@@ -123,7 +123,7 @@ pub(super) async fn export(
 
 #[utoipa::path(get, path = "/api/v1/history", tag = "journal",
     params(("kind" = Option<String>, Query, description = "one snapshot kind; default every kind"),
-        ("hours" = Option<i64>, Query, description = "window, 1 to 168 hours back from now (default 6)"),
+        ("hours" = Option<i64>, Query, description = "window, hours back from now (default 6): 1 to 24 over every kind, up to 168 with kind"),
         ("bucket_seconds" = Option<i64>, Query, description = "bucket width, 10 s to 1 day (default 300); at most 500 buckets")),
     responses((status = 200, description = "Worst grade per kind and bucket", body = super::openapi::StatusHistoryDoc), (status = 400, description = "Bad query", body = super::openapi::ErrorDoc), (status = 503, description = "A dependency is down", body = super::openapi::ErrorDoc)))]
 pub(super) async fn history(
@@ -157,6 +157,13 @@ pub(super) async fn history(
                 })?
             }
         }
+    }
+    if kind.is_none() && hours > 24 {
+        // every kind over a week reads the whole journal: name a kind for long windows
+        return Err(ApiError::bad_request(
+            "invalid_hours",
+            format!("hours={hours} over every kind; at most 24 without kind=, up to 168 with one"),
+        ));
     }
     let now = Utc::now();
     let query = HistoryQuery {
