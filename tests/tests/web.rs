@@ -437,6 +437,8 @@ async fn hostile_input_to_every_new_route_is_a_4xx_never_a_500() {
         &format!("/domains/{}", "x".repeat(5000)),
         "/static/..%2F..%2Fetc%2Fpasswd",
         "/static/telemesh.css%00",
+        "/domains/%FF%FE",
+        "/static/%C0%AF",
     ] {
         let (status, ct, body) = run.get(path).await;
         assert!((400..500).contains(&status), "{path}: {status}");

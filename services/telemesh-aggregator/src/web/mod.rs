@@ -9,7 +9,7 @@ pub mod markdown;
 use std::sync::OnceLock;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
 use minijinja::{context, Environment};
 use serde::Serialize;
@@ -362,8 +362,10 @@ pub async fn index(state: web::Data<AppState>) -> HttpResponse {
     params(("kind" = String, Path, description = "snapshot kind")),
     responses((status = 200, description = "One domain's page", content_type = "text/html", body = String),
         (status = 404, description = "No such domain (HTML error page)", content_type = "text/html", body = String), (status = 503, description = "Summary unavailable (HTML error page)", content_type = "text/html", body = String)))]
-pub async fn domain(state: web::Data<AppState>, kind: web::Path<String>) -> HttpResponse {
-    let kind = kind.into_inner();
+pub async fn domain(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    // read from the match info rather than a `web::Path` extractor, so that even an
+    // undecodable segment answers this route's HTML error page
+    let kind = req.match_info().query("kind").to_owned();
     let now = Utc::now();
     let summary = match summary_now(&state, now).await {
         Ok(s) => s,
@@ -404,8 +406,8 @@ pub async fn domain(state: web::Data<AppState>, kind: web::Path<String>) -> Http
     params(("file" = String, Path, description = "`telemesh.css` or `telemesh.js`")),
     responses((status = 200, description = "A vendored asset", content_type = "text/css", body = String),
         (status = 404, description = "No such file (HTML error page)", content_type = "text/html", body = String)))]
-pub async fn asset(file: web::Path<String>) -> HttpResponse {
-    let (body, content_type) = match file.as_str() {
+pub async fn asset(req: HttpRequest) -> HttpResponse {
+    let (body, content_type) = match req.match_info().query("file") {
         "telemesh.css" => (CSS, "text/css; charset=utf-8"),
         "telemesh.js" => (JS, "text/javascript; charset=utf-8"),
         _ => {
