@@ -5,6 +5,7 @@
 //! Architecture invariant: this is the only crate that talks to the journal database.
 
 pub mod actors;
+pub mod export;
 pub mod http;
 pub mod ingress;
 pub mod journal;
@@ -13,6 +14,7 @@ pub mod retention;
 pub mod settings;
 pub mod startup;
 pub mod summary;
+pub mod web;
 
 pub use journal::Journal;
 pub use settings::{AggregatorSettings, JournalSettings};

@@ -112,6 +112,9 @@ pub fn subscribed_topics(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// Snapshots a slow `/api/v1/stream` reader may fall behind before it is told it lagged.
+const LIVE_CAPACITY: usize = 1024;
+
 /// A running aggregator.
 #[derive(Debug)]
 pub struct Aggregator {
@@ -198,7 +201,8 @@ impl Aggregator {
             });
         }
         let summary_cache = summary.cache();
-        let summary = summary.start();
+        let (live, _) = tokio::sync::broadcast::channel(LIVE_CAPACITY);
+        let summary = summary.with_live(live.clone()).start();
         let (alerts, api_token) = match alerting.filter(|a| a.settings.enabled) {
             Some(parts) => (
                 Some(start_alerting(
@@ -253,6 +257,7 @@ impl Aggregator {
                 api_token,
             },
             summary_cache,
+            live,
         };
         let (server, server_future) = http::serve(listener, state)?;
         let server_task = actix_rt::spawn(server_future);

@@ -4,6 +4,7 @@
 mod config;
 mod dlq;
 mod drill;
+mod operator;
 mod run;
 mod service_http;
 
@@ -57,6 +58,56 @@ enum Command {
     CheckConfig {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+    },
+    /// Print a running aggregator's summary (exit 1 unreachable, 2 refused).
+    Summary {
+        #[command(flatten)]
+        target: operator::Target,
+        /// Redraw every --interval seconds until interrupted.
+        #[arg(long)]
+        watch: bool,
+        #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+        interval: f64,
+    },
+    /// Follow newly journaled snapshots live, one line each (or JSON lines).
+    Tail {
+        #[command(flatten)]
+        target: operator::Target,
+        /// Only this snapshot kind (e.g. telemetry.kafka.readiness).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// One snapshot JSON per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List open alerts, or acknowledge / resolve one (bearer token: --token or TELEMESH_API_TOKEN).
+    Alerts {
+        #[command(flatten)]
+        target: operator::Target,
+        /// Which alerts to list: open, firing, pending, resolved or all.
+        #[arg(long, default_value = "open")]
+        state: String,
+        #[command(subcommand)]
+        action: Option<operator::AlertsAction>,
+    },
+    /// Write a snapshot export as JSON (exit 2 naming the missing kinds unless --allow-missing).
+    Export {
+        #[command(flatten)]
+        target: operator::Target,
+        /// operational, data-backbone or risk-compliance.
+        name: String,
+        /// Only these sections (repeatable).
+        #[arg(long = "section", value_name = "NAME")]
+        sections: Vec<String>,
+        /// Export even when a section has no snapshot yet.
+        #[arg(long)]
+        allow_missing: bool,
+        /// Write to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -126,6 +177,29 @@ fn main() -> ExitCode {
                 Err(code) => code,
             };
         }
+        Command::Summary {
+            target,
+            watch,
+            interval,
+        } => return operator::summary(&target, watch, interval),
+        Command::Tail {
+            target,
+            kind,
+            service,
+            json,
+        } => return operator::tail(&target, kind.as_deref(), service.as_deref(), json),
+        Command::Alerts {
+            target,
+            state,
+            action,
+        } => return operator::alerts(&target, &state, action.as_ref()),
+        Command::Export {
+            target,
+            name,
+            sections,
+            allow_missing,
+            output,
+        } => return operator::export(&target, &name, &sections, allow_missing, output.as_ref()),
         Command::Standalone {
             config,
             http,

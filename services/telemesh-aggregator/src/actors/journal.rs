@@ -189,3 +189,23 @@ impl Handler<Ping> for JournalActor {
         })
     }
 }
+
+/// Reads the bucketed status history (worst grade per kind and time bucket).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<crate::journal::history::HistoryBucket>, JournalError>")]
+pub struct StatusHistory(pub crate::journal::history::HistoryQuery);
+
+impl Handler<StatusHistory> for JournalActor {
+    type Result = ResponseFuture<Result<Vec<crate::journal::history::HistoryBucket>, JournalError>>;
+
+    fn handle(&mut self, msg: StatusHistory, _: &mut Self::Context) -> Self::Result {
+        let journal = self.journal.clone();
+        let health = Arc::clone(&self.health);
+        let metrics = Arc::clone(&self.metrics);
+        Box::pin(async move {
+            let result = crate::journal::history::status_history(&journal, &msg.0).await;
+            health.record(&metrics, &result);
+            result
+        })
+    }
+}

@@ -77,6 +77,8 @@ pub struct SummaryActor {
     mailbox_capacity: usize,
     refresh: Option<JournalRefresh>,
     cache: SummaryCache,
+    /// Where newly journaled snapshots are announced (the live page and `telemesh tail`).
+    live: Option<tokio::sync::broadcast::Sender<Snapshot>>,
 }
 
 impl SummaryActor {
@@ -92,6 +94,7 @@ impl SummaryActor {
             mailbox_capacity,
             refresh: None,
             cache: SummaryCache::default(),
+            live: None,
         }
     }
 
@@ -134,6 +137,12 @@ impl SummaryActor {
         self.refresh = Some(refresh);
         self
     }
+
+    /// Announces every observed (newly journaled) snapshot on `live`.
+    pub fn with_live(mut self, live: tokio::sync::broadcast::Sender<Snapshot>) -> Self {
+        self.live = Some(live);
+        self
+    }
 }
 
 impl Actor for SummaryActor {
@@ -171,6 +180,10 @@ impl Handler<Observe> for SummaryActor {
         }
         let received_at = Utc::now();
         for snapshot in msg.0 {
+            if let Some(live) = &self.live {
+                // no subscriber is fine: nobody is watching
+                let _ = live.send(snapshot.clone());
+            }
             self.state.observe_received(snapshot, received_at);
         }
         self.render();

@@ -19,7 +19,7 @@ pub const MAX_LIMIT: u32 = 1000;
 type Params = web::Query<Vec<(String, String)>>;
 
 /// Rejects unknown and repeated parameters; returns the known ones.
-fn check_params<'a>(
+pub(super) fn check_params<'a>(
     params: &'a [(String, String)],
     allowed: &[&str],
 ) -> Result<Vec<(&'a str, &'a str)>, ApiError> {
@@ -116,6 +116,10 @@ pub fn parse_snapshot_query(params: &[(String, String)]) -> Result<SnapshotQuery
     Ok(query)
 }
 
+#[utoipa::path(get, path = "/api/v1/summary", tag = "summary",
+    params(("format" = Option<String>, Query, description = "`json` (default) or `markdown`")),
+    responses((status = 200, description = "The runtime summary", content(
+        (super::openapi::SummaryDoc = "application/json"), (String = "text/markdown"))), (status = 400, description = "Bad query", body = super::openapi::ErrorDoc), (status = 503, description = "A dependency is down", body = super::openapi::ErrorDoc)))]
 pub(super) async fn summary(
     state: web::Data<AppState>,
     params: Params,
@@ -153,6 +157,13 @@ pub(super) async fn summary(
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/snapshots", tag = "journal",
+    params(("kind" = Option<String>, Query, description = "snapshot kind"),
+        ("service" = Option<String>, Query, description = "service name"),
+        ("since" = Option<String>, Query, description = "RFC 3339, inclusive"),
+        ("until" = Option<String>, Query, description = "RFC 3339, exclusive"),
+        ("limit" = Option<u32>, Query, description = "1 to 1000, default 100")),
+    responses((status = 200, description = "Journaled snapshots, newest first", body = super::openapi::HistoryListDoc), (status = 400, description = "Bad query", body = super::openapi::ErrorDoc), (status = 503, description = "A dependency is down", body = super::openapi::ErrorDoc)))]
 pub(super) async fn snapshots(
     state: web::Data<AppState>,
     params: Params,
@@ -167,6 +178,8 @@ pub(super) async fn snapshots(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "count": rows.len(), "snapshots": rows })))
 }
 
+#[utoipa::path(get, path = "/api/v1/snapshots/latest", tag = "summary",
+    responses((status = 200, description = "The newest snapshot of every source", body = super::openapi::LatestDoc), (status = 400, description = "Bad query", body = super::openapi::ErrorDoc), (status = 503, description = "A dependency is down", body = super::openapi::ErrorDoc)))]
 pub(super) async fn latest(
     state: web::Data<AppState>,
     params: Params,

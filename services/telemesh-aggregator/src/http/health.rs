@@ -97,6 +97,10 @@ fn ingress_check(state: &AppState) -> Check {
     }
 }
 
+#[utoipa::path(get, path = "/health/live", tag = "health",
+    responses(
+        (status = 200, description = "The process answers", body = super::openapi::LiveDoc),
+        (status = 503, description = "The ingress made no progress for `liveness_stall_seconds` while work was waiting", body = super::openapi::LiveDoc)))]
 pub(super) async fn live(state: web::Data<AppState>) -> HttpResponse {
     let wedged = state.ingress.lock().ok().and_then(|s| s.wedged(Utc::now()));
     match wedged {
@@ -106,6 +110,9 @@ pub(super) async fn live(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, description = "Journal, transport and ingress work", body = super::openapi::ReadyDoc),
+        (status = 503, description = "Not ready", body = super::openapi::ReadyDoc)))]
 pub(super) async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let checks = vec![
         journal_check(&state).await,
@@ -124,6 +131,9 @@ pub(super) async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "Graded health (ok or warn)", body = super::openapi::HealthDoc),
+        (status = 503, description = "Graded health is fail", body = super::openapi::HealthDoc)))]
 pub(super) async fn health(state: web::Data<AppState>) -> HttpResponse {
     let now = Utc::now();
     let mut checks = vec![
@@ -152,6 +162,8 @@ pub(super) async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
 pub(super) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Ok(summary) = state.summary.send(GetSummary { now: Utc::now() }).await {
         for (kind, block) in &summary.domains {

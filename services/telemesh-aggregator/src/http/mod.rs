@@ -2,7 +2,10 @@
 
 mod api;
 mod error;
+mod export;
 mod health;
+pub mod openapi;
+mod stream;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -36,6 +39,8 @@ pub struct AppState {
     pub alert_api: AlertApi,
     /// The summary as last rendered by the summary actor (served from memory).
     pub summary_cache: SummaryCache,
+    /// Newly journaled snapshots, for `/api/v1/stream` (the live page, `telemesh tail`).
+    pub live: tokio::sync::broadcast::Sender<telemesh_core::Snapshot>,
 }
 
 /// Registers every route on an actix-web app.
@@ -61,6 +66,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/api/v1/snapshots/latest", web::get().to(api::latest))
     .route("/api/v1/snapshots", web::get().to(api::snapshots))
     .configure(telemesh_alerting::http::configure)
+    .route("/api/v1/stream", web::get().to(stream::stream))
+    .route("/api/v1/history", web::get().to(export::history))
+    .route("/api/v1/export/{name}", web::get().to(export::export))
+    .route("/api/v1/openapi.json", web::get().to(openapi::serve))
+    .route("/", web::get().to(crate::web::index))
+    .route("/domains/{kind}", web::get().to(crate::web::domain))
+    .route("/static/{file}", web::get().to(crate::web::asset))
     .default_service(web::to(api::not_found));
 }
 

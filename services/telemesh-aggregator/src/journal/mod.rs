@@ -5,8 +5,9 @@
 //! replayed Kafka message never adds a row; one batch is one transaction, which also keeps the
 //! latest-per-source table (`telemetry_latest`, the summary's seed) up to date.
 
-mod copy;
 mod alerts;
+mod copy;
+pub mod history;
 mod postgres;
 mod sqlite;
 
