@@ -317,7 +317,17 @@ async fn run() {
     let target = base_rows + backlog as i64;
     let drain_started = Instant::now();
     let (aggregator, ready_with_backlog) = start_aggregator(&kafka, &db).await;
-    while count_rows(&mut conn).await < target {
+    // (first_row, rows then): the drain proper starts with the first commit, after the
+    // consumer group has joined
+    let mut first: Option<(Instant, i64)> = None;
+    loop {
+        let rows = count_rows(&mut conn).await;
+        if first.is_none() && rows > base_rows {
+            first = Some((Instant::now(), rows - base_rows));
+        }
+        if rows >= target {
+            break;
+        }
         assert!(
             drain_started.elapsed() < Duration::from_secs(1800),
             "journal did not catch up"
@@ -325,6 +335,8 @@ async fn run() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let drain_secs = drain_started.elapsed().as_secs_f64();
+    let (first_at, first_rows) = first.unwrap_or((drain_started, 0));
+    let steady = (backlog as f64 - first_rows as f64) / first_at.elapsed().as_secs_f64();
 
     // raw COPY of the same rows back into the same table (same size, same indexes)
     let select = "SELECT id, kind, service, instance, status, generated_at, received_at, summary, \
@@ -391,7 +403,8 @@ async fn run() {
     let copy = backlog as f64 / copy_secs;
     println!("journal bench (plain PostgreSQL; {base_rows} base rows; {total} rows at the end)");
     println!(
-        "  drain {backlog} real snapshots: {drain:.0}/s ({drain_secs:.1} s incl. start) vs raw COPY {copy:.0}/s: ratio {:.2} (goal >= 0.8)",
+        "  drain {backlog} real snapshots: {steady:.0}/s from the first commit, {drain:.0}/s incl. start and group join ({drain_secs:.1} s) vs raw COPY {copy:.0}/s: ratio {:.2} ({:.2} incl. start) (goal >= 0.8)",
+        steady / copy,
         drain / copy
     );
     println!(
