@@ -664,6 +664,8 @@ impl Ingress {
                             message.topic, message.partition, message.offset
                         );
                         tracing::error!(alert = true, "{why}");
+                        // one cause alert (staleness held meanwhile); resolved by the next progress
+                        self.tell_alerts(IngestionHeld { cause: why.clone() });
                         self.update(|s| s.dlq_failing = Some(why));
                     }
                     if self.limits.dlq_skip_after > 0 && failures >= self.limits.dlq_skip_after {
