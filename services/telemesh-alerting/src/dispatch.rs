@@ -23,7 +23,7 @@ use crate::repo::AlertRepo;
 const MAX_WAIT: Duration = Duration::from_secs(120);
 
 /// How a channel is doing.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ChannelHealth {
     pub kind: String,
     pub delivered: u64,

@@ -64,7 +64,7 @@ pub struct AlertPolicy {
 }
 
 /// Where an alert is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertState {
     /// Bad, waiting out `group_wait` before the first page.
@@ -74,7 +74,7 @@ pub enum AlertState {
 }
 
 /// How an alert ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Resolution {
     /// A healthy snapshot arrived.
@@ -88,7 +88,7 @@ pub enum Resolution {
 }
 
 /// One alert episode of a fingerprint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Alert {
     pub id: Uuid,
     /// Hash of (kind, service, component): stable across restarts and episodes.
@@ -99,6 +99,7 @@ pub struct Alert {
     /// `None` for the snapshot as a whole; `stale` for a source that stopped reporting.
     pub component: Option<String>,
     pub state: AlertState,
+    #[schema(value_type = crate::http::GradeDoc)]
     pub grade: Grade,
     /// `warning` or `critical` (from the grade).
     pub severity: String,
@@ -112,6 +113,7 @@ pub struct Alert {
     pub opened_at: Option<DateTime<Utc>>,
     pub last_notified_at: Option<DateTime<Utc>>,
     /// What the last page said, to detect changes.
+    #[schema(value_type = Option<crate::http::GradeDoc>)]
     pub notified_grade: Option<Grade>,
     pub notified_summary: Option<String>,
     pub acknowledged_at: Option<DateTime<Utc>>,

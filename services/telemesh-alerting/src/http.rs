@@ -3,24 +3,30 @@
 //! `GET /api/v1/alerts/{id}` (with its notification log), and the mutating
 //! `POST /api/v1/alerts/{id}/ack|resolve|postmortem`, which need `Authorization: Bearer
 //! <alerting.api_token>` (401 without one, 403 with a wrong one; checked before the body is
-//! read) and change nothing otherwise. Errors are JSON `{error, detail}`.
+//! read) and change nothing otherwise. Errors are JSON `{error, detail}`. `AlertApiDoc` is
+//! their OpenAPI description (the `#[utoipa::path]` annotations below), merged by the host
+//! into its document.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use telemesh_core::auth;
 use telemesh_core::config::Secret;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::actor::{
     Acknowledge, AlertActor, GetChannelHealth, IsLeader, ResolveAlert, SetPostmortem,
 };
-use crate::engine::AlertError;
-use crate::repo::{AlertRepo, StateFilter};
+use crate::dispatch::ChannelHealth;
+use crate::engine::{Alert, AlertError};
+use crate::repo::{AlertRepo, LoggedNotification, StateFilter};
 
 type Params = web::Query<Vec<(String, String)>>;
 
@@ -136,9 +142,11 @@ fn engine_error(e: AlertError) -> ApiError {
 }
 
 /// Body of ack and resolve.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = AlertChange)]
 #[serde(deny_unknown_fields)]
 struct Actor {
+    /// Who acts (1 to 200 characters).
     by: String,
     #[serde(default)]
     note: Option<String>,
@@ -157,12 +165,22 @@ impl Actor {
 }
 
 /// Body of postmortem.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = AlertPostmortem)]
 #[serde(deny_unknown_fields)]
 struct Postmortem {
+    /// An http(s) link.
     url: String,
 }
 
+/// `GET /api/v1/alerts`.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts",
+    params(("state" = Option<String>, Query, description = "`open` (default: pending or firing), `pending`, `firing`, `acknowledged`, `resolved` or `all`"),
+        ("limit" = Option<u32>, Query, description = "at most this many alerts, 1 to 1000 (default 100)")),
+    responses((status = 200, description = "Alerts, newest first", body = AlertListDoc),
+        (status = 400, description = "Bad query", body = ErrorDoc),
+        (status = 404, description = "Alerting is disabled", body = ErrorDoc),
+        (status = 503, description = "The alert store is down", body = ErrorDoc)))]
 async fn list(state: web::Data<AlertApi>, params: Params) -> Result<HttpResponse, ApiError> {
     let (_, store) = alerting(&state)?;
     let mut filter = StateFilter::Open;
@@ -201,6 +219,11 @@ async fn list(state: web::Data<AlertApi>, params: Params) -> Result<HttpResponse
     Ok(HttpResponse::Ok().json(serde_json::json!({ "count": alerts.len(), "alerts": alerts })))
 }
 
+/// `GET /api/v1/alerts/channels`.
+#[utoipa::path(get, path = "/api/v1/alerts/channels", tag = "alerts",
+    responses((status = 200, description = "Health of every notification channel, and whether this replica is the alerting leader", body = AlertChannelsDoc),
+        (status = 404, description = "Alerting is disabled", body = ErrorDoc),
+        (status = 503, description = "The alert actor is down", body = ErrorDoc)))]
 async fn channels(state: web::Data<AlertApi>) -> Result<HttpResponse, ApiError> {
     let (actor, _) = alerting(&state)?;
     let health = actor
@@ -211,6 +234,13 @@ async fn channels(state: web::Data<AlertApi>) -> Result<HttpResponse, ApiError> 
     Ok(HttpResponse::Ok().json(serde_json::json!({ "channels": health, "leader": leader })))
 }
 
+/// `GET /api/v1/alerts/{id}`.
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts",
+    params(("id" = String, Path, description = "alert id (uuid)")),
+    responses((status = 200, description = "The alert and its notification log", body = AlertDetailDoc),
+        (status = 400, description = "Not an alert id", body = ErrorDoc),
+        (status = 404, description = "No such alert, or alerting is disabled", body = ErrorDoc),
+        (status = 503, description = "The alert store is down", body = ErrorDoc)))]
 async fn get(state: web::Data<AlertApi>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (_, store) = alerting(&state)?;
     let id = parse_id(&id)?;
@@ -257,6 +287,17 @@ async fn change(
     Ok(HttpResponse::Ok().json(alert))
 }
 
+/// `POST /api/v1/alerts/{id}/ack`.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", tag = "alerts",
+    params(("id" = String, Path, description = "alert id (uuid)")),
+    request_body(content = Actor, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The acknowledged alert", body = Alert),
+        (status = 400, description = "Bad body or id", body = ErrorDoc),
+        (status = 401, description = "No bearer token, or a malformed one", body = ErrorDoc),
+        (status = 403, description = "Wrong token, or no token configured (alerting.api_token)", body = ErrorDoc),
+        (status = 404, description = "No such open alert, or alerting is disabled", body = ErrorDoc),
+        (status = 503, description = "This replica is not the alerting leader, or the alert actor is down", body = ErrorDoc)))]
 async fn ack(
     req: HttpRequest,
     state: web::Data<AlertApi>,
@@ -266,6 +307,17 @@ async fn ack(
     change(req, state, id, body, Change::Acknowledge).await
 }
 
+/// `POST /api/v1/alerts/{id}/resolve`.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/resolve", tag = "alerts",
+    params(("id" = String, Path, description = "alert id (uuid)")),
+    request_body(content = Actor, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The resolved alert", body = Alert),
+        (status = 400, description = "Bad body or id", body = ErrorDoc),
+        (status = 401, description = "No bearer token, or a malformed one", body = ErrorDoc),
+        (status = 403, description = "Wrong token, or no token configured (alerting.api_token)", body = ErrorDoc),
+        (status = 404, description = "No such open alert, or alerting is disabled", body = ErrorDoc),
+        (status = 503, description = "This replica is not the alerting leader, or the alert actor is down", body = ErrorDoc)))]
 async fn resolve(
     req: HttpRequest,
     state: web::Data<AlertApi>,
@@ -275,6 +327,17 @@ async fn resolve(
     change(req, state, id, body, Change::Resolve).await
 }
 
+/// `POST /api/v1/alerts/{id}/postmortem`.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/postmortem", tag = "alerts",
+    params(("id" = String, Path, description = "alert id (uuid)")),
+    request_body(content = Postmortem, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The alert with its postmortem link", body = Alert),
+        (status = 400, description = "Bad body or id", body = ErrorDoc),
+        (status = 401, description = "No bearer token, or a malformed one", body = ErrorDoc),
+        (status = 403, description = "Wrong token, or no token configured (alerting.api_token)", body = ErrorDoc),
+        (status = 404, description = "No such open alert, or alerting is disabled", body = ErrorDoc),
+        (status = 503, description = "This replica is not the alerting leader, or the alert actor is down", body = ErrorDoc)))]
 async fn postmortem(
     req: HttpRequest,
     state: web::Data<AlertApi>,
@@ -305,3 +368,71 @@ async fn postmortem(
         })?;
     Ok(HttpResponse::Ok().json(alert))
 }
+
+/// A grade (the JSON of `telemesh_core::Grade`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Grade)]
+#[serde(rename_all = "lowercase")]
+pub enum GradeDoc {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// Every error of the alert API: a machine-readable code and what to do next.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDoc {
+    pub error: String,
+    pub detail: String,
+}
+
+/// `GET /api/v1/alerts`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AlertList)]
+#[serde(deny_unknown_fields)]
+pub struct AlertListDoc {
+    pub count: usize,
+    pub alerts: Vec<Alert>,
+}
+
+/// `GET /api/v1/alerts/channels`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AlertChannels)]
+#[serde(deny_unknown_fields)]
+pub struct AlertChannelsDoc {
+    pub channels: BTreeMap<String, ChannelHealth>,
+    pub leader: bool,
+}
+
+/// `GET /api/v1/alerts/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AlertDetail)]
+#[serde(deny_unknown_fields)]
+pub struct AlertDetailDoc {
+    pub alert: Alert,
+    pub notifications: Vec<LoggedNotification>,
+}
+
+/// Declares the `bearer` security scheme of the mutating routes.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The OpenAPI description of the alert routes, for the host to merge into its document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(list, channels, get, ack, resolve, postmortem),
+    modifiers(&BearerScheme)
+)]
+#[derive(Debug)]
+pub struct AlertApiDoc;

@@ -53,7 +53,7 @@ impl std::str::FromStr for StateFilter {
 }
 
 /// One row of the notification log.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct LoggedNotification {
     pub id: Uuid,
     pub channel: String,
