@@ -482,8 +482,18 @@ mod tests {
         let asked: Vec<String> = ["fix_pilot", "execution_dropcopy", "fix_pilot"]
             .map(String::from)
             .to_vec();
-        let e = build(ExportName::RiskCompliance, &s, &asked, false, BTreeMap::new()).unwrap();
-        assert_eq!(e.sections_requested, vec!["fix_pilot", "execution_dropcopy"]);
+        let e = build(
+            ExportName::RiskCompliance,
+            &s,
+            &asked,
+            false,
+            BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            e.sections_requested,
+            vec!["fix_pilot", "execution_dropcopy"]
+        );
         assert_eq!(e.snapshots["execution_dropcopy"].kind, topics::DROPCOPY);
         assert_eq!(e.snapshots["fix_pilot"].kind, topics::FIX_PILOT);
         assert_eq!(e.status, Grade::Warn);
