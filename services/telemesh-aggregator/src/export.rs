@@ -380,7 +380,7 @@ mod tests {
         }
         // every kind the aggregator consumes fills some section
         for kind in topics::SNAPSHOT_KINDS.iter().chain(&topics::SECTION_KINDS) {
-            assert!(kinds.contains(&kind), "{kind} is in no export");
+            assert!(kinds.contains(kind), "{kind} is in no export");
         }
     }
 
