@@ -503,63 +503,98 @@ async fn hostile_input_to_every_new_route_is_a_4xx_never_a_500() {
 #[actix_rt::test]
 async fn exports_are_built_section_by_section_and_refuse_missing_sections() {
     let run = start().await;
-    let kafka = graded(
-        topics::KAFKA_READINESS,
-        "kafka-readiness",
-        Grade::Ok,
-        "brokers ready",
-    );
-    run.publish(&kafka).await;
-    run.wait_grade(topics::KAFKA_READINESS, "ok").await;
-    // data-backbone without ingest and retention: 409 naming the missing kinds
+    // data-backbone with only what telemesh's own services produce: 409 naming the rest
+    let grades = [Grade::Ok, Grade::Warn, Grade::Fail];
+    let sections: Vec<(&str, Snapshot)> = [
+        ("data_backbone", topics::DATA_BACKBONE),
+        ("data_backbone_validation", topics::DATA_BACKBONE_VALIDATION),
+        ("data_retention", topics::RETENTION),
+        ("ingest_trends", topics::INGEST_TRENDS),
+        ("ingest_scheduler", topics::INGEST_SCHEDULER),
+        ("kafka_readiness", topics::KAFKA_READINESS),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (section, kind))| {
+        let summary = format!("{section} report");
+        (
+            section,
+            graded(kind, &section.replace('_', "-"), grades[i % 3], &summary),
+        )
+    })
+    .collect();
+    let own = ["data_retention", "ingest_trends", "kafka_readiness"];
+    for (section, s) in &sections {
+        if own.contains(section) {
+            run.publish(s).await;
+            run.wait_grade(&s.kind, s.status.as_str()).await;
+        }
+    }
     let (status, body) = run.json("/api/v1/export/data-backbone").await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"], "missing_sections");
     assert_eq!(
         body["missing_sections"],
-        json!(["ingest_trends", "data_retention"])
+        json!([
+            "data_backbone",
+            "data_backbone_validation",
+            "ingest_scheduler"
+        ])
     );
     assert_eq!(
         body["missing_kinds"],
-        json!([topics::INGEST_TRENDS, topics::RETENTION])
+        json!([
+            topics::DATA_BACKBONE,
+            topics::DATA_BACKBONE_VALIDATION,
+            topics::INGEST_SCHEDULER
+        ])
     );
-    // with allow_missing: what is there, and unknown rows for the rest
+    // with allow_missing: section by section, what is there and unknown rows for the rest
     let (status, body) = run
         .json("/api/v1/export/data-backbone?allow_missing=true")
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
-        body["snapshots"]["kafka_readiness"]["summary"],
-        "brokers ready"
+        body["missing_sections"],
+        json!([
+            "data_backbone",
+            "data_backbone_validation",
+            "ingest_scheduler"
+        ])
     );
-    assert_eq!(body["snapshots"]["kafka_readiness"]["status"], "ok");
-    assert_eq!(body["rows"][1]["status"], "unknown");
-    assert_eq!(body["rows"][1]["status_code"], 3);
-    assert_eq!(body["status"], "warn");
-    // only the present section, requested by name
+    for (i, (section, s)) in sections.iter().enumerate() {
+        let row = &body["rows"][i];
+        assert_eq!(row["section"], *section);
+        assert_eq!(row["kind"], s.kind.as_str(), "{section}");
+        if own.contains(section) {
+            assert_eq!(body["snapshots"][section]["summary"], s.summary.as_str());
+            assert_eq!(row["status"], s.status.as_str(), "{section}");
+        } else {
+            assert!(body["snapshots"].get(section).is_none(), "{section}");
+            assert_eq!(row["status"], "unknown", "{section}");
+            assert_eq!(row["status_code"], 3, "{section}");
+        }
+    }
+    assert_eq!(body["status"], "fail");
+    // only present sections, requested by name (repeats collapse)
     let (status, body) = run
-        .json("/api/v1/export/data-backbone?section=kafka_readiness")
+        .json("/api/v1/export/data-backbone?section=kafka_readiness&section=data_retention&section=kafka_readiness")
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["sections_requested"], json!(["kafka_readiness"]));
-    // every section present: each block is the newest snapshot of its kind
-    let ingest = graded(
-        topics::INGEST_TRENDS,
-        "ingest",
-        Grade::Warn,
-        "ingest lagging",
+    assert_eq!(
+        body["sections_requested"],
+        json!(["kafka_readiness", "data_retention"])
     );
-    let retention = graded(topics::RETENTION, "retention", Grade::Fail, "coverage gap");
-    run.publish(&ingest).await;
-    run.publish(&retention).await;
-    run.wait_grade(topics::RETENTION, "fail").await;
+    // every section present: each block is the newest snapshot of its kind
+    for (section, s) in &sections {
+        if !own.contains(section) {
+            run.publish(s).await;
+            run.wait_grade(&s.kind, s.status.as_str()).await;
+        }
+    }
     let (status, body) = run.json("/api/v1/export/data-backbone").await;
     assert_eq!(status, 200, "{body}");
-    for (section, s) in [
-        ("kafka_readiness", &kafka),
-        ("ingest_trends", &ingest),
-        ("data_retention", &retention),
-    ] {
+    for (section, s) in &sections {
         let block = &body["snapshots"][section];
         assert_eq!(block["kind"], s.kind.as_str(), "{section}");
         assert_eq!(block["status"], s.status.as_str(), "{section}");
@@ -573,14 +608,23 @@ async fn exports_are_built_section_by_section_and_refuse_missing_sections() {
         .iter()
         .map(|r| r["status_code"].as_i64().unwrap())
         .collect();
-    assert_eq!(codes, vec![0, 1, 2]);
+    assert_eq!(codes, vec![0, 1, 2, 0, 1, 2]);
     assert_eq!(body["status"], "fail");
     assert_eq!(body["missing_sections"], json!([]));
     assert_eq!(body["config"]["journal"], "postgresql");
-    // the other exports
+    // the other exports: every default section missing, named with its kind
     let (status, body) = run.json("/api/v1/export/operational").await;
     assert_eq!(status, 409);
-    assert_eq!(body["missing_kinds"], json!([topics::INCIDENT_RESPONSE]));
+    assert_eq!(
+        body["missing_kinds"],
+        json!([
+            topics::PROFESSIONAL_READINESS,
+            topics::SECURITY,
+            topics::INCIDENT_RESPONSE,
+            topics::SYSTEM_VALIDATION
+        ])
+    );
+    // risk-compliance: the extra execution sections only by name
     run.publish(&graded(
         topics::FIX_PILOT,
         "fix-pilot",
@@ -597,12 +641,22 @@ async fn exports_are_built_section_by_section_and_refuse_missing_sections() {
     .await;
     run.wait_grade(topics::DROPCOPY, "warn").await;
     let (status, body) = run.json("/api/v1/export/risk-compliance").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["missing_sections"].as_array().unwrap().len(), 6);
+    let (status, body) = run
+        .json("/api/v1/export/risk-compliance?section=execution_dropcopy&section=fix_pilot")
+        .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["snapshots"]["execution"]["summary"], "sessions up");
+    assert_eq!(body["snapshots"]["fix_pilot"]["summary"], "sessions up");
     assert_eq!(
         body["snapshots"]["execution_dropcopy"]["summary"],
         "1 break"
     );
+    let (status, body) = run
+        .json("/api/v1/export/risk-compliance?section=fix_pilot&section=kyc")
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["missing_kinds"], json!([topics::KYC]));
     run.aggregator.stop().await;
 }
 

@@ -41,18 +41,42 @@ impl ExportName {
         Self::ALL.into_iter().find(|e| e.as_str() == name)
     }
 
-    /// The export's sections, in order, and the snapshot kind behind each.
+    /// The export's default sections (`DOMAINS.md` §7), in order, and the snapshot kind
+    /// behind each.
     pub fn sections(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            ExportName::Operational => &[("incident_response", topics::INCIDENT_RESPONSE)],
+            ExportName::Operational => &[
+                ("professional_readiness", topics::PROFESSIONAL_READINESS),
+                ("security", topics::SECURITY),
+                ("incident_response", topics::INCIDENT_RESPONSE),
+                ("system_validation", topics::SYSTEM_VALIDATION),
+            ],
             ExportName::DataBackbone => &[
-                ("kafka_readiness", topics::KAFKA_READINESS),
-                ("ingest_trends", topics::INGEST_TRENDS),
+                ("data_backbone", topics::DATA_BACKBONE),
+                ("data_backbone_validation", topics::DATA_BACKBONE_VALIDATION),
                 ("data_retention", topics::RETENTION),
+                ("ingest_trends", topics::INGEST_TRENDS),
+                ("ingest_scheduler", topics::INGEST_SCHEDULER),
+                ("kafka_readiness", topics::KAFKA_READINESS),
             ],
             ExportName::RiskCompliance => &[
-                ("execution", topics::FIX_PILOT),
+                ("risk", topics::RISK),
+                ("execution", topics::EXECUTION),
+                ("compliance_readiness", topics::COMPLIANCE_READINESS),
+                ("compliance_workflows", topics::COMPLIANCE_WORKFLOWS),
+                ("compliance", topics::COMPLIANCE),
+                ("kyc", topics::KYC),
+            ],
+        }
+    }
+
+    /// Sections outside the defaults, exported only when asked for by name.
+    pub fn extra_sections(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            ExportName::Operational | ExportName::DataBackbone => &[],
+            ExportName::RiskCompliance => &[
                 ("execution_dropcopy", topics::DROPCOPY),
+                ("fix_pilot", topics::FIX_PILOT),
             ],
         }
     }
@@ -60,6 +84,7 @@ impl ExportName {
     fn kind_of(self, section: &str) -> Option<&'static str> {
         self.sections()
             .iter()
+            .chain(self.extra_sections())
             .find(|(s, _)| *s == section)
             .map(|(_, k)| *k)
     }
@@ -177,7 +202,8 @@ fn block(kind: &str, d: &DomainBlock) -> Option<SectionBlock> {
     })
 }
 
-/// Builds an export from the summary; `requested` empty means every section of the export.
+/// Builds an export from the summary; `requested` (de-duplicated, in order) empty means the
+/// export's default sections.
 /// Missing sections are an error unless `allow_missing`.
 pub fn build(
     name: ExportName,
@@ -195,6 +221,7 @@ pub fn build(
                 known: name
                     .sections()
                     .iter()
+                    .chain(name.extra_sections())
                     .map(|(s, _)| *s)
                     .collect::<Vec<_>>()
                     .join(", "),
@@ -302,16 +329,75 @@ mod tests {
         assert_eq!(ExportName::parse("<script>"), None);
     }
 
+    /// The plan's sections (`DOMAINS.md` §7), each export's in its order.
+    const PLAN: [(ExportName, &[&str]); 3] = [
+        (
+            ExportName::Operational,
+            &[
+                "professional_readiness",
+                "security",
+                "incident_response",
+                "system_validation",
+            ],
+        ),
+        (
+            ExportName::DataBackbone,
+            &[
+                "data_backbone",
+                "data_backbone_validation",
+                "data_retention",
+                "ingest_trends",
+                "ingest_scheduler",
+                "kafka_readiness",
+            ],
+        ),
+        (
+            ExportName::RiskCompliance,
+            &[
+                "risk",
+                "execution",
+                "compliance_readiness",
+                "compliance_workflows",
+                "compliance",
+                "kyc",
+            ],
+        ),
+    ];
+
+    #[test]
+    fn default_sections_are_the_plans_each_on_its_own_consumed_kind() {
+        let mut kinds = Vec::new();
+        for (export, plan) in PLAN {
+            let names: Vec<&str> = export.sections().iter().map(|(s, _)| *s).collect();
+            assert_eq!(names, plan, "{}", export.as_str());
+            for (section, kind) in export.sections().iter().chain(export.extra_sections()) {
+                assert!(topics::is_snapshot_kind(kind), "{section}: {kind}");
+                assert_eq!(kind.split('.').count(), 3, "{section}: {kind}");
+                assert!(kind.starts_with("telemetry."), "{section}: {kind}");
+                assert!(!kinds.contains(kind), "{kind} fills two sections");
+                kinds.push(kind);
+            }
+        }
+        // every kind the aggregator consumes fills some section
+        for kind in topics::SNAPSHOT_KINDS.iter().chain(&topics::SECTION_KINDS) {
+            assert!(kinds.contains(kind), "{kind} is in no export");
+        }
+    }
+
     #[test]
     fn every_section_present_gives_rows_with_datadog_codes() {
-        let s = summary(&[
-            (topics::KAFKA_READINESS, Grade::Ok),
-            (topics::INGEST_TRENDS, Grade::Warn),
-            (topics::RETENTION, Grade::Fail),
-        ]);
+        let grades = [Grade::Ok, Grade::Warn, Grade::Fail];
+        let present: Vec<(&str, Grade)> = ExportName::DataBackbone
+            .sections()
+            .iter()
+            .enumerate()
+            .map(|(i, (_, kind))| (*kind, grades[i % 3]))
+            .collect();
+        let s = summary(&present);
         let e = build(ExportName::DataBackbone, &s, &[], false, BTreeMap::new()).unwrap();
         assert_eq!(e.status, Grade::Fail);
         assert!(e.missing_sections.is_empty());
+        assert_eq!(e.sections_requested, PLAN[1].1);
         let codes: Vec<(&str, u8)> = e
             .rows
             .iter()
@@ -320,29 +406,62 @@ mod tests {
         assert_eq!(
             codes,
             vec![
-                ("kafka_readiness", 0),
-                ("ingest_trends", 1),
-                ("data_retention", 2)
+                ("data_backbone", 0),
+                ("data_backbone_validation", 1),
+                ("data_retention", 2),
+                ("ingest_trends", 0),
+                ("ingest_scheduler", 1),
+                ("kafka_readiness", 2),
             ]
         );
-        assert_eq!(e.snapshots["ingest_trends"].kind, topics::INGEST_TRENDS);
+        for (section, kind) in ExportName::DataBackbone.sections() {
+            let block = &e.snapshots[*section];
+            assert_eq!(block.kind, *kind);
+            assert_eq!(block.summary, format!("{kind} {}", block.status));
+        }
     }
 
     #[test]
     fn missing_sections_are_refused_unless_allowed() {
-        let s = summary(&[(topics::KAFKA_READINESS, Grade::Ok)]);
+        let s = summary(&[
+            (topics::KAFKA_READINESS, Grade::Ok),
+            (topics::RETENTION, Grade::Ok),
+        ]);
         let err = build(ExportName::DataBackbone, &s, &[], false, BTreeMap::new()).unwrap_err();
         assert_eq!(
             err,
             ExportError::Missing {
-                sections: vec!["ingest_trends".into(), "data_retention".into()],
-                kinds: vec![topics::INGEST_TRENDS.into(), topics::RETENTION.into()],
+                sections: vec![
+                    "data_backbone".into(),
+                    "data_backbone_validation".into(),
+                    "ingest_trends".into(),
+                    "ingest_scheduler".into(),
+                ],
+                kinds: vec![
+                    topics::DATA_BACKBONE.into(),
+                    topics::DATA_BACKBONE_VALIDATION.into(),
+                    topics::INGEST_TRENDS.into(),
+                    topics::INGEST_SCHEDULER.into(),
+                ],
             }
         );
         let e = build(ExportName::DataBackbone, &s, &[], true, BTreeMap::new()).unwrap();
         assert_eq!(e.status, Grade::Warn);
-        assert_eq!(e.missing_sections, vec!["ingest_trends", "data_retention"]);
-        assert_eq!(e.rows[1].status_code, 3);
+        assert_eq!(
+            e.missing_sections,
+            vec![
+                "data_backbone",
+                "data_backbone_validation",
+                "ingest_trends",
+                "ingest_scheduler"
+            ]
+        );
+        let codes: Vec<u8> = e.rows.iter().map(|r| r.status_code).collect();
+        assert_eq!(codes, vec![3, 3, 0, 3, 3, 0]);
+        assert_eq!(
+            e.snapshots.keys().collect::<Vec<_>>(),
+            vec!["data_retention", "kafka_readiness"]
+        );
         // asking only for what is there succeeds; repeats collapse
         let only = vec!["kafka_readiness".to_string(), "kafka_readiness".to_string()];
         let e = build(ExportName::DataBackbone, &s, &only, false, BTreeMap::new()).unwrap();
@@ -351,16 +470,58 @@ mod tests {
     }
 
     #[test]
+    fn extra_sections_only_when_asked_for_and_de_duplicated() {
+        let s = summary(&[
+            (topics::DROPCOPY, Grade::Warn),
+            (topics::FIX_PILOT, Grade::Ok),
+        ]);
+        // not part of the defaults: the defaults are all missing
+        let e = build(ExportName::RiskCompliance, &s, &[], true, BTreeMap::new()).unwrap();
+        assert_eq!(e.sections_requested, PLAN[2].1);
+        assert!(e.snapshots.is_empty());
+        let asked: Vec<String> = ["fix_pilot", "execution_dropcopy", "fix_pilot"]
+            .map(String::from)
+            .to_vec();
+        let e = build(
+            ExportName::RiskCompliance,
+            &s,
+            &asked,
+            false,
+            BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            e.sections_requested,
+            vec!["fix_pilot", "execution_dropcopy"]
+        );
+        assert_eq!(e.snapshots["execution_dropcopy"].kind, topics::DROPCOPY);
+        assert_eq!(e.snapshots["fix_pilot"].kind, topics::FIX_PILOT);
+        assert_eq!(e.status, Grade::Warn);
+        // extras belong to the risk-compliance export only
+        let err = build(
+            ExportName::DataBackbone,
+            &s,
+            &["fix_pilot".into()],
+            true,
+            BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ExportError::UnknownSection { .. }), "{err}");
+    }
+
+    #[test]
     fn unknown_sections_name_the_known_ones() {
         let s = summary(&[]);
         let err = build(
-            ExportName::Operational,
+            ExportName::RiskCompliance,
             &s,
             &["<img src=x>".into()],
             true,
             BTreeMap::new(),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("incident_response"), "{err}");
+        for known in PLAN[2].1.iter().chain(&["execution_dropcopy", "fix_pilot"]) {
+            assert!(err.to_string().contains(known), "{err}");
+        }
     }
 }

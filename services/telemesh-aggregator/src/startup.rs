@@ -108,6 +108,7 @@ fn start_alerting(
 pub fn subscribed_topics(prefix: &str) -> Vec<String> {
     topics::SNAPSHOT_KINDS
         .iter()
+        .chain(topics::SECTION_KINDS.iter())
         .map(|kind| topics::topic_name(prefix, kind))
         .collect()
 }

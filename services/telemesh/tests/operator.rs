@@ -249,22 +249,36 @@ async fn exit_codes_say_unreachable_and_refused_apart() {
 #[actix_rt::test]
 async fn export_refuses_missing_sections_unless_allowed_and_writes_a_file() {
     let r = start().await;
-    r.publish(&graded(topics::KAFKA_READINESS, Grade::Ok, "brokers ready"))
-        .await;
-    r.wait_grade(topics::KAFKA_READINESS, "ok").await;
-    let out = run(&["export", "data-backbone", "--aggregator", &r.url]).await;
+    // operational: the plan's four sections, only incident_response reported so far
+    let sections = [
+        (
+            "professional_readiness",
+            topics::PROFESSIONAL_READINESS,
+            Grade::Ok,
+        ),
+        ("security", topics::SECURITY, Grade::Warn),
+        ("incident_response", topics::INCIDENT_RESPONSE, Grade::Ok),
+        ("system_validation", topics::SYSTEM_VALIDATION, Grade::Fail),
+    ];
+    r.publish(&graded(
+        topics::INCIDENT_RESPONSE,
+        Grade::Ok,
+        "incident_response report",
+    ))
+    .await;
+    r.wait_grade(topics::INCIDENT_RESPONSE, "ok").await;
+    let out = run(&["export", "operational", "--aggregator", &r.url]).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(topics::INGEST_TRENDS) && out.stderr.contains(topics::RETENTION),
-        "{}",
-        out.stderr
-    );
+    for (section, kind, _) in &sections {
+        let named = out.stderr.contains(section) && out.stderr.contains(kind);
+        assert_eq!(named, *section != "incident_response", "{}", out.stderr);
+    }
     assert!(out.stdout.is_empty());
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("db.json");
+    let file = dir.path().join("ops.json");
     let out = run(&[
         "export",
-        "data-backbone",
+        "operational",
         "--allow-missing",
         "--output",
         file.to_str().unwrap(),
@@ -276,22 +290,67 @@ async fn export_refuses_missing_sections_unless_allowed_and_writes_a_file() {
     assert!(out.stderr.contains("missing sections"), "{}", out.stderr);
     let export: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(
-        export["snapshots"]["kafka_readiness"]["summary"],
-        "brokers ready"
+        export["missing_sections"],
+        serde_json::json!(["professional_readiness", "security", "system_validation"])
     );
-    assert_eq!(export["missing_sections"][0], "ingest_trends");
+    for (i, (section, kind, _)) in sections.iter().enumerate() {
+        assert_eq!(export["rows"][i]["section"], *section);
+        assert_eq!(export["rows"][i]["kind"], *kind);
+    }
+    assert_eq!(
+        export["snapshots"]["incident_response"]["summary"],
+        "incident_response report"
+    );
+    assert_eq!(export["rows"][0]["status_code"], 3);
+    assert_eq!(export["rows"][2]["status_code"], 0);
+    // a repeated --section collapses and narrows the export to what is there
     let out = run(&[
         "export",
-        "data-backbone",
+        "operational",
         "--section",
-        "kafka_readiness",
+        "incident_response",
+        "--section",
+        "incident_response",
         "--aggregator",
         &r.url,
     ])
     .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let export: Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(export["rows"][0]["status_code"], 0);
+    assert_eq!(
+        export["sections_requested"],
+        serde_json::json!(["incident_response"])
+    );
+    // every section reported: the complete export needs no --allow-missing
+    for (section, kind, grade) in &sections {
+        r.publish(&graded(kind, *grade, &format!("{section} report")))
+            .await;
+        r.wait_grade(kind, grade.as_str()).await;
+    }
+    let out = run(&["export", "operational", "--aggregator", &r.url]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let export: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(export["missing_sections"], serde_json::json!([]));
+    assert_eq!(export["status"], "fail");
+    for (i, (section, kind, grade)) in sections.iter().enumerate() {
+        let block = &export["snapshots"][section];
+        assert_eq!(block["kind"], *kind, "{section}");
+        assert_eq!(block["status"], grade.as_str(), "{section}");
+        assert_eq!(block["summary"], format!("{section} report"), "{section}");
+        assert_eq!(export["rows"][i]["status"], grade.as_str(), "{section}");
+    }
+    // an extra section only by name
+    let out = run(&[
+        "export",
+        "risk-compliance",
+        "--section",
+        "fix_pilot",
+        "--aggregator",
+        &r.url,
+    ])
+    .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains(topics::FIX_PILOT), "{}", out.stderr);
     r.aggregator.stop().await;
 }
 

@@ -25,9 +25,51 @@ pub const SNAPSHOT_KINDS: [&str; 6] = [
     INCIDENT_RESPONSE,
 ];
 
-/// True when `kind` is one of [`SNAPSHOT_KINDS`].
+/// Professional-readiness snapshots (operational export).
+pub const PROFESSIONAL_READINESS: &str = "telemetry.operational.professional_readiness";
+/// Security posture snapshots (operational export).
+pub const SECURITY: &str = "telemetry.operational.security";
+/// End-to-end system validation (operational export).
+pub const SYSTEM_VALIDATION: &str = "telemetry.operational.system_validation";
+/// Data-backbone readiness (data-backbone export).
+pub const DATA_BACKBONE: &str = "telemetry.data_backbone.readiness";
+/// Data-backbone validation (data-backbone export).
+pub const DATA_BACKBONE_VALIDATION: &str = "telemetry.data_backbone.validation";
+/// Ingest scheduler health (data-backbone export).
+pub const INGEST_SCHEDULER: &str = "telemetry.ingest.scheduler";
+/// Risk limits and engine readiness (risk-compliance export).
+pub const RISK: &str = "telemetry.risk.readiness";
+/// Order execution health (risk-compliance export).
+pub const EXECUTION: &str = "telemetry.operational.execution";
+/// Compliance readiness (risk-compliance export).
+pub const COMPLIANCE_READINESS: &str = "telemetry.compliance.readiness";
+/// Compliance workflows (risk-compliance export).
+pub const COMPLIANCE_WORKFLOWS: &str = "telemetry.compliance.workflows";
+/// Compliance checks (risk-compliance export).
+pub const COMPLIANCE: &str = "telemetry.compliance.checks";
+/// KYC checks (risk-compliance export).
+pub const KYC: &str = "telemetry.compliance.kyc";
+
+/// Kinds no telemesh service produces yet: a team's own producer fills them (each is a section
+/// of a snapshot export, `docs/exports.md`). The aggregator consumes them like the others.
+pub const SECTION_KINDS: [&str; 12] = [
+    PROFESSIONAL_READINESS,
+    SECURITY,
+    SYSTEM_VALIDATION,
+    DATA_BACKBONE,
+    DATA_BACKBONE_VALIDATION,
+    INGEST_SCHEDULER,
+    RISK,
+    EXECUTION,
+    COMPLIANCE_READINESS,
+    COMPLIANCE_WORKFLOWS,
+    COMPLIANCE,
+    KYC,
+];
+
+/// True when `kind` is one of [`SNAPSHOT_KINDS`] or [`SECTION_KINDS`].
 pub fn is_snapshot_kind(kind: &str) -> bool {
-    SNAPSHOT_KINDS.contains(&kind)
+    SNAPSHOT_KINDS.contains(&kind) || SECTION_KINDS.contains(&kind)
 }
 
 /// The topic a kind travels on, under an optional namespace prefix (`""` in production;
