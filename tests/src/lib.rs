@@ -122,13 +122,18 @@ pub mod fixtures {
     use chrono::Utc;
     use telemesh_aggregator::settings::JournalSettings;
     use telemesh_aggregator::{
-        subscribed_topics, Aggregator, AggregatorSettings, Journal, TransportParts,
+        subscribed_topics, Aggregator, AggregatorSettings, AlertingParts, Journal, TransportParts,
     };
-    use telemesh_core::config::{KafkaSettings, SecretUrl};
+    use telemesh_alerting::actor::SystemClock;
+    use telemesh_alerting::AlertingSettings;
+    use telemesh_core::config::{KafkaSettings, Secret, SecretUrl};
+    use telemesh_core::transport::inproc::InProcessBus;
     use telemesh_core::transport::kafka::{
         ensure_topics, KafkaPublisher, KafkaSubscriber, TopicSpec,
     };
+    use telemesh_core::transport::SnapshotPublisher;
     use telemesh_core::transport::{InboundMessage, Publisher, Subscriber};
+    use telemesh_core::Encoding;
     use telemesh_core::{topics, Component, Grade, Snapshot, Source};
 
     /// A snapshot of `kind` from `service/instance` graded `grade`.
@@ -182,6 +187,53 @@ pub mod fixtures {
         })
         .await
         .expect("open postgres journal")
+    }
+
+    /// An aggregator on the in-process bus with a fresh PostgreSQL journal and alerting on
+    /// (mutating alert routes take bearer `token`), serving HTTP on a free port: what the page
+    /// and operator-CLI tests drive.
+    #[derive(Debug)]
+    pub struct InProcessAggregator {
+        pub aggregator: Aggregator,
+        pub publisher: SnapshotPublisher,
+        /// `http://host:port` of its API.
+        pub url: String,
+    }
+
+    /// Starts an [`InProcessAggregator`].
+    pub async fn in_process_aggregator(token: &str) -> InProcessAggregator {
+        let env = crate::TestEnv::get();
+        let db = env.fresh_database(&crate::namespace()).await;
+        let bus = InProcessBus::new(64, subscribed_topics(""));
+        let aggregator = Aggregator::start_with(
+            &aggregator_settings(),
+            "127.0.0.1:0",
+            "",
+            pg_journal(&db).await,
+            TransportParts {
+                subscriber: Box::new(bus.subscriber().expect("in-process subscriber")),
+                publisher: bus.publisher(),
+                name: "in-process",
+                kafka_coords: false,
+            },
+            Some(AlertingParts {
+                settings: AlertingSettings {
+                    api_token: Secret::new(token),
+                    group_wait_seconds: 0.2,
+                    tick_ms: 50,
+                    ..AlertingSettings::default()
+                },
+                env: Default::default(),
+                clock: Arc::new(SystemClock),
+            }),
+        )
+        .await
+        .expect("start aggregator");
+        InProcessAggregator {
+            url: format!("http://{}", aggregator.http_addr),
+            aggregator,
+            publisher: SnapshotPublisher::new(bus.publisher(), Encoding::Json, ""),
+        }
     }
 
     /// Starts an aggregator consuming the namespace's topics from Kafka into `journal_url`.

@@ -9,20 +9,15 @@
 //! cannot reach it fails.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use telemesh_aggregator::{subscribed_topics, Aggregator, AlertingParts, TransportParts};
-use telemesh_alerting::actor::SystemClock;
-use telemesh_alerting::AlertingSettings;
-use telemesh_core::config::Secret;
-use telemesh_core::transport::inproc::InProcessBus;
+use telemesh_aggregator::Aggregator;
 use telemesh_core::transport::SnapshotPublisher;
-use telemesh_core::{topics, Component, Encoding, Grade, Snapshot};
-use telemesh_integration_tests::fixtures::{aggregator_settings, pg_journal, snapshot};
-use telemesh_integration_tests::{namespace, wait_until, TestEnv};
+use telemesh_core::{topics, Component, Grade, Snapshot};
+use telemesh_integration_tests::fixtures::{in_process_aggregator, snapshot, InProcessAggregator};
+use telemesh_integration_tests::wait_until;
 
 const TOKEN: &str = "page-test-token";
 const XSS: &str = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\">";
@@ -36,37 +31,15 @@ struct Running {
 }
 
 async fn start() -> Running {
-    let env = TestEnv::get();
-    let db = env.fresh_database(&namespace()).await;
-    let bus = InProcessBus::new(64, subscribed_topics(""));
-    let aggregator = Aggregator::start_with(
-        &aggregator_settings(),
-        "127.0.0.1:0",
-        "",
-        pg_journal(&db).await,
-        TransportParts {
-            subscriber: Box::new(bus.subscriber().unwrap()),
-            publisher: bus.publisher(),
-            name: "in-process",
-            kafka_coords: false,
-        },
-        Some(AlertingParts {
-            settings: AlertingSettings {
-                api_token: Secret::new(TOKEN),
-                group_wait_seconds: 0.2,
-                tick_ms: 50,
-                ..AlertingSettings::default()
-            },
-            env: Default::default(),
-            clock: Arc::new(SystemClock),
-        }),
-    )
-    .await
-    .expect("start aggregator");
-    Running {
-        base: format!("http://{}", aggregator.http_addr),
+    let InProcessAggregator {
         aggregator,
-        publisher: SnapshotPublisher::new(bus.publisher(), Encoding::Json, ""),
+        publisher,
+        url,
+    } = in_process_aggregator(TOKEN).await;
+    Running {
+        aggregator,
+        publisher,
+        base: url,
         http: reqwest::Client::new(),
     }
 }
