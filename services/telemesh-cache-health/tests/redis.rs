@@ -169,24 +169,39 @@ async fn an_outage_fails_and_the_next_probe_after_recovery_is_ok() {
     assert_eq!(status(&s, CONNECTION), Grade::Ok, "{:#?}", s.components);
 }
 
-/// A TCP server that answers each command with the next canned reply, then closes.
-async fn hostile_server(replies: Vec<Vec<u8>>) -> String {
+/// A TCP server speaking just enough RESP: `CLIENT …` (sent by the client library on connect)
+/// gets `+OK`, `PING` gets `ping`, `INFO` gets `info`; an empty reply means never answer.
+async fn hostile_server(ping: Vec<u8>, info: Vec<u8>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            let replies = replies.clone();
+            let (ping, info) = (ping.clone(), info.clone());
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                for reply in replies {
-                    if socket.read(&mut buf).await.unwrap_or(0) == 0 {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
                         return;
                     }
-                    if reply.is_empty() {
-                        // never answer
-                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    let text = String::from_utf8_lossy(&buf[..n]).to_ascii_uppercase();
+                    let mut commands: Vec<(usize, &[u8])> = Vec::new();
+                    for (word, reply) in [
+                        ("$6\r\nCLIENT", &b"+OK\r\n"[..]),
+                        ("$4\r\nPING", &ping[..]),
+                        ("$4\r\nINFO", &info[..]),
+                    ] {
+                        commands.extend(text.match_indices(word).map(|(i, _)| (i, reply)));
                     }
-                    let _ = socket.write_all(&reply).await;
+                    commands.sort_by_key(|(i, _)| *i);
+                    for (_, reply) in commands {
+                        if reply.is_empty() {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                        }
+                        if socket.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
                 }
             });
         }
@@ -204,7 +219,7 @@ async fn hostile_info_values_on_the_wire_warn_and_never_panic() {
                 connected_clients:99999999999999999999999\r\nmaxclients:0\r\n\
                 used_memory:NaN\r\nmaxmemory:1e3\r\nkeyspace_hits:12.5\r\nkeyspace_misses:\r\n\
                 evicted_keys:18446744073709551615\r\nrejected_connections:7\r\nrole:\u{0}\r\n";
-    let url = hostile_server(vec![b"+PONG\r\n".to_vec(), bulk(info)]).await;
+    let url = hostile_server(b"+PONG\r\n".to_vec(), bulk(info)).await;
     let settings = settings(&url);
     let state = RedisProbe::new(&settings).probe().await;
     let CacheState::Up(obs) = &state else {
@@ -218,13 +233,15 @@ async fn hostile_info_values_on_the_wire_warn_and_never_panic() {
 
 #[tokio::test]
 async fn a_lying_or_silent_server_is_unreachable_within_the_timeout() {
-    for replies in [
-        vec![b"+PONG\r\n".to_vec(), b"$999999999999\r\nabc".to_vec()], // a length it never sends
-        vec![b"-ERR nope\r\n".to_vec()],                               // PING refused
-        vec![b"+PONG\r\n".to_vec(), Vec::new()],                       // INFO never answered
-        vec![b"*-5\r\n".to_vec()],                                     // nonsense
+    for (ping, info) in [
+        (&b"+PONG\r\n"[..], &b"$999999999999\r\nabc"[..]), // a length it never sends
+        (b"-ERR nope\r\n", b"-ERR nope\r\n"),                // commands refused
+        (b"+PONG\r\n", b""),                                  // INFO never answered
+        (b"*-5\r\n", b":-7\r\n"),                            // nonsense replies
+        (b"+PONG\r\n", b"\x00\xff garbage\r\n"),              // not RESP at all
     ] {
-        let url = hostile_server(replies.clone()).await;
+        let replies = (String::from_utf8_lossy(ping), String::from_utf8_lossy(info));
+        let url = hostile_server(ping.to_vec(), info.to_vec()).await;
         let settings = CacheHealthSettings {
             timeout_ms: 500,
             ..settings(&url)
