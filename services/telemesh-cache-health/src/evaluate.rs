@@ -274,7 +274,11 @@ fn memory(
     snapshot: &mut Snapshot,
 ) -> Component {
     let (Some(used), Some(max)) = (info.used_memory, info.maxmemory) else {
-        return Component::new(MEMORY, Grade::Warn, "used_memory/maxmemory not reported by INFO");
+        return Component::new(
+            MEMORY,
+            Grade::Warn,
+            "used_memory/maxmemory not reported by INFO",
+        );
     };
     snapshot.metric("used_memory_bytes", used as f64);
     snapshot.metric("maxmemory_bytes", max as f64);
@@ -319,7 +323,11 @@ fn clients(
     snapshot: &mut Snapshot,
 ) -> Component {
     let Some(connected) = info.connected_clients else {
-        return Component::new(CLIENTS, Grade::Warn, "connected_clients not reported by INFO");
+        return Component::new(
+            CLIENTS,
+            Grade::Warn,
+            "connected_clients not reported by INFO",
+        );
     };
     snapshot.metric("connected_clients", connected as f64);
     let mut grade = Grade::Ok;

@@ -179,7 +179,10 @@ mod tests {
         ];
         for (key, value) in cases {
             let f = parse_info(format!("{key}:{value}\r\n").as_bytes());
-            assert!(f.keyspace_hits.is_none() && f.role.is_none(), "{key}:{value:?}");
+            assert!(
+                f.keyspace_hits.is_none() && f.role.is_none(),
+                "{key}:{value:?}"
+            );
             assert!(f.unreadable.contains_key(*key), "{key}:{value:?}");
         }
     }
@@ -192,7 +195,8 @@ mod tests {
 
     #[test]
     fn duplicates_keep_the_last_value_and_a_later_good_value_clears_unreadable() {
-        let f = parse_info(b"keyspace_hits:x\nkeyspace_hits:7\nkeyspace_misses:3\nkeyspace_misses:y\n");
+        let f =
+            parse_info(b"keyspace_hits:x\nkeyspace_hits:7\nkeyspace_misses:3\nkeyspace_misses:y\n");
         assert_eq!(f.keyspace_hits, Some(7));
         assert_eq!(f.keyspace_misses, None);
         assert_eq!(f.unreadable.keys().collect::<Vec<_>>(), ["keyspace_misses"]);
@@ -210,6 +214,9 @@ mod tests {
         assert_eq!(f.keyspace_hits, Some(1));
         assert_eq!(f.keyspace_misses, None);
         let long = format!("maxmemory:{}\n", "9".repeat(MAX_LINE_BYTES));
-        assert_eq!(parse_info(long.as_bytes()).unreadable["maxmemory"], "line too long");
+        assert_eq!(
+            parse_info(long.as_bytes()).unreadable["maxmemory"],
+            "line too long"
+        );
     }
 }

@@ -42,7 +42,7 @@ impl RedisProbe {
                 if let Some(counters) = Counters::of(&obs.info) {
                     self.previous = Some(counters);
                 }
-                CacheState::Up(obs)
+                CacheState::Up(Box::new(obs))
             }
             Err(error) => CacheState::Unreachable {
                 endpoint: self.endpoint.clone(),

@@ -114,7 +114,7 @@ impl CacheHealthSettings {
             return Err(invalid("timeout_ms", "must be at least 1, e.g. 2000"));
         }
         let url = self.url.expose().trim();
-        if !url.is_empty() && !(url.starts_with("redis://") || url.starts_with("redis+unix://")) {
+        if !(url.is_empty() || url.starts_with("redis://") || url.starts_with("redis+unix://")) {
             return Err(invalid(
                 "url",
                 "must start with redis:// or redis+unix:// (TLS rediss:// is not supported: reach the cache through a TLS sidecar)",
@@ -122,21 +122,38 @@ impl CacheHealthSettings {
         }
         for (key, warn, fail) in [
             ("fail_hit_rate", self.warn_hit_rate, self.fail_hit_rate),
-            ("fail_memory_ratio", self.warn_memory_ratio, self.fail_memory_ratio),
-            ("fail_clients_ratio", self.warn_clients_ratio, self.fail_clients_ratio),
+            (
+                "fail_memory_ratio",
+                self.warn_memory_ratio,
+                self.fail_memory_ratio,
+            ),
+            (
+                "fail_clients_ratio",
+                self.warn_clients_ratio,
+                self.fail_clients_ratio,
+            ),
         ] {
             if !(0.0..=1.0).contains(&warn) || !(0.0..=1.0).contains(&fail) {
-                return Err(invalid(key, "and its warn_ twin must be ratios between 0 and 1"));
+                return Err(invalid(
+                    key,
+                    "and its warn_ twin must be ratios between 0 and 1",
+                ));
             }
         }
         if self.fail_hit_rate > self.warn_hit_rate {
             return Err(invalid("fail_hit_rate", "must not be above warn_hit_rate"));
         }
         if self.fail_memory_ratio < self.warn_memory_ratio {
-            return Err(invalid("fail_memory_ratio", "must not be below warn_memory_ratio"));
+            return Err(invalid(
+                "fail_memory_ratio",
+                "must not be below warn_memory_ratio",
+            ));
         }
         if self.fail_clients_ratio < self.warn_clients_ratio {
-            return Err(invalid("fail_clients_ratio", "must not be below warn_clients_ratio"));
+            return Err(invalid(
+                "fail_clients_ratio",
+                "must not be below warn_clients_ratio",
+            ));
         }
         if self.fail_evictions < self.warn_evictions || self.warn_evictions == 0 {
             return Err(invalid(
@@ -144,9 +161,10 @@ impl CacheHealthSettings {
                 "must be at least warn_evictions, which must be at least 1",
             ));
         }
-        if !(self.warn_ping_ms.is_finite() && self.warn_ping_ms > 0.0)
-            || !self.fail_ping_ms.is_finite()
-            || self.fail_ping_ms < self.warn_ping_ms
+        if !(self.warn_ping_ms.is_finite()
+            && self.warn_ping_ms > 0.0
+            && self.fail_ping_ms.is_finite()
+            && self.fail_ping_ms >= self.warn_ping_ms)
         {
             return Err(invalid(
                 "fail_ping_ms",

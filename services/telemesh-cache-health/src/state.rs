@@ -15,7 +15,7 @@ pub enum CacheState {
         error: String,
     },
     /// The server answered.
-    Up(CacheObservation),
+    Up(Box<CacheObservation>),
 }
 
 /// A server that answered `PING` and `INFO`.

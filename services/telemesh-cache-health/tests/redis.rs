@@ -35,7 +35,12 @@ fn settings(url: &str) -> CacheHealthSettings {
 }
 
 fn grade_snapshot(settings: &CacheHealthSettings, state: &CacheState) -> Snapshot {
-    let s = evaluate(settings, state, Source::new("cache-health", "it"), chrono::Utc::now());
+    let s = evaluate(
+        settings,
+        state,
+        Source::new("cache-health", "it"),
+        chrono::Utc::now(),
+    );
     s.validate().expect("valid snapshot");
     s
 }
@@ -54,12 +59,17 @@ async fn client() -> redis::aio::MultiplexedConnection {
         .expect("redis reachable: is dev-services up?")
 }
 
-async fn cmd<T: redis::FromRedisValue>(conn: &mut redis::aio::MultiplexedConnection, args: &[&str]) -> T {
+async fn cmd<T: redis::FromRedisValue>(
+    conn: &mut redis::aio::MultiplexedConnection,
+    args: &[&str],
+) -> T {
     let mut c = redis::cmd(args[0]);
     for a in &args[1..] {
         c.arg(*a);
     }
-    c.query_async(conn).await.unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    c.query_async(conn)
+        .await
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
 #[tokio::test]
@@ -94,7 +104,11 @@ impl Drop for Restore {
     fn drop(&mut self) {
         if let Ok(client) = redis::Client::open(self.0.as_str()) {
             if let Ok(mut c) = client.get_connection() {
-                let _: redis::RedisResult<()> = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg("0").query(&mut c);
+                let _: redis::RedisResult<()> = redis::cmd("CONFIG")
+                    .arg("SET")
+                    .arg("maxmemory")
+                    .arg("0")
+                    .query(&mut c);
                 let _: redis::RedisResult<()> = redis::cmd("FLUSHDB").query(&mut c);
             }
         }
@@ -112,7 +126,11 @@ async fn eviction_pressure_under_a_small_maxmemory_is_graded() {
         .expect("used_memory");
     let limit = (used + 2 * 1024 * 1024).to_string();
     let _: () = cmd(&mut conn, &["CONFIG", "SET", "maxmemory", &limit]).await;
-    let _: () = cmd(&mut conn, &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]).await;
+    let _: () = cmd(
+        &mut conn,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+    )
+    .await;
     let settings = settings(&redis_url());
     let mut probe = RedisProbe::new(&settings);
     let before = probe.probe().await;
@@ -124,7 +142,11 @@ async fn eviction_pressure_under_a_small_maxmemory_is_graded() {
     let s = grade_snapshot(&settings, &probe.probe().await);
     assert!(s.metrics["evicted_keys"] > 0.0, "{:#?}", s.components);
     assert!(status(&s, EVICTIONS) >= Grade::Warn);
-    assert!(status(&s, MEMORY) >= Grade::Warn, "{:#?}", s.component(MEMORY));
+    assert!(
+        status(&s, MEMORY) >= Grade::Warn,
+        "{:#?}",
+        s.component(MEMORY)
+    );
     assert!(s.summary.contains("runbook"));
 }
 
@@ -161,7 +183,11 @@ async fn an_outage_fails_and_the_next_probe_after_recovery_is_ok() {
         let s = grade_snapshot(&settings, &down);
         assert!(matches!(down, CacheState::Unreachable { .. }), "{down:?}");
         assert_eq!(s.status, Grade::Fail);
-        assert!(s.summary.contains("docs/runbooks/redis-cache-outage.md"), "{}", s.summary);
+        assert!(
+            s.summary.contains("docs/runbooks/redis-cache-outage.md"),
+            "{}",
+            s.summary
+        );
         assert_eq!(s.metrics["up"], 0.0);
     }
     let up = probe.probe().await;
@@ -235,10 +261,10 @@ async fn hostile_info_values_on_the_wire_warn_and_never_panic() {
 async fn a_lying_or_silent_server_is_unreachable_within_the_timeout() {
     for (ping, info) in [
         (&b"+PONG\r\n"[..], &b"$999999999999\r\nabc"[..]), // a length it never sends
-        (b"-ERR nope\r\n", b"-ERR nope\r\n"),                // commands refused
-        (b"+PONG\r\n", b""),                                  // INFO never answered
-        (b"*-5\r\n", b":-7\r\n"),                            // nonsense replies
-        (b"+PONG\r\n", b"\x00\xff garbage\r\n"),              // not RESP at all
+        (b"-ERR nope\r\n", b"-ERR nope\r\n"),              // commands refused
+        (b"+PONG\r\n", b""),                               // INFO never answered
+        (b"*-5\r\n", b":-7\r\n"),                          // nonsense replies
+        (b"+PONG\r\n", b"\x00\xff garbage\r\n"),           // not RESP at all
     ] {
         let replies = (String::from_utf8_lossy(ping), String::from_utf8_lossy(info));
         let url = hostile_server(ping.to_vec(), info.to_vec()).await;
@@ -266,7 +292,9 @@ async fn the_domain_publishes_on_the_framework_and_not_configured_names_the_sett
         },
     ))
     .expect("start");
-    let published = service.wait_published(KIND, 1, Duration::from_secs(30)).await;
+    let published = service
+        .wait_published(KIND, 1, Duration::from_secs(30))
+        .await;
     let s = published.first().expect("a cache snapshot");
     assert_eq!(s.source.service, "cache-health");
     assert_eq!(status(s, CONNECTION), Grade::Ok, "{:#?}", s.components);
@@ -275,7 +303,9 @@ async fn the_domain_publishes_on_the_framework_and_not_configured_names_the_sett
         CacheHealthSettings::default(),
     ))
     .expect("start");
-    let published = unconfigured.wait_published(KIND, 1, Duration::from_secs(30)).await;
+    let published = unconfigured
+        .wait_published(KIND, 1, Duration::from_secs(30))
+        .await;
     let s = published.first().expect("a not-configured block");
     assert_eq!(s.status, Grade::Fail, "a cache is expected by default");
     assert!(s.summary.contains("cache_health.url"), "{}", s.summary);

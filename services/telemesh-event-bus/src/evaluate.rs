@@ -90,15 +90,26 @@ pub fn evaluate(
 
     // running (forced fail when expected: telemetry will be dropped)
     let running = if stats.running {
-        Component::new(RUNNING, Grade::Ok, format!("{} transport running", stats.system))
+        Component::new(
+            RUNNING,
+            Grade::Ok,
+            format!("{} transport running", stats.system),
+        )
     } else {
         let why = if stats.system == "kafka" {
             "no broker is UP"
         } else {
             "the consuming side has stopped"
         };
-        let grade = if settings.expected { Grade::Fail } else { Grade::Warn };
-        let mut summary = format!("{} transport not running: {why}; telemetry will be dropped", stats.system);
+        let grade = if settings.expected {
+            Grade::Fail
+        } else {
+            Grade::Warn
+        };
+        let mut summary = format!(
+            "{} transport not running: {why}; telemetry will be dropped",
+            stats.system
+        );
         if let Some(e) = &stats.last_error {
             summary.push_str(&format!(" (last error: {e})"));
         }
@@ -115,9 +126,19 @@ pub fn evaluate(
     let mut queue = Component::new(QUEUE, Grade::Ok, "");
     if let Some(capacity) = stats.queue_capacity.filter(|c| *c > 0) {
         let ratio = stats.queue_depth as f64 / capacity as f64;
-        grade.escalate(level_f(ratio, settings.queue_warn_ratio, settings.queue_fail_ratio));
-        summary = format!("{} of {capacity} queued ({:.1}%)", stats.queue_depth, ratio * 100.0);
-        queue = queue.detail("queue_capacity", capacity).detail("ratio", ratio);
+        grade.escalate(level_f(
+            ratio,
+            settings.queue_warn_ratio,
+            settings.queue_fail_ratio,
+        ));
+        summary = format!(
+            "{} of {capacity} queued ({:.1}%)",
+            stats.queue_depth,
+            ratio * 100.0
+        );
+        queue = queue
+            .detail("queue_capacity", capacity)
+            .detail("ratio", ratio);
         snapshot.metric("queue_capacity", capacity as f64);
     }
     summary.push_str(&format!(", {} publishes in flight", stats.in_flight));
@@ -138,10 +159,15 @@ pub fn evaluate(
     let errors = delta(stats.delivery_errors, prev.map(|p| p.delivery_errors));
     let dropped = delta(stats.dropped, prev.map(|p| p.dropped));
     let retries = delta(stats.retries, prev.map(|p| p.retries));
-    let mut grade = level(errors, settings.delivery_errors_warn, settings.delivery_errors_fail);
+    let mut grade = level(
+        errors,
+        settings.delivery_errors_warn,
+        settings.delivery_errors_fail,
+    );
     grade.escalate(level(dropped, settings.dropped_warn, settings.dropped_fail));
     grade.escalate(level(retries, settings.retries_warn, settings.retries_fail));
-    let mut summary = format!("{errors} failed publishes, {dropped} dropped, {retries} retries {window}");
+    let mut summary =
+        format!("{errors} failed publishes, {dropped} dropped, {retries} retries {window}");
     if errors > 0 {
         if let Some(e) = &stats.last_error {
             summary.push_str(&format!("; last error: {e}"));
@@ -161,7 +187,11 @@ pub fn evaluate(
 
     // handlers: dead letters and consumers
     let dead = delta(stats.handler_errors, prev.map(|p| p.handler_errors));
-    let mut grade = level(dead, settings.handler_errors_warn, settings.handler_errors_fail);
+    let mut grade = level(
+        dead,
+        settings.handler_errors_warn,
+        settings.handler_errors_fail,
+    );
     let mut summary = format!(
         "{dead} message{} dead-lettered {window}",
         if dead == 1 { "" } else { "s" }
@@ -185,7 +215,11 @@ pub fn evaluate(
     let activity = if stats.published == 0 {
         Component::new(
             ACTIVITY,
-            if settings.expected { Grade::Warn } else { Grade::Ok },
+            if settings.expected {
+                Grade::Warn
+            } else {
+                Grade::Ok
+            },
             "nothing published yet: check the publishers",
         )
     } else {
@@ -205,7 +239,11 @@ pub fn evaluate(
                 )
                 .detail("last_published_at", last.to_rfc3339())
             }
-            None => Component::new(ACTIVITY, Grade::Ok, format!("{} published", stats.published)),
+            None => Component::new(
+                ACTIVITY,
+                Grade::Ok,
+                format!("{} published", stats.published),
+            ),
         }
     }
     .detail("published", stats.published);
@@ -223,7 +261,10 @@ pub fn evaluate(
         .map(|c| format!("{}: {}", c.name, c.summary))
         .collect();
     snapshot.summary = if bad.is_empty() {
-        format!("{} bus healthy: {} published", stats.system, stats.published)
+        format!(
+            "{} bus healthy: {} published",
+            stats.system, stats.published
+        )
     } else {
         bad.join("; ")
     };
@@ -246,7 +287,9 @@ fn brokers(
     let age = (now - at).num_seconds().max(0);
     if age as u64 > settings.stats_stale_seconds {
         grade.escalate(Grade::Warn);
-        parts.push(format!("statistics {age} s old: the producer's event loop may be stuck"));
+        parts.push(format!(
+            "statistics {age} s old: the producer's event loop may be stuck"
+        ));
     }
     let up = stats.brokers.iter().filter(|b| b.state == "UP").count();
     parts.insert(0, format!("{up} of {} brokers UP", stats.brokers.len()));

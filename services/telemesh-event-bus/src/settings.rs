@@ -96,23 +96,50 @@ impl EventBusSettings {
         for (key, warn, fail) in [
             ("queue_fail", self.queue_warn, self.queue_fail),
             ("dropped_fail", self.dropped_warn, self.dropped_fail),
-            ("delivery_errors_fail", self.delivery_errors_warn, self.delivery_errors_fail),
-            ("handler_errors_fail", self.handler_errors_warn, self.handler_errors_fail),
+            (
+                "delivery_errors_fail",
+                self.delivery_errors_warn,
+                self.delivery_errors_fail,
+            ),
+            (
+                "handler_errors_fail",
+                self.handler_errors_warn,
+                self.handler_errors_fail,
+            ),
             ("retries_fail", self.retries_warn, self.retries_fail),
         ] {
             if warn == 0 || fail < warn {
-                return err(key, "must be at least its warn_ twin, which must be at least 1");
+                return err(
+                    key,
+                    "must be at least its warn_ twin, which must be at least 1",
+                );
             }
         }
         let ratio = |v: f64| v > 0.0 && v <= 1.0;
-        if !ratio(self.queue_warn_ratio) || !ratio(self.queue_fail_ratio) || self.queue_fail_ratio < self.queue_warn_ratio {
-            return err("queue_fail_ratio", "and queue_warn_ratio must be in (0, 1], fail at least warn");
+        if !ratio(self.queue_warn_ratio)
+            || !ratio(self.queue_fail_ratio)
+            || self.queue_fail_ratio < self.queue_warn_ratio
+        {
+            return err(
+                "queue_fail_ratio",
+                "and queue_warn_ratio must be in (0, 1], fail at least warn",
+            );
         }
-        if !(self.rtt_warn_ms.is_finite() && self.rtt_warn_ms > 0.0) || !self.rtt_fail_ms.is_finite() || self.rtt_fail_ms < self.rtt_warn_ms {
-            return err("rtt_fail_ms", "must be a number at least rtt_warn_ms, which must be above 0");
+        if !(self.rtt_warn_ms.is_finite()
+            && self.rtt_warn_ms > 0.0
+            && self.rtt_fail_ms.is_finite()
+            && self.rtt_fail_ms >= self.rtt_warn_ms)
+        {
+            return err(
+                "rtt_fail_ms",
+                "must be a number at least rtt_warn_ms, which must be above 0",
+            );
         }
         if self.idle_warn_seconds == 0 || self.stats_stale_seconds == 0 {
-            return err("idle_warn_seconds", "and stats_stale_seconds must be at least 1");
+            return err(
+                "idle_warn_seconds",
+                "and stats_stale_seconds must be at least 1",
+            );
         }
         Ok(())
     }

@@ -65,7 +65,10 @@ async fn the_in_process_bus_full_waiting_dead_letters_and_a_stopped_consumer() {
 
     let mut subscriber = bus.subscriber().expect("subscriber");
     for _ in 0..4 {
-        publisher.publish(message("t")).await.expect("room in the channel");
+        publisher
+            .publish(message("t"))
+            .await
+            .expect("room in the channel");
     }
     let waiting = {
         let publisher = Arc::clone(&publisher);
@@ -78,7 +81,12 @@ async fn the_in_process_bus_full_waiting_dead_letters_and_a_stopped_consumer() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let s = gather_and_grade(&mut domain).await;
-    assert_eq!(status(&s, QUEUE), Grade::Fail, "4 of 4: {:#?}", s.component(QUEUE));
+    assert_eq!(
+        status(&s, QUEUE),
+        Grade::Fail,
+        "4 of 4: {:#?}",
+        s.component(QUEUE)
+    );
     assert_eq!(s.metrics["in_flight"], 1.0);
     assert_eq!(status(&s, HANDLERS), Grade::Ok);
     assert_eq!(status(&s, RUNNING), Grade::Ok);
@@ -91,11 +99,19 @@ async fn the_in_process_bus_full_waiting_dead_letters_and_a_stopped_consumer() {
             .expect("poll")
             .expect("a message");
     }
-    waiting.await.expect("join").expect("delivered once there was room");
+    waiting
+        .await
+        .expect("join")
+        .expect("delivered once there was room");
     publisher.publish(message(topics::DLQ)).await.expect("dlq");
     let s = gather_and_grade(&mut domain).await;
     assert_eq!(status(&s, QUEUE), Grade::Ok);
-    assert_eq!(status(&s, HANDLERS), Grade::Warn, "{:#?}", s.component(HANDLERS));
+    assert_eq!(
+        status(&s, HANDLERS),
+        Grade::Warn,
+        "{:#?}",
+        s.component(HANDLERS)
+    );
     // nothing new since: back to ok
     let s = gather_and_grade(&mut domain).await;
     assert_eq!(status(&s, HANDLERS), Grade::Ok);
@@ -144,9 +160,18 @@ async fn real_kafka_brokers_up_with_statistics() {
     }
     let mut domain = EventBusDomain::new(settings(), Arc::clone(&publisher));
     let s = with_statistics(&publisher, &mut domain).await;
-    assert!(s.metrics["brokers_up"] >= 1.0, "{:#?}", s.component(BROKERS));
+    assert!(
+        s.metrics["brokers_up"] >= 1.0,
+        "{:#?}",
+        s.component(BROKERS)
+    );
     assert_eq!(status(&s, RUNNING), Grade::Ok);
-    assert_eq!(status(&s, BROKERS), Grade::Ok, "{:#?}", s.component(BROKERS));
+    assert_eq!(
+        status(&s, BROKERS),
+        Grade::Ok,
+        "{:#?}",
+        s.component(BROKERS)
+    );
     assert_eq!(status(&s, DELIVERY), Grade::Ok);
     assert_eq!(s.metrics["published_total"], 3.0);
     assert_eq!(s.status, Grade::Ok, "{:#?}", s.components);
@@ -166,8 +191,17 @@ async fn a_kafka_outage_fails_publishes_and_leaves_no_broker_up() {
     let s = with_statistics(&publisher, &mut domain).await;
     assert_eq!(s.metrics["brokers_up"], 0.0);
     assert_eq!(status(&s, RUNNING), Grade::Fail, "{:#?}", s.components);
-    assert_eq!(status(&s, DELIVERY), Grade::Warn, "{:#?}", s.component(DELIVERY));
-    assert!(s.summary.contains("telemetry will be dropped"), "{}", s.summary);
+    assert_eq!(
+        status(&s, DELIVERY),
+        Grade::Warn,
+        "{:#?}",
+        s.component(DELIVERY)
+    );
+    assert!(
+        s.summary.contains("telemetry will be dropped"),
+        "{}",
+        s.summary
+    );
 }
 
 #[actix::test]
@@ -182,7 +216,9 @@ async fn the_domain_runs_beside_others_on_the_framework() {
         bus.publisher(),
     ))
     .expect("start");
-    let published = service.wait_published(KIND, 1, Duration::from_secs(30)).await;
+    let published = service
+        .wait_published(KIND, 1, Duration::from_secs(30))
+        .await;
     let s = published.first().expect("an event-bus snapshot");
     assert_eq!(s.source.service, "event-bus");
     assert_eq!(status(s, RUNNING), Grade::Ok);

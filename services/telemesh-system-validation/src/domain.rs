@@ -153,20 +153,14 @@ impl SystemValidationDomain {
                 arrivals.push(file);
             }
         }
-        if let Some(upload) = self
-            .inbox
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        if let Some(upload) = self.inbox.lock().unwrap_or_else(|e| e.into_inner()).take() {
             arrivals.push(upload);
         }
         arrivals.sort_by_key(|a| a.received_at);
         for arrival in arrivals {
-            let same = self
-                .current
-                .as_ref()
-                .is_some_and(|c| c.digest == arrival.digest && c.parsed.is_ok() == arrival.parsed.is_ok());
+            let same = self.current.as_ref().is_some_and(|c| {
+                c.digest == arrival.digest && c.parsed.is_ok() == arrival.parsed.is_ok()
+            });
             if !same {
                 self.accept(arrival);
             }

@@ -43,14 +43,20 @@ pub struct Counts {
 /// Total, passed, failed and success rate of a report.
 pub fn counts(report: &Report) -> Counts {
     let listed = (report.checks.len() + report.checks_dropped) as u64;
-    let total = report.total_checks.filter(|t| *t >= listed).unwrap_or(listed);
-    let passed = report.passed_checks.filter(|p| *p <= total).unwrap_or_else(|| {
-        report
-            .checks
-            .iter()
-            .filter(|c| c.outcome == Outcome::Passed)
-            .count() as u64
-    });
+    let total = report
+        .total_checks
+        .filter(|t| *t >= listed)
+        .unwrap_or(listed);
+    let passed = report
+        .passed_checks
+        .filter(|p| *p <= total)
+        .unwrap_or_else(|| {
+            report
+                .checks
+                .iter()
+                .filter(|c| c.outcome == Outcome::Passed)
+                .count() as u64
+        });
     let success_rate = report.success_rate.unwrap_or(if total == 0 {
         0.0
     } else {
@@ -134,7 +140,15 @@ pub fn evaluate(
             origin,
             received_at,
             history,
-        } => graded(settings, report, origin, *received_at, history, now, &mut snapshot),
+        } => graded(
+            settings,
+            report,
+            origin,
+            *received_at,
+            history,
+            now,
+            &mut snapshot,
+        ),
     }
     snapshot.markdown = snapshot.render_markdown(TITLE);
     snapshot
@@ -213,7 +227,9 @@ fn graded(
     snapshot.summary = if worst.is_empty() {
         format!(
             "{}/{} checks passed, report {:.1} h old",
-            c.passed, c.total, age_hours.max(0.0)
+            c.passed,
+            c.total,
+            age_hours.max(0.0)
         )
     } else {
         worst.join("; ")
@@ -265,8 +281,14 @@ fn reliability(
     let entries: Vec<HistoryEntry> = std::iter::once(current)
         .chain(history.iter().copied())
         .collect();
-    let fail_streak = entries.iter().take_while(|e| e.grade == Grade::Fail).count() as u32;
-    let warn_streak = entries.iter().take_while(|e| e.grade == Grade::Warn).count() as u32;
+    let fail_streak = entries
+        .iter()
+        .take_while(|e| e.grade == Grade::Fail)
+        .count() as u32;
+    let warn_streak = entries
+        .iter()
+        .take_while(|e| e.grade == Grade::Warn)
+        .count() as u32;
     let window_start = now - Duration::milliseconds((settings.window_hours * 3_600_000.0) as i64);
     let in_window: Vec<f64> = entries
         .iter()

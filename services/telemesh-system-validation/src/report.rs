@@ -80,7 +80,9 @@ pub struct Report {
 /// Why a report was refused as a whole.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ReportError {
-    #[error("the report is {0} bytes, over the {MAX_REPORT_BYTES}-byte limit: trim its check messages")]
+    #[error(
+        "the report is {0} bytes, over the {MAX_REPORT_BYTES}-byte limit: trim its check messages"
+    )]
     TooLarge(usize),
     #[error("the report is not JSON: {0}; write the validator's JSON report as is")]
     NotJson(String),
@@ -127,7 +129,9 @@ pub fn parse_report(bytes: &[u8]) -> Result<Report, ReportError> {
 fn parse_object(map: &Map<String, Value>) -> Report {
     let mut report = Report::default();
     match map.get("timestamp") {
-        None | Some(Value::Null) => report.problems.push("no timestamp: the time the report was received is used".into()),
+        None | Some(Value::Null) => report
+            .problems
+            .push("no timestamp: the time the report was received is used".into()),
         Some(Value::String(s)) => match parse_time(s) {
             Some(t) => report.timestamp = Some(t),
             None => report.problems.push(format!(
@@ -180,7 +184,9 @@ fn parse_object(map: &Map<String, Value>) -> Report {
         None | Some(Value::Null) => {}
         Some(Value::Number(n)) => match n.as_f64() {
             Some(r) if r.is_finite() && (0.0..=1.0).contains(&r) => report.success_rate = Some(r),
-            Some(r) if r.is_finite() && r > 1.0 && r <= 100.0 => report.success_rate = Some(r / 100.0),
+            Some(r) if r.is_finite() && r > 1.0 && r <= 100.0 => {
+                report.success_rate = Some(r / 100.0)
+            }
             _ => report.problems.push(format!(
                 "success_rate {n} is neither a ratio (0..1) nor a percentage (0..100): ignored"
             )),
@@ -211,7 +217,10 @@ fn count(map: &Map<String, Value>, key: &str, problems: &mut Vec<String>) -> Opt
             }
         },
         Some(other) => {
-            problems.push(format!("{key} is {}, not a number: ignored", type_name(other)));
+            problems.push(format!(
+                "{key} is {}, not a number: ignored",
+                type_name(other)
+            ));
             None
         }
     }
@@ -280,7 +289,11 @@ mod tests {
         assert_eq!(outcome("db"), Outcome::Passed);
         assert_eq!(outcome("kafka"), Outcome::Failed);
         assert_eq!(outcome("fix"), Outcome::Failed);
-        assert_eq!(outcome("cache"), Outcome::Failed, "the truthy-string quirk is fixed");
+        assert_eq!(
+            outcome("cache"),
+            Outcome::Failed,
+            "the truthy-string quirk is fixed"
+        );
         assert_eq!(outcome("disk"), Outcome::Passed);
         assert_eq!(outcome("x"), Outcome::Unknown);
         assert_eq!(outcome("y"), Outcome::Warned);
@@ -295,7 +308,11 @@ mod tests {
             br#"{"timestamp":"2026-11-30 01:00:00","checks":[{"name":"a","passed":true},{"check":"b","status":"error"},{"status":"pass"},7]}"#,
         )
         .unwrap();
-        let names: Vec<_> = r.checks.iter().map(|c| (c.name.as_str(), c.outcome)).collect();
+        let names: Vec<_> = r
+            .checks
+            .iter()
+            .map(|c| (c.name.as_str(), c.outcome))
+            .collect();
         assert_eq!(
             names,
             [
@@ -310,11 +327,20 @@ mod tests {
 
     #[test]
     fn hostile_reports_are_refused_or_read_with_problems() {
-        assert!(matches!(parse_report(b"[1,2]"), Err(ReportError::NotAnObject("an array"))));
+        assert!(matches!(
+            parse_report(b"[1,2]"),
+            Err(ReportError::NotAnObject("an array"))
+        ));
         assert!(matches!(parse_report(b"{"), Err(ReportError::NotJson(_))));
-        assert!(matches!(parse_report(b"\xff\xfe"), Err(ReportError::NotJson(_))));
+        assert!(matches!(
+            parse_report(b"\xff\xfe"),
+            Err(ReportError::NotJson(_))
+        ));
         let deep = "[".repeat(10_000);
-        assert!(matches!(parse_report(deep.as_bytes()), Err(ReportError::NotJson(_))));
+        assert!(matches!(
+            parse_report(deep.as_bytes()),
+            Err(ReportError::NotJson(_))
+        ));
         let big = vec![b' '; MAX_REPORT_BYTES + 1];
         assert!(matches!(parse_report(&big), Err(ReportError::TooLarge(_))));
 
@@ -325,13 +351,21 @@ mod tests {
         .unwrap();
         assert_eq!(r.timestamp, None);
         assert!(r.checks.is_empty());
-        assert_eq!((r.total_checks, r.passed_checks, r.success_rate), (None, None, None));
+        assert_eq!(
+            (r.total_checks, r.passed_checks, r.success_rate),
+            (None, None, None)
+        );
         assert_eq!(r.status, Some(Outcome::Unknown));
         assert_eq!(r.problems.len(), 5, "{:?}", r.problems);
 
         let r = parse_report(br#"{"timestamp":"2026-01-01T00:00:00Z","results":{},"total_checks":2,"passed_checks":3,"success_rate":-0.5}"#).unwrap();
-        assert_eq!((r.total_checks, r.passed_checks, r.success_rate), (None, None, None));
-        let r = parse_report(br#"{"timestamp":"2026-01-01T00:00:00Z","results":{},"success_rate":95}"#).unwrap();
+        assert_eq!(
+            (r.total_checks, r.passed_checks, r.success_rate),
+            (None, None, None)
+        );
+        let r =
+            parse_report(br#"{"timestamp":"2026-01-01T00:00:00Z","results":{},"success_rate":95}"#)
+                .unwrap();
         assert_eq!(r.success_rate, Some(0.95));
 
         let long = format!(r#"{{"results":{{"{}\u0000":true}}}}"#, "n".repeat(2000));

@@ -81,26 +81,47 @@ impl SystemValidationSettings {
         }
         let positive = |v: f64| v.is_finite() && v > 0.0;
         if !positive(self.warn_stale_hours) || !positive(self.fail_stale_hours) {
-            return Err(invalid("warn_stale_hours", "and fail_stale_hours must be above 0, e.g. 24 and 48"));
+            return Err(invalid(
+                "warn_stale_hours",
+                "and fail_stale_hours must be above 0, e.g. 24 and 48",
+            ));
         }
         if self.fail_stale_hours < self.warn_stale_hours {
-            return Err(invalid("fail_stale_hours", "must not be below warn_stale_hours"));
+            return Err(invalid(
+                "fail_stale_hours",
+                "must not be below warn_stale_hours",
+            ));
         }
         let ratio = |v: f64| (0.0..=1.0).contains(&v);
         if !ratio(self.warn_success_rate) || !ratio(self.fail_success_rate) {
-            return Err(invalid("warn_success_rate", "and fail_success_rate must be ratios between 0 and 1"));
+            return Err(invalid(
+                "warn_success_rate",
+                "and fail_success_rate must be ratios between 0 and 1",
+            ));
         }
         if self.fail_success_rate > self.warn_success_rate {
-            return Err(invalid("fail_success_rate", "must not be above warn_success_rate"));
+            return Err(invalid(
+                "fail_success_rate",
+                "must not be above warn_success_rate",
+            ));
         }
-        if self.warn_fail_streak == 0 || self.fail_fail_streak < self.warn_fail_streak || self.warn_warn_streak == 0 {
-            return Err(invalid("fail_fail_streak", "must be at least warn_fail_streak; both streaks and warn_warn_streak at least 1"));
+        if self.warn_fail_streak == 0
+            || self.fail_fail_streak < self.warn_fail_streak
+            || self.warn_warn_streak == 0
+        {
+            return Err(invalid(
+                "fail_fail_streak",
+                "must be at least warn_fail_streak; both streaks and warn_warn_streak at least 1",
+            ));
         }
         if !positive(self.window_hours) {
             return Err(invalid("window_hours", "must be above 0, e.g. 72"));
         }
         if self.history_limit == 0 || self.history_limit > 10_000 {
-            return Err(invalid("history_limit", "must be between 1 and 10000, e.g. 50"));
+            return Err(invalid(
+                "history_limit",
+                "must be between 1 and 10000, e.g. 50",
+            ));
         }
         Ok(())
     }
@@ -138,7 +159,8 @@ mod tests {
     #[test]
     fn the_section_reads_from_toml_and_hides_the_token() {
         let s: SystemValidationSettings =
-            toml::from_str("report_path = \"/var/run/sysval.json\"\napi_token = \"s3cret\"\n").unwrap();
+            toml::from_str("report_path = \"/var/run/sysval.json\"\napi_token = \"s3cret\"\n")
+                .unwrap();
         assert!(s.is_configured());
         assert!(!format!("{s:?}").contains("s3cret"));
         assert!(toml::from_str::<SystemValidationSettings>("nope = 1").is_err());

@@ -80,7 +80,12 @@ async fn the_report_file_is_graded_replaced_aged_and_refused_when_unreadable() {
     // a report from three days ago is stale
     std::fs::write(&path, report(20, 0, 72)).expect("write");
     let s = run_now(&service).await;
-    assert_eq!(status(&s, REPORT), Grade::Fail, "{:#?}", s.component(REPORT));
+    assert_eq!(
+        status(&s, REPORT),
+        Grade::Fail,
+        "{:#?}",
+        s.component(REPORT)
+    );
 
     // a half-written file is refused as a whole
     std::fs::write(&path, "{\"timestamp\": \"2026-").expect("write");
@@ -111,7 +116,10 @@ async fn an_upload_is_authenticated_bounded_parsed_and_graded_at_once() {
     };
     let good = report(9, 1, 0).into_bytes();
     assert_eq!(post(good.clone(), None).await.unwrap().status(), 401);
-    assert_eq!(post(good.clone(), Some("nope")).await.unwrap().status(), 403);
+    assert_eq!(
+        post(good.clone(), Some("nope")).await.unwrap().status(),
+        403
+    );
     for hostile in [
         b"not json".to_vec(),
         b"[]".to_vec(),
@@ -120,7 +128,12 @@ async fn an_upload_is_authenticated_bounded_parsed_and_graded_at_once() {
         vec![0xff; 64],
     ] {
         let response = post(hostile.clone(), Some("s3cret")).await.unwrap();
-        assert_eq!(response.status(), 400, "{:?}", String::from_utf8_lossy(&hostile[..hostile.len().min(20)]));
+        assert_eq!(
+            response.status(),
+            400,
+            "{:?}",
+            String::from_utf8_lossy(&hostile[..hostile.len().min(20)])
+        );
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["error"], "invalid_report");
     }
@@ -143,8 +156,12 @@ async fn an_upload_is_authenticated_bounded_parsed_and_graded_at_once() {
     let s = latest.iter().find(|s| s.kind == KIND).expect("latest");
     assert_eq!(s.metrics["passed_checks"], 9.0);
     assert!(s.summary.contains("HTTP upload") || s.component(REPORT).is_some());
-    let published = service.wait_published(KIND, 1, Duration::from_secs(10)).await;
-    assert!(published.iter().any(|p| p.id.to_string() == body["id"].as_str().unwrap_or_default()));
+    let published = service
+        .wait_published(KIND, 1, Duration::from_secs(10))
+        .await;
+    assert!(published
+        .iter()
+        .any(|p| p.id.to_string() == body["id"].as_str().unwrap_or_default()));
 }
 
 #[actix::test]
@@ -153,7 +170,13 @@ async fn without_a_path_or_a_token_the_domain_says_what_to_set() {
         SystemValidationSettings::default(),
     ))
     .expect("start");
-    let published = service.wait_published(KIND, 1, Duration::from_secs(30)).await;
+    let published = service
+        .wait_published(KIND, 1, Duration::from_secs(30))
+        .await;
     let s = published.first().expect("a not-configured block");
-    assert!(s.summary.contains("system_validation.report_path"), "{}", s.summary);
+    assert!(
+        s.summary.contains("system_validation.report_path"),
+        "{}",
+        s.summary
+    );
 }

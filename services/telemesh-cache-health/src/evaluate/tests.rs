@@ -37,7 +37,7 @@ fn observe(info: InfoFields) -> CacheObservation {
 }
 
 fn grade_of(settings: &CacheHealthSettings, obs: CacheObservation, component: &str) -> Grade {
-    let snapshot = evaluate(settings, &CacheState::Up(obs), source(), now());
+    let snapshot = evaluate(settings, &CacheState::Up(Box::new(obs)), source(), now());
     snapshot.validate().expect("valid snapshot");
     snapshot
         .component(component)
@@ -49,7 +49,7 @@ fn grade_of(settings: &CacheHealthSettings, obs: CacheObservation, component: &s
 fn a_healthy_cache_is_ok_everywhere() {
     let s = evaluate(
         &CacheHealthSettings::default(),
-        &CacheState::Up(observe(healthy_info())),
+        &CacheState::Up(Box::new(observe(healthy_info()))),
         source(),
         now(),
     );
@@ -58,7 +58,15 @@ fn a_healthy_cache_is_ok_everywhere() {
     let names: Vec<&str> = s.components.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
-        [CONNECTION, LATENCY, HIT_RATE, EVICTIONS, MEMORY, CLIENTS, REPLICATION]
+        [
+            CONNECTION,
+            LATENCY,
+            HIT_RATE,
+            EVICTIONS,
+            MEMORY,
+            CLIENTS,
+            REPLICATION
+        ]
     );
     assert_eq!(s.metrics["hit_rate"], 0.9);
     assert!(s.markdown.contains(RUNBOOK));
@@ -177,7 +185,7 @@ fn counters_are_graded_since_the_previous_probe_unless_the_server_restarted() {
     obs.previous = Some(previous);
     let s = evaluate(
         &CacheHealthSettings::default(),
-        &CacheState::Up(obs),
+        &CacheState::Up(Box::new(obs)),
         source(),
         now(),
     );
@@ -223,7 +231,7 @@ fn counters_are_graded_since_the_previous_probe_unless_the_server_restarted() {
     });
     let s = evaluate(
         &CacheHealthSettings::default(),
-        &CacheState::Up(restarted),
+        &CacheState::Up(Box::new(restarted)),
         source(),
         now(),
     );
@@ -280,7 +288,7 @@ fn memory_thresholds() {
     info.maxmemory_policy = Some("noeviction".into());
     let s = evaluate(
         &CacheHealthSettings::default(),
-        &CacheState::Up(observe(info)),
+        &CacheState::Up(Box::new(observe(info))),
         source(),
         now(),
     );
@@ -361,7 +369,7 @@ fn missing_or_hostile_info_fields_warn_and_never_panic() {
     );
     let s = evaluate(
         &CacheHealthSettings::default(),
-        &CacheState::Up(observe(hostile)),
+        &CacheState::Up(Box::new(observe(hostile))),
         source(),
         now(),
     );
@@ -374,7 +382,7 @@ fn missing_or_hostile_info_fields_warn_and_never_panic() {
     // an empty INFO: everything unknown is warn, not ok and not fail
     let s = evaluate(
         &CacheHealthSettings::default(),
-        &CacheState::Up(observe(InfoFields::default())),
+        &CacheState::Up(Box::new(observe(InfoFields::default()))),
         source(),
         now(),
     );

@@ -122,7 +122,10 @@ fn not_running_is_forced_fail_when_expected() {
         expected: false,
         ..EventBusSettings::default()
     };
-    assert_eq!(grade(&eval_with(&optional, down, None), RUNNING), Grade::Warn);
+    assert_eq!(
+        grade(&eval_with(&optional, down, None), RUNNING),
+        Grade::Warn
+    );
 }
 
 #[test]
@@ -261,7 +264,10 @@ fn broker_rtt_outbuf_errors_and_stale_statistics() {
     stats.brokers[1].txerrs = 3;
     let mut before = kafka();
     before.brokers[1].txerrs = 3;
-    assert_eq!(grade(&eval(stats.clone(), Some(before)), BROKERS), Grade::Ok);
+    assert_eq!(
+        grade(&eval(stats.clone(), Some(before)), BROKERS),
+        Grade::Ok
+    );
     assert_eq!(grade(&eval(stats, None), BROKERS), Grade::Warn);
     for (age, want) in [(30, Grade::Ok), (31, Grade::Warn)] {
         let stats = TransportStats {

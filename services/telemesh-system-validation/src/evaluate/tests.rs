@@ -100,7 +100,11 @@ fn report_and_summary_status_escalate_but_never_lower() {
         let mut r = report(5, 0, 1.0);
         r.status = status;
         r.summary_status = summary;
-        assert_eq!(grade(&run(r, vec![]), CHECKS), want, "{status:?} {summary:?}");
+        assert_eq!(
+            grade(&run(r, vec![]), CHECKS),
+            want,
+            "{status:?} {summary:?}"
+        );
     }
     let mut r = report(0, 5, 1.0);
     r.status = Some(Outcome::Passed);
@@ -219,18 +223,26 @@ fn streaks() {
         r
     };
     let s = run(with_status(Some(Outcome::Failed)), vec![fine(2.0)]);
-    assert_eq!(s.component(RELIABILITY).unwrap().details["fail_streak"], 1u32.into());
+    assert_eq!(
+        s.component(RELIABILITY).unwrap().details["fail_streak"],
+        1u32.into()
+    );
     let cases = [
         (None, vec![fine(2.0)], Grade::Ok),
         (Some(Outcome::Failed), vec![fine(2.0)], Grade::Warn), // streak 1
         (Some(Outcome::Failed), vec![failed(200.0)], Grade::Fail), // streak 2 (outside window still counts)
-        (None, vec![failed(200.0), failed(201.0)], Grade::Ok), // streak broken by the current
-        (Some(Outcome::Warned), vec![fine(2.0)], Grade::Ok),   // warn streak 1
-        (Some(Outcome::Warned), vec![warned(2.0)], Grade::Warn), // warn streak 2
+        (None, vec![failed(200.0), failed(201.0)], Grade::Ok),     // streak broken by the current
+        (Some(Outcome::Warned), vec![fine(2.0)], Grade::Ok),       // warn streak 1
+        (Some(Outcome::Warned), vec![warned(2.0)], Grade::Warn),   // warn streak 2
     ];
     for (i, (status, history, want)) in cases.into_iter().enumerate() {
         let s = run(with_status(status), history);
-        assert_eq!(grade(&s, RELIABILITY), want, "case {i}: {:?}", s.component(RELIABILITY));
+        assert_eq!(
+            grade(&s, RELIABILITY),
+            want,
+            "case {i}: {:?}",
+            s.component(RELIABILITY)
+        );
     }
 }
 

@@ -264,7 +264,9 @@ impl Publisher for KafkaPublisher {
         match latest {
             Some(latest) => {
                 stats.running = latest.brokers.iter().any(|b| b.state == "UP");
-                stats.queue_capacity = Some(latest.msg_max).filter(|m| *m > 0).or(stats.queue_capacity);
+                stats.queue_capacity = Some(latest.msg_max)
+                    .filter(|m| *m > 0)
+                    .or(stats.queue_capacity);
                 stats.queue_depth = stats.queue_depth.max(latest.msg_cnt);
                 stats.retries = latest.brokers.iter().map(|b| b.txretries).sum();
                 stats.stats_at = Some(latest.at);

@@ -174,7 +174,13 @@ mod tests {
         r.dropped();
         let s = r.snapshot("kafka");
         assert_eq!(
-            (s.in_flight, s.published, s.handler_errors, s.delivery_errors, s.dropped),
+            (
+                s.in_flight,
+                s.published,
+                s.handler_errors,
+                s.delivery_errors,
+                s.dropped
+            ),
             (0, 2, 1, 1, 1)
         );
         assert_eq!(s.last_error.as_deref(), Some("broker down"));
