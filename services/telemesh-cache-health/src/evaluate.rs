@@ -81,6 +81,17 @@ pub fn evaluate(
     snapshot
 }
 
+/// `fail` at or above `fail`, `warn` at or above `warn`, else `ok`.
+fn level<T: PartialOrd>(value: T, warn: T, fail: T) -> Grade {
+    if value >= fail {
+        Grade::Fail
+    } else if value >= warn {
+        Grade::Warn
+    } else {
+        Grade::Ok
+    }
+}
+
 /// The interval the counters are graded over.
 struct Window {
     counters: Counters,
@@ -167,13 +178,7 @@ fn up(settings: &CacheHealthSettings, obs: &CacheObservation, snapshot: &mut Sna
 }
 
 fn latency(settings: &CacheHealthSettings, ping_ms: f64) -> Component {
-    let grade = if ping_ms >= settings.fail_ping_ms {
-        Grade::Fail
-    } else if ping_ms >= settings.warn_ping_ms {
-        Grade::Warn
-    } else {
-        Grade::Ok
-    };
+    let grade = level(ping_ms, settings.warn_ping_ms, settings.fail_ping_ms);
     Component::new(LATENCY, grade, format!("PING {ping_ms:.2} ms"))
         .detail("ping_ms", ping_ms)
         .detail("warn_ping_ms", settings.warn_ping_ms)
@@ -248,13 +253,7 @@ fn evictions(
     };
     let evicted = window.counters.evicted;
     snapshot.metric("evicted_keys", evicted as f64);
-    let grade = if evicted >= settings.fail_evictions {
-        Grade::Fail
-    } else if evicted >= settings.warn_evictions {
-        Grade::Warn
-    } else {
-        Grade::Ok
-    };
+    let grade = level(evicted, settings.warn_evictions, settings.fail_evictions);
     let summary = if evicted == 0 {
         format!("no evictions {}", window.label)
     } else {
@@ -295,13 +294,11 @@ fn memory(
     }
     let ratio = used as f64 / max as f64;
     snapshot.metric("memory_ratio", ratio);
-    let grade = if ratio >= settings.fail_memory_ratio {
-        Grade::Fail
-    } else if ratio >= settings.warn_memory_ratio {
-        Grade::Warn
-    } else {
-        Grade::Ok
-    };
+    let grade = level(
+        ratio,
+        settings.warn_memory_ratio,
+        settings.fail_memory_ratio,
+    );
     let mut summary = format!(
         "{:.1}% of maxmemory ({used} of {max} bytes, policy {policy})",
         ratio * 100.0
@@ -335,13 +332,11 @@ fn clients(
     let mut component = Component::new(CLIENTS, Grade::Ok, "").detail("connected", connected);
     if let Some(max) = info.maxclients.filter(|m| *m > 0) {
         let ratio = connected as f64 / max as f64;
-        grade.escalate(if ratio >= settings.fail_clients_ratio {
-            Grade::Fail
-        } else if ratio >= settings.warn_clients_ratio {
-            Grade::Warn
-        } else {
-            Grade::Ok
-        });
+        grade.escalate(level(
+            ratio,
+            settings.warn_clients_ratio,
+            settings.fail_clients_ratio,
+        ));
         parts[0] = format!("{connected} of {max} connected ({:.1}%)", ratio * 100.0);
         component = component.detail("maxclients", max).detail("ratio", ratio);
     }

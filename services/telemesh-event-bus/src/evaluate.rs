@@ -38,17 +38,8 @@ pub struct BusState {
     pub previous: Option<TransportStats>,
 }
 
-fn level(value: u64, warn: u64, fail: u64) -> Grade {
-    if value >= fail {
-        Grade::Fail
-    } else if value >= warn {
-        Grade::Warn
-    } else {
-        Grade::Ok
-    }
-}
-
-fn level_f(value: f64, warn: f64, fail: f64) -> Grade {
+/// `fail` at or above `fail`, `warn` at or above `warn`, else `ok`.
+fn level<T: PartialOrd>(value: T, warn: T, fail: T) -> Grade {
     if value >= fail {
         Grade::Fail
     } else if value >= warn {
@@ -126,7 +117,7 @@ pub fn evaluate(
     let mut queue = Component::new(QUEUE, Grade::Ok, "");
     if let Some(capacity) = stats.queue_capacity.filter(|c| *c > 0) {
         let ratio = stats.queue_depth as f64 / capacity as f64;
-        grade.escalate(level_f(
+        grade.escalate(level(
             ratio,
             settings.queue_warn_ratio,
             settings.queue_fail_ratio,
@@ -299,7 +290,7 @@ fn brokers(
     for b in &stats.brokers {
         if let Some(rtt) = b.rtt_avg_ms {
             worst_rtt = Some(worst_rtt.map_or(rtt, |w: f64| w.max(rtt)));
-            let g = level_f(rtt, settings.rtt_warn_ms, settings.rtt_fail_ms);
+            let g = level(rtt, settings.rtt_warn_ms, settings.rtt_fail_ms);
             if g != Grade::Ok {
                 grade.escalate(g);
                 parts.push(format!("{} round trip {rtt:.1} ms", b.name));
