@@ -97,19 +97,25 @@ struct Window {
     counters: Counters,
     /// "since the previous probe" or "since server start".
     label: &'static str,
+    /// Whether evictions and rejections in it are recent enough to grade: since the previous
+    /// probe, or since a start within two intervals. The first probe of a long-running server
+    /// only reports them (they may be months old) and grades from the next probe on.
+    recent: bool,
 }
 
-fn window(obs: &CacheObservation) -> Option<Window> {
+fn window(settings: &CacheHealthSettings, obs: &CacheObservation) -> Option<Window> {
     let now = Counters::of(&obs.info)?;
     if let Some(delta) = obs.previous.as_ref().and_then(|p| now.since(p)) {
         return Some(Window {
             counters: delta,
             label: "since the previous probe",
+            recent: true,
         });
     }
     Some(Window {
         counters: now,
         label: "since server start",
+        recent: now.uptime_seconds <= settings.interval_seconds.saturating_mul(2),
     })
 }
 
@@ -136,7 +142,7 @@ fn up(settings: &CacheHealthSettings, obs: &CacheObservation, snapshot: &mut Sna
     snapshot.push(latency(settings, obs.ping_ms));
     snapshot.metric("ping_ms", obs.ping_ms);
 
-    let window = window(obs);
+    let window = window(settings, obs);
     let graded = [
         hit_rate(settings, info, window.as_ref(), snapshot),
         evictions(settings, window.as_ref(), snapshot),
@@ -253,9 +259,18 @@ fn evictions(
     };
     let evicted = window.counters.evicted;
     snapshot.metric("evicted_keys", evicted as f64);
-    let grade = level(evicted, settings.warn_evictions, settings.fail_evictions);
+    let grade = if window.recent {
+        level(evicted, settings.warn_evictions, settings.fail_evictions)
+    } else {
+        Grade::Ok
+    };
     let summary = if evicted == 0 {
         format!("no evictions {}", window.label)
+    } else if !window.recent {
+        format!(
+            "{evicted} keys evicted {} ({} s ago): graded from the next probe on",
+            window.label, window.counters.uptime_seconds
+        )
     } else {
         format!(
             "{evicted} keys evicted {}: maxmemory may be too low",
@@ -342,7 +357,7 @@ fn clients(
     }
     if let Some(window) = window {
         let rejected = window.counters.rejected;
-        if rejected > 0 {
+        if rejected > 0 && window.recent {
             grade.escalate(Grade::Warn);
             parts.push(format!(
                 "{rejected} connections rejected {} (maxclients reached)",

@@ -36,6 +36,12 @@ fn observe(info: InfoFields) -> CacheObservation {
     }
 }
 
+/// `info` of a server that started 10 s ago: counters since start are recent.
+fn fresh(mut info: InfoFields) -> InfoFields {
+    info.uptime_seconds = Some(10);
+    info
+}
+
 fn grade_of(settings: &CacheHealthSettings, obs: CacheObservation, component: &str) -> Grade {
     let snapshot = evaluate(settings, &CacheState::Up(Box::new(obs)), source(), now());
     snapshot.validate().expect("valid snapshot");
@@ -220,7 +226,8 @@ fn counters_are_graded_since_the_previous_probe_unless_the_server_restarted() {
         grade_of(&CacheHealthSettings::default(), calm, EVICTIONS),
         Grade::Ok
     );
-    // a restart (uptime went back): counters since start are graded
+    // a restart (uptime went back): counters since the (recent) start are graded
+    info.uptime_seconds = Some(20);
     let mut restarted = observe(info);
     restarted.previous = Some(Counters {
         uptime_seconds: 5000,
@@ -254,9 +261,47 @@ fn eviction_thresholds() {
         let mut info = healthy_info();
         info.evicted_keys = Some(evicted);
         assert_eq!(
-            grade_of(&CacheHealthSettings::default(), observe(info), EVICTIONS),
+            grade_of(
+                &CacheHealthSettings::default(),
+                observe(fresh(info)),
+                EVICTIONS
+            ),
             want,
             "{evicted} evicted"
+        );
+    }
+}
+
+#[test]
+fn the_first_probe_of_a_long_running_server_reports_old_evictions_without_grading_them() {
+    // uptime 1000 s > 2 × 30 s: since-start counters may be months old
+    let mut info = healthy_info();
+    info.evicted_keys = Some(5000);
+    info.rejected_connections = Some(3);
+    let s = evaluate(
+        &CacheHealthSettings::default(),
+        &CacheState::Up(Box::new(observe(info.clone()))),
+        source(),
+        now(),
+    );
+    assert_eq!(s.component(EVICTIONS).unwrap().status, Grade::Ok);
+    assert!(s
+        .component(EVICTIONS)
+        .unwrap()
+        .summary
+        .contains("next probe"));
+    assert_eq!(s.component(CLIENTS).unwrap().status, Grade::Ok);
+    // at two intervals of uptime they are still graded; one second later no longer
+    for (uptime, want) in [(60, Grade::Fail), (61, Grade::Ok)] {
+        info.uptime_seconds = Some(uptime);
+        assert_eq!(
+            grade_of(
+                &CacheHealthSettings::default(),
+                observe(info.clone()),
+                EVICTIONS
+            ),
+            want,
+            "uptime {uptime}"
         );
     }
 }
@@ -314,7 +359,11 @@ fn client_thresholds_and_rejections() {
         info.maxclients = Some(max);
         info.rejected_connections = Some(rejected);
         assert_eq!(
-            grade_of(&CacheHealthSettings::default(), observe(info), CLIENTS),
+            grade_of(
+                &CacheHealthSettings::default(),
+                observe(fresh(info)),
+                CLIENTS
+            ),
             want,
             "{connected}/{max} rejected {rejected}"
         );
