@@ -158,7 +158,7 @@ impl Aggregator {
         transport: TransportParts,
         alerting: Option<AlertingParts>,
     ) -> anyhow::Result<Self> {
-        settings.validate().map_err(anyhow::Error::msg)?;
+        telemesh_core::config::Section::validate(settings)?;
         let metrics = Arc::new(AggregatorMetrics::new());
         let layout = journal.layout();
         let seed_since = Utc::now() - chrono::Duration::hours(settings.seed_window_hours as i64);

@@ -206,7 +206,8 @@ pub enum Journal {
 impl Journal {
     /// Connects and migrates the journal named by `settings.url`.
     pub async fn connect(settings: &JournalSettings) -> Result<Self, JournalError> {
-        settings.validate().map_err(JournalError::Setup)?;
+        telemesh_core::config::Section::validate(settings)
+            .map_err(|e| JournalError::Setup(e.to_string()))?;
         let url = settings.url.expose().trim();
         if url.is_empty() {
             return Err(JournalError::NotConfigured);
