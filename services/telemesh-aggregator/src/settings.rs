@@ -1,7 +1,7 @@
 //! Owns the aggregator's configuration sections: `[aggregator]` and `[journal]`.
 
 use serde::{Deserialize, Serialize};
-use telemesh_core::config::{Invalid, SecretUrl, Section};
+use telemesh_core::config::{Invalid, Secret, SecretUrl, Section};
 
 /// `[aggregator]`: batching and summary behaviour.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,6 +49,9 @@ pub struct AggregatorSettings {
     pub dlq_skip_after_failures: u32,
     /// On SIGTERM, stop within this many seconds even while the journal is failing.
     pub shutdown_grace_seconds: u64,
+    /// Bearer token of `POST /api/v1/activities` (drills and training sessions recorded in the
+    /// journal database by incident-response or `telemesh alert drill`); empty = refused.
+    pub activities_token: Secret,
 }
 
 impl Default for AggregatorSettings {
@@ -72,6 +75,7 @@ impl Default for AggregatorSettings {
             dlq_alert_after_failures: 5,
             dlq_skip_after_failures: 0,
             shutdown_grace_seconds: 10,
+            activities_token: Secret::default(),
         }
     }
 }

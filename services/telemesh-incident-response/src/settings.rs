@@ -86,15 +86,17 @@ pub struct IncidentResponseSettings {
     pub major_incident_fail_multiplier: f64,
 
     // --- live inputs
-    /// Directory of Markdown runbooks with front matter. Default: `docs/runbooks`.
+    /// Directory of Markdown runbooks with front matter. Default: empty, meaning the runbooks
+    /// shipped in the binary (the repository's `docs/runbooks`).
     pub runbook_dir: String,
     /// Days after which a runbook's `last_reviewed` is overdue (`warn`), unless its front
     /// matter sets `review_interval_days`. Default: 90.
     pub runbook_review_days: u32,
     /// The on-call schedule (TOML). Default: empty, meaning no roster (no responders).
     pub roster_file: String,
-    /// JSON-lines log of drills and training sessions; `POST /api/v1/activities` appends to
-    /// it. Default: `incident-activity.jsonl`.
+    /// JSON-lines log of drills and training sessions, used only when `aggregator_url` is
+    /// empty (with an aggregator they are stored in its journal database);
+    /// `POST /api/v1/activities` appends to it. Default: `incident-activity.jsonl`.
     pub activity_log: String,
     /// Base URL of the aggregator whose alert history is read (`http://host:port`). Default:
     /// empty, meaning no alert history.
@@ -144,7 +146,7 @@ impl Default for IncidentResponseSettings {
             require_major_incident_history: false,
             major_incident_review_interval_days: 180,
             major_incident_fail_multiplier: 2.0,
-            runbook_dir: "docs/runbooks".into(),
+            runbook_dir: String::new(),
             runbook_review_days: 90,
             roster_file: String::new(),
             activity_log: "incident-activity.jsonl".into(),
@@ -409,7 +411,10 @@ mod tests {
         assert!(!s.require_major_incident_history);
         assert_eq!(s.major_incident_review_interval_days, 180);
         assert_eq!(s.major_incident_fail_multiplier, 2.0);
-        assert_eq!(s.runbook_dir, "docs/runbooks");
+        assert_eq!(
+            s.runbook_dir, "",
+            "empty = the runbooks shipped in the binary"
+        );
         assert_eq!(s.runbook_review_days, 90);
         assert_eq!(s.roster_file, "");
         assert_eq!(s.activity_log, "incident-activity.jsonl");

@@ -5,6 +5,7 @@
 //! replayed Kafka message never adds a row; one batch is one transaction, which also keeps the
 //! latest-per-source table (`telemetry_latest`, the summary's seed) up to date.
 
+mod activity;
 mod alerts;
 mod copy;
 pub mod history;
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 use crate::settings::JournalSettings;
 
+pub use activity::ActivityStore;
 pub use alerts::AlertStore;
 pub use postgres::{decide_timescale, PgJournal, TimescaleDecision, TimescaleProbe};
 pub use sqlite::SqliteJournal;
