@@ -13,8 +13,6 @@ use telemesh_core::config::Secret;
 
 use crate::settings::IncidentResponseSettings;
 
-use chrono::{DateTime, Duration, Utc};
-
 pub use telemesh_core::activity::{
     validate, Activity, ActivityKind, InvalidActivity, LatestActivities, MAX_BY_CHARS,
     MAX_FUTURE_SKEW_SECONDS, MAX_NOTE_CHARS,
@@ -276,7 +274,7 @@ pub fn read(path: &Path) -> ActivityLog {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{DateTime, Duration, TimeZone, Utc};
 
     use super::*;
 
