@@ -39,8 +39,8 @@ impl ConfigError {
     }
 }
 
-/// A configuration value that cannot work: the full dotted key (e.g. `kafka.request_timeout_ms`,
-/// `alerting.channels[2].name`) and what is wrong with it, saying what to set instead.
+/// A setting that fails validation: the dotted key at fault (e.g. `kafka_readiness.interval_seconds`)
+/// and what is wrong with it, saying what to set instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid config key `{key}`: {detail}")]
 pub struct Invalid {
@@ -49,6 +49,7 @@ pub struct Invalid {
 }
 
 impl Invalid {
+    /// `key` is dotted from the top of the configuration (`section.key`).
     pub fn new(key: impl Into<String>, detail: impl Into<String>) -> Self {
         Self {
             key: key.into(),
@@ -66,17 +67,19 @@ impl From<Invalid> for ConfigError {
     }
 }
 
-/// One `[section]` of the configuration file: its name, its list-valued keys (comma lists in
-/// environment variables) and the checks serde cannot make. `validate` names the full dotted key
-/// in [`Invalid::key`], so callers never parse message text.
+/// One section of the configuration file (`[kafka_readiness]`, `[fix_pilot]`, …): its name, the
+/// keys whose environment values are comma-separated lists, and its validation.
 pub trait Section {
+    /// The section's name in the TOML file and in `TELEMESH__<SECTION>__…`.
     fn name(&self) -> &'static str;
+    /// Dotted keys (from the top of the file) whose environment values are comma-separated lists.
     fn list_keys() -> &'static [&'static str]
     where
         Self: Sized,
     {
         &[]
     }
+    /// Checks the values; the error names the dotted key at fault.
     fn validate(&self) -> Result<(), Invalid>;
 }
 
