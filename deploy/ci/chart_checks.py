@@ -10,6 +10,12 @@
         must exit 0 and show the values the chart meant (every value on its config key).
         With --skip-unknown-sections, a config using a section this binary lacks prints
         "skip …" instead (for sections that arrive with later issues).
+    chart_checks.py inputs RENDERED.yaml
+        Every input file the rendered config names (incident_response.runbook_dir and
+        roster_file) is mounted read-only into that service's container from a volume of its
+        pod, and a ConfigMap the chart renders for it holds the files (runbooks that parse as
+        front matter with id, owner and last_reviewed; the roster as TOML with a rotation);
+        every extraVolumeMounts entry names a volume of the pod.
     chart_checks.py extract-config RENDERED.yaml OUT.toml
         Writes the rendered config file.
     chart_checks.py docker-context ROOT OUT
@@ -371,6 +377,11 @@ def expected_from_values(values: dict) -> dict[tuple, object]:
     for name, svc in values["services"].items():
         if svc.get("enabled"):
             flatten((name.replace("-", "_"),), svc.get("config") or {}, exp)
+            inputs = svc.get("inputs") or {}
+            if inputs.get("runbooks") or inputs.get("runbooksConfigMap"):
+                exp[(name.replace("-", "_"), "runbook_dir")] = "/etc/telemesh/runbooks"
+            if inputs.get("roster") or inputs.get("rosterConfigMap"):
+                exp[(name.replace("-", "_"), "roster_file")] = "/etc/telemesh/roster/roster.toml"
     flatten((), values.get("config") or {}, exp)
     return exp
 
@@ -452,6 +463,91 @@ def cmd_roundtrip(args: argparse.Namespace) -> int:
                     else:
                         expect[key] = value
             run(f"check-config accepts {name_of(dep)} ({label}: config file + its {len(env)} env vars)", env, expect)
+    return 1 if r.failed else 0
+
+
+def mount_for(container: dict, path: str) -> dict | None:
+    """The volumeMount whose mountPath holds `path` (the longest match)."""
+    best = None
+    for m in container.get("volumeMounts") or []:
+        mp = m["mountPath"].rstrip("/")
+        if (path == mp or path.startswith(mp + "/")) and (best is None or len(mp) > len(best["mountPath"])):
+            best = m
+    return best
+
+
+def front_matter(text: str) -> dict[str, str]:
+    lines = text.lstrip("\ufeff").splitlines()
+    if not lines or lines[0].strip() != "---":
+        return {}
+    out: dict[str, str] = {}
+    for line in lines[1:]:
+        if line.strip() == "---":
+            return out
+        if ":" in line:
+            k, v = line.split(":", 1)
+            out[k.strip().lower()] = v.strip().strip('"\'')
+    return {}
+
+
+def cmd_inputs(args: argparse.Namespace) -> int:
+    docs = load(args.rendered)
+    r = Report()
+    cms = config_maps(docs)
+    if len(cms) != 1:
+        r.check("one config ConfigMap", [f"found {len(cms)}"])
+        return 1
+    config = tomllib.loads(cms[0]["data"][CONFIG_KEY])
+    by_name = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    for dep in deployments(docs):
+        pod = dep["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        volumes = {v["name"]: v for v in pod.get("volumes") or []}
+        problems = [f"volumeMount {m['name']} has no volume" for m in container.get("volumeMounts") or []
+                    if m["name"] not in volumes]
+        r.check(f"{name_of(dep)}: every volumeMount has its volume", problems)
+        if component(dep) != "incident-response":
+            continue
+        section = config.get("incident_response", {})
+        for key, kind in (("runbook_dir", "dir"), ("roster_file", "file")):
+            path = section.get(key, "")
+            if not path:
+                continue
+            problems = []
+            mount = mount_for(container, path)
+            if mount is None:
+                r.check(f"{name_of(dep)}: incident_response.{key} {path} is mounted", ["no volumeMount holds it"])
+                continue
+            if not mount.get("readOnly"):
+                problems.append(f"{mount['name']} is not mounted readOnly")
+            source = volumes.get(mount["name"], {}).get("configMap", {}).get("name")
+            cm = by_name.get(source or "")
+            if cm is None:
+                problems.append(f"volume {mount['name']} is not a ConfigMap rendered by the chart ({source!r})")
+            elif kind == "dir":
+                files = {k: v for k, v in (cm.get("data") or {}).items() if k.endswith(".md")}
+                if not files:
+                    problems.append(f"ConfigMap {source} holds no *.md runbook")
+                for name, text in files.items():
+                    fm = front_matter(text)
+                    missing = [k for k in ("id", "owner", "last_reviewed") if not fm.get(k)]
+                    if missing:
+                        problems.append(f"runbook {name} lacks {', '.join(missing)} in its front matter")
+            else:
+                rel = path[len(mount["mountPath"].rstrip("/")) + 1:]
+                items = volumes[mount["name"]]["configMap"].get("items") or []
+                key_name = next((i["key"] for i in items if i["path"] == rel), rel)
+                text = (cm.get("data") or {}).get(key_name)
+                if text is None:
+                    problems.append(f"ConfigMap {source} has no key {key_name}")
+                else:
+                    try:
+                        roster = tomllib.loads(text)
+                        if not roster.get("rotation"):
+                            problems.append("the roster has no [[rotation]]")
+                    except tomllib.TOMLDecodeError as e:
+                        problems.append(f"the roster is not TOML: {e}")
+            r.check(f"{name_of(dep)}: incident_response.{key} {path} is mounted from its ConfigMap", problems)
     return 1 if r.failed else 0
 
 
@@ -546,6 +642,9 @@ def main() -> int:
     p.add_argument("root")
     p.add_argument("out")
     p.set_defaults(fn=cmd_docker_context)
+    p = sub.add_parser("inputs")
+    p.add_argument("rendered")
+    p.set_defaults(fn=cmd_inputs)
     p = sub.add_parser("extract-config")
     p.add_argument("rendered")
     p.add_argument("out")

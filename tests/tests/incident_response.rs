@@ -1,7 +1,8 @@
 //! Integration tests of the incident-response service with real inputs: runbooks, roster and
 //! activity log in a temporary directory, the alert-history client against a small local HTTP
-//! server speaking the aggregator's alert-list contract (real socket), and the service's HTTP
-//! endpoints over a real socket. Needs neither Kafka nor PostgreSQL (in-process transport).
+//! server speaking the aggregator's alert-list and activities contract (real socket), and the
+//! service's HTTP endpoints over a real socket. Needs neither Kafka nor PostgreSQL
+//! (in-process transport); the real aggregator's activity storage is tested in `activities`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -33,6 +34,8 @@ type Seen = Vec<(String, Option<String>)>;
 struct FakeAggregator {
     answer: Arc<Mutex<(u16, String)>>,
     channels: Arc<Mutex<(u16, String)>>,
+    /// The answer of `GET /api/v1/activities/latest`.
+    latest: Arc<Mutex<(u16, String)>>,
     seen: Arc<Mutex<Seen>>,
 }
 
@@ -43,6 +46,7 @@ impl FakeAggregator {
         let fake = FakeAggregator::default();
         fake.set(200, alert_list(&[]));
         fake.set_channels(200, channels(&[("slack", false)]));
+        fake.set_latest(200, latest(None));
         let handle = fake.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -69,8 +73,13 @@ impl FakeAggregator {
                     .lock()
                     .expect("lock")
                     .push((request_line.trim().to_owned(), auth));
+                let recorded = Arc::new(Mutex::new((201, r#"{"id":"x"}"#.to_owned())));
                 let source = if request_line.contains("/api/v1/alerts/channels") {
                     &handle.channels
+                } else if request_line.contains("/api/v1/activities/latest") {
+                    &handle.latest
+                } else if request_line.starts_with("POST /api/v1/activities") {
+                    &recorded
                 } else {
                     &handle.answer
                 };
@@ -91,6 +100,10 @@ impl FakeAggregator {
 
     fn set_channels(&self, status: u16, body: String) {
         *self.channels.lock().expect("lock") = (status, body);
+    }
+
+    fn set_latest(&self, status: u16, body: String) {
+        *self.latest.lock().expect("lock") = (status, body);
     }
 
     fn seen(&self) -> Seen {
@@ -220,6 +233,17 @@ fn good_roster() -> String {
     format!(
         "timezone = \"UTC\"\nstart = \"{monday}\"\n\n[[rotation]]\nprimary = [\"alice\"]\nsecondary = [\"bob\"]\n"
     )
+}
+
+/// The aggregator's `GET /api/v1/activities/latest` answer: a training session a day ago and
+/// the drill given.
+fn latest(drill: Option<Value>) -> String {
+    json!({
+        "last_training": {"kind": "training", "at": ts(Utc::now() - ChronoDuration::days(1)), "by": "alice"},
+        "last_drill": drill,
+        "entries": 1,
+    })
+    .to_string()
 }
 
 fn recent_training_line() -> String {
@@ -532,7 +556,15 @@ async fn http_gate_allows_and_blocks_and_a_recorded_drill_feeds_the_next_evaluat
     let (status, body) = get(&client, &format!("{base}/api/v1/nope")).await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
 
-    // record a drill: the evaluation that follows sees it
+    // record a drill: with an aggregator it is sent there (not to the local file), and the
+    // evaluation that follows reads it back from the aggregator
+    let before = std::fs::read_to_string(inputs.path("activity.jsonl")).expect("log");
+    fake.set_latest(
+        200,
+        latest(Some(
+            json!({"kind": "drill", "at": ts(Utc::now()), "by": "alice", "note": "alert drill"}),
+        )),
+    );
     let (status, body) = post(
         &client,
         &format!("{base}/api/v1/activities"),
@@ -543,13 +575,15 @@ async fn http_gate_allows_and_blocks_and_a_recorded_drill_feeds_the_next_evaluat
     assert_eq!(body["recorded"]["kind"], "drill");
     assert_eq!(body["snapshot_status"], "ok");
     assert_eq!(body["gate_status"], "allow");
-    let log = std::fs::read_to_string(inputs.path("activity.jsonl")).expect("log");
     assert!(
-        log.lines()
-            .last()
-            .is_some_and(|l| l.contains("\"alert drill\"")),
-        "{log}"
+        fake.seen()
+            .iter()
+            .any(|(line, _)| line.starts_with("POST /api/v1/activities ")),
+        "{:?}",
+        fake.seen()
     );
+    let after = std::fs::read_to_string(inputs.path("activity.jsonl")).expect("log");
+    assert_eq!(after, before, "the local file is only the fallback");
     let (_, snapshot) = get(&client, &format!("{base}/api/v1/snapshot")).await;
     let drills = snapshot["components"]
         .as_array()
@@ -623,8 +657,13 @@ async fn activities_need_the_token_before_the_body_is_read_and_hostile_requests_
     let good = r#"{"kind":"drill","by":"mallory","note":"forged drill"}"#;
     let huge_body = format!(r#"{{"kind":"drill","by":"{}"}}"#, "x".repeat(20 * 1024));
 
+    // without an aggregator the local file is the log
+    let settings = || IncidentResponseSettings {
+        aggregator_url: String::new(),
+        ..inputs.settings(&url)
+    };
     // no token configured: disabled, whatever is presented, naming the setting
-    let disabled = service(inputs.settings(&url)).start();
+    let disabled = service(settings()).start();
     let (bound, server) =
         serve_http("127.0.0.1:0", disabled, None, Secret::default()).expect("serve");
     let activities = format!("http://{bound}/api/v1/activities");
@@ -644,7 +683,7 @@ async fn activities_need_the_token_before_the_body_is_read_and_hostile_requests_
     }
     server.stop(true).await;
 
-    let addr = service(inputs.settings(&url)).start();
+    let addr = service(settings()).start();
     let (bound, server) = serve_http("127.0.0.1:0", addr, None, Secret::new(TOKEN)).expect("serve");
     let activities = format!("http://{bound}/api/v1/activities");
     let huge_token = format!("Bearer {}", "A".repeat(16 * 1024));

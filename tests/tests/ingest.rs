@@ -9,7 +9,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, Row};
-use telemesh_core::config::{Secret, SecretUrl};
+use telemesh_core::config::{Secret, SecretUrl, Section as _};
 use telemesh_core::transport::inproc::InProcessBus;
 use telemesh_core::transport::kafka::KafkaPublisher;
 use telemesh_core::transport::{Publisher, SnapshotPublisher};

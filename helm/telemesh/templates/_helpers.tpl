@@ -82,6 +82,8 @@ app.kubernetes.io/component: {{ .name }}
 {{- define "telemesh.configDir" -}}/etc/telemesh/config{{- end }}
 {{- define "telemesh.configFile" -}}/etc/telemesh/config/telemesh.toml{{- end }}
 {{- define "telemesh.kafkaCaDir" -}}/etc/telemesh/kafka-ca{{- end }}
+{{- define "telemesh.runbooksDir" -}}/etc/telemesh/runbooks{{- end }}
+{{- define "telemesh.rosterDir" -}}/etc/telemesh/roster{{- end }}
 
 {{/* The config-file section of a service: its name with "-" → "_" (kafka-readiness → kafka_readiness). */}}
 {{- define "telemesh.section" -}}
@@ -228,6 +230,20 @@ Secrets, extra variables. Call with (dict "root" $ "name" "aggregator" "svc" $sv
     secretKeyRef:
       name: {{ $v.api.incidentResponse.existingSecret }}
       key: {{ $v.api.incidentResponse.key }}
+{{- end }}
+{{- if and (eq .name "aggregator") $v.api.activities.existingSecret }}
+- name: TELEMESH__AGGREGATOR__ACTIVITIES_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.api.activities.existingSecret }}
+      key: {{ $v.api.activities.key }}
+{{- end }}
+{{- if and (eq .name "incident-response") $v.api.activities.existingSecret }}
+- name: TELEMESH__INCIDENT_RESPONSE__AGGREGATOR_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.api.activities.existingSecret }}
+      key: {{ $v.api.activities.key }}
 {{- end }}
 {{- with $v.extraEnv }}
 {{ toYaml . }}

@@ -1,7 +1,7 @@
 //! Owns the aggregator's configuration sections: `[aggregator]` and `[journal]`.
 
 use serde::{Deserialize, Serialize};
-use telemesh_core::config::SecretUrl;
+use telemesh_core::config::{Invalid, Secret, SecretUrl, Section};
 
 /// `[aggregator]`: batching and summary behaviour.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,6 +49,9 @@ pub struct AggregatorSettings {
     pub dlq_skip_after_failures: u32,
     /// On SIGTERM, stop within this many seconds even while the journal is failing.
     pub shutdown_grace_seconds: u64,
+    /// Bearer token of `POST /api/v1/activities` (drills and training sessions recorded in the
+    /// journal database by incident-response or `telemesh alert drill`); empty = refused.
+    pub activities_token: Secret,
 }
 
 impl Default for AggregatorSettings {
@@ -72,6 +75,7 @@ impl Default for AggregatorSettings {
             dlq_alert_after_failures: 5,
             dlq_skip_after_failures: 0,
             shutdown_grace_seconds: 10,
+            activities_token: Secret::default(),
         }
     }
 }
@@ -137,50 +141,192 @@ impl Default for JournalSettings {
 /// The list-valued keys of these sections, for the config loader.
 pub const LIST_KEYS: &[&str] = &["aggregator.expected_kinds"];
 
-impl AggregatorSettings {
+impl Section for AggregatorSettings {
+    fn name(&self) -> &'static str {
+        "aggregator"
+    }
+
+    fn list_keys() -> &'static [&'static str] {
+        LIST_KEYS
+    }
+
     /// Rejects values that cannot work, naming the key.
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         if self.batch_size == 0 {
-            return Err("aggregator.batch_size must be at least 1".into());
+            return Err(Invalid::new(
+                "aggregator.batch_size",
+                "must be at least 1: set how many snapshots one transaction writes, e.g. 500",
+            ));
         }
         if !(self.stale_factor.is_finite() && self.stale_factor >= 1.0) {
-            return Err("aggregator.stale_factor must be a number >= 1".into());
+            return Err(Invalid::new(
+                "aggregator.stale_factor",
+                format!("is {}: set a number >= 1, e.g. 3", self.stale_factor),
+            ));
         }
         if !(self.default_interval_seconds.is_finite() && self.default_interval_seconds > 0.0) {
-            return Err("aggregator.default_interval_seconds must be > 0".into());
+            return Err(Invalid::new(
+                "aggregator.default_interval_seconds",
+                format!(
+                    "is {}: set a number of seconds > 0, e.g. 30",
+                    self.default_interval_seconds
+                ),
+            ));
         }
         if self.mailbox_capacity == 0 {
-            return Err("aggregator.mailbox_capacity must be at least 1".into());
+            return Err(Invalid::new(
+                "aggregator.mailbox_capacity",
+                "must be at least 1",
+            ));
         }
         if let Some(kind) = self
             .expected_kinds
             .iter()
             .find(|k| !telemesh_core::topics::is_snapshot_kind(k))
         {
-            return Err(format!(
-                "aggregator.expected_kinds: unknown kind {kind:?}; known kinds: {}",
-                telemesh_core::topics::SNAPSHOT_KINDS.join(", ")
+            return Err(Invalid::new(
+                "aggregator.expected_kinds",
+                format!(
+                    "unknown kind {kind:?}; known kinds: {}",
+                    telemesh_core::topics::SNAPSHOT_KINDS.join(", ")
+                ),
             ));
         }
         Ok(())
     }
 }
 
-impl JournalSettings {
+impl Section for JournalSettings {
+    fn name(&self) -> &'static str {
+        "journal"
+    }
+
     /// Rejects values that cannot work, naming the key.
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         if self.chunk_interval_hours == 0 {
-            return Err("journal.chunk_interval_hours must be at least 1".into());
+            return Err(Invalid::new(
+                "journal.chunk_interval_hours",
+                "must be at least 1",
+            ));
         }
         if self.retention_interval_minutes == 0 {
-            return Err("journal.retention_interval_minutes must be at least 1".into());
+            return Err(Invalid::new(
+                "journal.retention_interval_minutes",
+                "must be at least 1",
+            ));
         }
         if self.read_timeout_ms < 100 {
-            return Err("journal.read_timeout_ms must be at least 100".into());
+            return Err(Invalid::new(
+                "journal.read_timeout_ms",
+                "must be at least 100",
+            ));
         }
         if self.retention_days > 36_500 {
-            return Err("journal.retention_days must be at most 36500 (0 keeps everything)".into());
+            return Err(Invalid::new(
+                "journal.retention_days",
+                "must be at most 36500 (0 keeps everything)",
+            ));
+        }
+        let url = self.url.expose().trim();
+        if !url.is_empty()
+            && !["postgres://", "postgresql://", "sqlite:"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+        {
+            return Err(Invalid::new(
+                "journal.url",
+                format!(
+                    "{:?} is neither postgres://… nor sqlite:…: set a PostgreSQL or SQLite URL",
+                    self.url.redacted()
+                ),
+            ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hostile values, one key at a time: each is rejected naming exactly that key.
+    #[test]
+    fn hostile_values_name_their_key() {
+        type Spoil<T> = Box<dyn Fn(&mut T)>;
+        let cases: Vec<(&str, Spoil<AggregatorSettings>)> = vec![
+            ("aggregator.batch_size", Box::new(|s| s.batch_size = 0)),
+            (
+                "aggregator.stale_factor",
+                Box::new(|s| s.stale_factor = f64::NAN),
+            ),
+            (
+                "aggregator.stale_factor",
+                Box::new(|s| s.stale_factor = 0.99),
+            ),
+            (
+                "aggregator.default_interval_seconds",
+                Box::new(|s| s.default_interval_seconds = f64::INFINITY),
+            ),
+            (
+                "aggregator.default_interval_seconds",
+                Box::new(|s| s.default_interval_seconds = 0.0),
+            ),
+            (
+                "aggregator.mailbox_capacity",
+                Box::new(|s| s.mailbox_capacity = 0),
+            ),
+            (
+                "aggregator.expected_kinds",
+                Box::new(|s| s.expected_kinds = vec!["telemetry.kafka.readiness\n; drop".into()]),
+            ),
+        ];
+        assert_eq!(AggregatorSettings::default().validate(), Ok(()));
+        for (key, spoil) in cases {
+            let mut s = AggregatorSettings::default();
+            spoil(&mut s);
+            assert_eq!(s.validate().expect_err(key).key, key);
+        }
+        let at_bound = AggregatorSettings {
+            stale_factor: 1.0,
+            ..AggregatorSettings::default()
+        };
+        assert_eq!(at_bound.validate(), Ok(()));
+
+        let journal: Vec<(&str, Spoil<JournalSettings>)> = vec![
+            (
+                "journal.chunk_interval_hours",
+                Box::new(|s| s.chunk_interval_hours = 0),
+            ),
+            (
+                "journal.retention_interval_minutes",
+                Box::new(|s| s.retention_interval_minutes = 0),
+            ),
+            (
+                "journal.read_timeout_ms",
+                Box::new(|s| s.read_timeout_ms = 99),
+            ),
+            (
+                "journal.retention_days",
+                Box::new(|s| s.retention_days = 36_501),
+            ),
+            (
+                "journal.url",
+                Box::new(|s| s.url = SecretUrl::new("mysql://u:hunter2@db/x")),
+            ),
+        ];
+        assert_eq!(JournalSettings::default().validate(), Ok(()));
+        for (key, spoil) in journal {
+            let mut s = JournalSettings::default();
+            spoil(&mut s);
+            let err = s.validate().expect_err(key);
+            assert_eq!(err.key, key);
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+        let edge = JournalSettings {
+            read_timeout_ms: 100,
+            retention_days: 36_500,
+            ..JournalSettings::default()
+        };
+        assert_eq!(edge.validate(), Ok(()));
     }
 }

@@ -158,7 +158,7 @@ impl Aggregator {
         transport: TransportParts,
         alerting: Option<AlertingParts>,
     ) -> anyhow::Result<Self> {
-        settings.validate().map_err(anyhow::Error::msg)?;
+        telemesh_core::config::Section::validate(settings)?;
         let metrics = Arc::new(AggregatorMetrics::new());
         let layout = journal.layout();
         let seed_since = Utc::now() - chrono::Duration::hours(settings.seed_window_hours as i64);
@@ -171,6 +171,10 @@ impl Aggregator {
         };
         tracing::info!(seeded = seed.len(), ?layout, "journal ready");
         let alert_store = AlertStore::for_journal(&journal);
+        let activities = crate::http::ActivityApi {
+            store: Some(crate::journal::ActivityStore::for_journal(&journal)),
+            token: settings.activities_token.clone(),
+        };
         let refresh_journal = journal.clone();
         let retention = crate::retention::spawn(journal.clone(), Arc::clone(&metrics));
         let health = Arc::new(JournalHealth::default());
@@ -259,6 +263,7 @@ impl Aggregator {
             },
             summary_cache,
             live,
+            activities,
         };
         let (server, server_future) = http::serve(listener, state)?;
         let server_task = actix_rt::spawn(server_future);

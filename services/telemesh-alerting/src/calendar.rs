@@ -31,6 +31,26 @@ pub enum CalendarError {
     Empty,
 }
 
+impl CalendarError {
+    /// The dotted configuration key at fault.
+    pub fn key(&self) -> String {
+        match self {
+            CalendarError::TimeZone(_) => "alerting.timezone".into(),
+            CalendarError::Day(_) => "alerting.business_days".into(),
+            CalendarError::Time(which, _) => format!("alerting.business_{which}"),
+            CalendarError::Empty => "alerting.business_end".into(),
+        }
+    }
+
+    /// The message without the leading key.
+    pub fn detail(&self) -> String {
+        let text = self.to_string();
+        text.strip_prefix(&self.key())
+            .map(|rest| rest.trim_start_matches([':', ' ']).to_owned())
+            .unwrap_or(text)
+    }
+}
+
 impl BusinessCalendar {
     pub fn new(tz: &str, days: &[String], start: &str, end: &str) -> Result<Self, CalendarError> {
         let tz: Tz = tz

@@ -16,7 +16,7 @@ pub mod repo;
 
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
-use telemesh_core::config::Secret;
+use telemesh_core::config::{Invalid, Secret, Section};
 use telemesh_core::Grade;
 
 pub use engine::{Alert, AlertEngine, AlertPolicy, AlertState, Event, Resolution};
@@ -225,11 +225,30 @@ pub const LIST_KEYS: &[&str] = &[
     "alerting.stale_channels",
 ];
 
-fn seconds(key: &str, v: f64) -> Result<Duration, String> {
+fn seconds(key: &str, v: f64) -> Result<Duration, Invalid> {
     if v.is_finite() && v >= 0.0 {
         Ok(Duration::milliseconds((v * 1000.0) as i64))
     } else {
-        Err(format!("{key} must be a number >= 0"))
+        Err(Invalid::new(
+            key,
+            format!("is {v}: set a finite number >= 0"),
+        ))
+    }
+}
+
+impl Section for AlertingSettings {
+    fn name(&self) -> &'static str {
+        "alerting"
+    }
+
+    fn list_keys() -> &'static [&'static str] {
+        LIST_KEYS
+    }
+
+    /// Everything [`AlertingSettings::policy`] checks; the staleness inputs come from
+    /// `[aggregator]`, which validates them itself.
+    fn validate(&self) -> Result<(), Invalid> {
+        self.policy(1.0, 1.0).map(|_| ())
     }
 }
 
@@ -248,53 +267,73 @@ impl AlertingSettings {
         &self,
         stale_factor: f64,
         default_interval_seconds: f64,
-    ) -> Result<AlertPolicy, String> {
+    ) -> Result<AlertPolicy, Invalid> {
         let calendar = calendar::BusinessCalendar::new(
             &self.timezone,
             &self.business_days,
             &self.business_start,
             &self.business_end,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Invalid::new(e.key(), e.detail()))?;
         let names: Vec<&str> = self.channels.iter().map(|c| c.name.as_str()).collect();
         for (i, c) in self.channels.iter().enumerate() {
             if c.name.trim().is_empty() {
-                return Err(format!("alerting.channels[{i}].name is empty"));
+                return Err(Invalid::new(
+                    format!("alerting.channels[{i}].name"),
+                    "is empty: give every channel a name",
+                ));
             }
-            if names.iter().filter(|n| **n == c.name).count() > 1 {
-                return Err(format!(
-                    "alerting.channels[{i}].name {:?} is used twice",
-                    c.name
+            if names[..i].contains(&c.name.as_str()) {
+                return Err(Invalid::new(
+                    format!("alerting.channels[{i}].name"),
+                    format!("{:?} is used twice: give each channel its own name", c.name),
                 ));
             }
             if !["slack", "webhook", "github", "email"].contains(&c.kind.as_str()) {
-                return Err(format!(
-                    "alerting.channels[{i}].type {:?}: use slack, webhook, github or email",
-                    c.kind
+                return Err(Invalid::new(
+                    format!("alerting.channels[{i}].type"),
+                    format!("{:?}: use slack, webhook, github or email", c.kind),
                 ));
             }
             if c.kind == "email" && (c.smtp_host.is_empty() || c.from.is_empty() || c.to.is_empty())
             {
-                return Err(format!(
-                    "alerting.channels[{i}]: an email channel needs smtp_host, from and to"
+                let missing = [
+                    ("smtp_host", c.smtp_host.is_empty()),
+                    ("from", c.from.is_empty()),
+                    ("to", c.to.is_empty()),
+                ]
+                .into_iter()
+                .find(|(_, empty)| *empty)
+                .map_or("smtp_host", |(field, _)| field);
+                return Err(Invalid::new(
+                    format!("alerting.channels[{i}].{missing}"),
+                    "is empty: an email channel needs smtp_host, from and to",
                 ));
             }
             if c.kind == "github" && c.repo.split('/').filter(|p| !p.is_empty()).count() != 2 {
-                return Err(format!("alerting.channels[{i}].repo must be owner/name"));
+                return Err(Invalid::new(
+                    format!("alerting.channels[{i}].repo"),
+                    format!("{:?}: write the repository as owner/name", c.repo),
+                ));
             }
             if !c.fallback.is_empty()
                 && (c.fallback == c.name || !names.contains(&c.fallback.as_str()))
             {
-                return Err(format!(
-                    "alerting.channels[{i}].fallback {:?}: name another configured channel",
-                    c.fallback
+                return Err(Invalid::new(
+                    format!("alerting.channels[{i}].fallback"),
+                    format!("{:?}: name another configured channel", c.fallback),
                 ));
             }
         }
         let check_names = |key: &str, list: &[String]| {
             list.iter()
                 .find(|n| !names.contains(&n.as_str()))
-                .map_or(Ok(()), |n| Err(format!("{key}: unknown channel {n:?}")))
+                .map_or(Ok(()), |n| {
+                    Err(Invalid::new(
+                        key,
+                        format!("unknown channel {n:?}: name a configured [[alerting.channels]]"),
+                    ))
+                })
         };
         check_names("alerting.escalation_channels", &self.escalation_channels)?;
         check_names("alerting.stale_channels", &self.stale_channels)?;
@@ -307,19 +346,26 @@ impl AlertingSettings {
                 .iter()
                 .find(|k| !telemesh_core::topics::is_snapshot_kind(k))
             {
-                return Err(format!("alerting.rules[{i}].kinds: unknown kind {kind:?}"));
+                return Err(Invalid::new(
+                    format!("alerting.rules[{i}].kinds"),
+                    format!("unknown kind {kind:?}"),
+                ));
             }
             let target = match r.target.as_str() {
                 "snapshot" => engine::Target::Snapshot,
                 "components" => engine::Target::Components(r.components.clone()),
                 other => {
-                    return Err(format!(
-                        "alerting.rules[{i}].target {other:?}: use snapshot or components"
+                    return Err(Invalid::new(
+                        format!("alerting.rules[{i}].target"),
+                        format!("{other:?}: use snapshot or components"),
                     ))
                 }
             };
             if r.grade == Grade::Ok {
-                return Err(format!("alerting.rules[{i}].grade: use warn or fail"));
+                return Err(Invalid::new(
+                    format!("alerting.rules[{i}].grade"),
+                    "is ok: use warn or fail",
+                ));
             }
             rules.push(engine::Rule {
                 name: if r.name.is_empty() {
@@ -339,10 +385,13 @@ impl AlertingSettings {
             });
         }
         if self.tick_ms == 0 {
-            return Err("alerting.tick_ms must be at least 1".into());
+            return Err(Invalid::new("alerting.tick_ms", "must be at least 1"));
         }
         if self.leader_poll_ms == 0 {
-            return Err("alerting.leader_poll_ms must be at least 1".into());
+            return Err(Invalid::new(
+                "alerting.leader_poll_ms",
+                "must be at least 1",
+            ));
         }
         seconds("alerting.retire_intervals", self.retire_intervals)?;
         seconds("alerting.journal_poll_seconds", self.journal_poll_seconds)?;
@@ -376,7 +425,7 @@ impl AlertingSettings {
     }
 
     /// The outbox schedule, validated.
-    pub fn outbox(&self) -> Result<dispatch::RetrySchedule, String> {
+    pub fn outbox(&self) -> Result<dispatch::RetrySchedule, Invalid> {
         let to_std = |key: &str, v: f64| {
             seconds(key, v).map(|d| d.to_std().unwrap_or(std::time::Duration::ZERO))
         };
@@ -386,11 +435,138 @@ impl AlertingSettings {
             expire_after: to_std("alerting.outbox_expire_seconds", self.outbox_expire_seconds)?,
         };
         if schedule.initial.is_zero() || schedule.max < schedule.initial {
-            return Err(
-                "alerting.retry_initial_seconds must be > 0 and <= alerting.retry_max_seconds"
-                    .into(),
-            );
+            return Err(Invalid::new(
+                "alerting.retry_initial_seconds",
+                "must be > 0 and <= alerting.retry_max_seconds",
+            ));
         }
         Ok(schedule)
+    }
+}
+
+#[cfg(test)]
+mod section_tests {
+    use super::*;
+
+    fn channel(name: &str, kind: &str) -> ChannelSettings {
+        ChannelSettings {
+            name: name.into(),
+            kind: kind.into(),
+            ..ChannelSettings::default()
+        }
+    }
+
+    /// Hostile `[alerting]` values, one at a time: each is rejected naming exactly its key.
+    #[test]
+    fn hostile_values_name_their_key() {
+        assert_eq!(AlertingSettings::default().validate(), Ok(()));
+        type Spoil = Box<dyn Fn(&mut AlertingSettings)>;
+        let cases: Vec<(&str, Spoil)> = vec![
+            (
+                "alerting.timezone",
+                Box::new(|s| s.timezone = "Mars/Olympus".into()),
+            ),
+            (
+                "alerting.business_days",
+                Box::new(|s| s.business_days = vec!["funday".into()]),
+            ),
+            (
+                "alerting.business_start",
+                Box::new(|s| s.business_start = "25:61".into()),
+            ),
+            (
+                "alerting.business_end",
+                Box::new(|s| s.business_end = "08:00".into()),
+            ),
+            (
+                "alerting.channels[0].name",
+                Box::new(|s| s.channels = vec![channel(" ", "slack")]),
+            ),
+            (
+                "alerting.channels[1].name",
+                Box::new(|s| s.channels = vec![channel("a", "slack"), channel("a", "slack")]),
+            ),
+            (
+                "alerting.channels[0].type",
+                Box::new(|s| s.channels = vec![channel("a", "pager")]),
+            ),
+            (
+                "alerting.channels[0].smtp_host",
+                Box::new(|s| s.channels = vec![channel("a", "email")]),
+            ),
+            (
+                "alerting.channels[0].repo",
+                Box::new(|s| s.channels = vec![channel("a", "github")]),
+            ),
+            (
+                "alerting.channels[0].fallback",
+                Box::new(|s| {
+                    let mut c = channel("a", "slack");
+                    c.fallback = "a".into();
+                    s.channels = vec![c];
+                }),
+            ),
+            (
+                "alerting.escalation_channels",
+                Box::new(|s| s.escalation_channels = vec!["nobody".into()]),
+            ),
+            (
+                "alerting.stale_channels",
+                Box::new(|s| s.stale_channels = vec!["nobody".into()]),
+            ),
+            (
+                "alerting.rules[0].kinds",
+                Box::new(|s| s.rules[0].kinds = vec!["telemetry.nope\u{0}".into()]),
+            ),
+            (
+                "alerting.rules[0].target",
+                Box::new(|s| s.rules[0].target = "everything".into()),
+            ),
+            (
+                "alerting.rules[0].grade",
+                Box::new(|s| s.rules[0].grade = Grade::Ok),
+            ),
+            ("alerting.tick_ms", Box::new(|s| s.tick_ms = 0)),
+            (
+                "alerting.leader_poll_ms",
+                Box::new(|s| s.leader_poll_ms = 0),
+            ),
+            (
+                "alerting.retire_intervals",
+                Box::new(|s| s.retire_intervals = f64::NAN),
+            ),
+            (
+                "alerting.journal_poll_seconds",
+                Box::new(|s| s.journal_poll_seconds = -1.0),
+            ),
+            (
+                "alerting.group_wait_seconds",
+                Box::new(|s| s.group_wait_seconds = f64::INFINITY),
+            ),
+            (
+                "alerting.retry_initial_seconds",
+                Box::new(|s| s.retry_initial_seconds = 0.0),
+            ),
+            (
+                "alerting.retry_initial_seconds",
+                Box::new(|s| s.retry_max_seconds = 0.1),
+            ),
+        ];
+        for (key, spoil) in cases {
+            let mut s = AlertingSettings::default();
+            spoil(&mut s);
+            let err = s.validate().expect_err(key);
+            assert_eq!(err.key, key, "{err}");
+            assert!(
+                !err.detail.starts_with(key),
+                "the key is not repeated: {err}"
+            );
+        }
+        let edge = AlertingSettings {
+            journal_poll_seconds: 0.0,
+            retry_max_seconds: 0.5,
+            ..AlertingSettings::default()
+        };
+        assert_eq!(edge.validate(), Ok(()));
     }
 }

@@ -82,6 +82,5 @@ impl Section for CacheHealthSettings {
 
     fn validate(&self) -> Result<(), Invalid> {
         CacheHealthSettings::validate(self)
-            .map_err(|e| Invalid::new(format!("cache_health.{}", e.key), e.detail))
     }
 }

@@ -20,5 +20,5 @@ pub use domain::{CacheHealthDomain, SERVICE};
 pub use evaluate::{evaluate, KIND, RUNBOOK};
 pub use info::{parse_info, InfoFields};
 pub use probe::RedisProbe;
-pub use settings::{CacheHealthSettings, ExpectedRole, SettingsError};
+pub use settings::{CacheHealthSettings, ExpectedRole};
 pub use state::{CacheObservation, CacheState, Counters};

@@ -2,6 +2,7 @@
 //! of DOMAINS.md §3.11, extended to what `INFO` tells (memory, clients, replication, latency).
 
 use serde::{Deserialize, Serialize};
+use telemesh_core::config::Invalid;
 use telemesh_core::config::SecretUrl;
 
 /// The replication role the watched Redis must have.
@@ -89,24 +90,14 @@ impl Default for CacheHealthSettings {
     }
 }
 
-/// A `[cache_health]` value that cannot work. The message starts with the dotted key.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("cache_health.{key} {detail}")]
-pub struct SettingsError {
-    pub key: &'static str,
-    pub detail: String,
-}
-
-fn invalid(key: &'static str, detail: impl Into<String>) -> SettingsError {
-    SettingsError {
-        key,
-        detail: detail.into(),
-    }
+/// `cache_health.<key>` is invalid: `detail` says what to set instead.
+fn invalid(key: &str, detail: impl Into<String>) -> Invalid {
+    Invalid::new(format!("cache_health.{key}"), detail)
 }
 
 impl CacheHealthSettings {
     /// Rejects values that cannot work, naming the key and what to set instead.
-    pub fn validate(&self) -> Result<(), SettingsError> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.interval_seconds == 0 {
             return Err(invalid("interval_seconds", "must be at least 1, e.g. 30"));
         }
@@ -192,16 +183,37 @@ mod tests {
             f(&mut s);
             s.validate().expect_err("invalid").key
         };
-        assert_eq!(bad(|s| s.interval_seconds = 0), "interval_seconds");
-        assert_eq!(bad(|s| s.timeout_ms = 0), "timeout_ms");
-        assert_eq!(bad(|s| s.url = SecretUrl::new("rediss://h:6380")), "url");
-        assert_eq!(bad(|s| s.url = SecretUrl::new("http://h")), "url");
-        assert_eq!(bad(|s| s.fail_hit_rate = 0.5), "fail_hit_rate");
-        assert_eq!(bad(|s| s.warn_memory_ratio = 1.5), "fail_memory_ratio");
-        assert_eq!(bad(|s| s.fail_memory_ratio = 0.5), "fail_memory_ratio");
-        assert_eq!(bad(|s| s.fail_clients_ratio = 0.1), "fail_clients_ratio");
-        assert_eq!(bad(|s| s.warn_evictions = 0), "fail_evictions");
-        assert_eq!(bad(|s| s.fail_ping_ms = f64::NAN), "fail_ping_ms");
+        assert_eq!(
+            bad(|s| s.interval_seconds = 0),
+            "cache_health.interval_seconds"
+        );
+        assert_eq!(bad(|s| s.timeout_ms = 0), "cache_health.timeout_ms");
+        assert_eq!(
+            bad(|s| s.url = SecretUrl::new("rediss://h:6380")),
+            "cache_health.url"
+        );
+        assert_eq!(
+            bad(|s| s.url = SecretUrl::new("http://h")),
+            "cache_health.url"
+        );
+        assert_eq!(bad(|s| s.fail_hit_rate = 0.5), "cache_health.fail_hit_rate");
+        assert_eq!(
+            bad(|s| s.warn_memory_ratio = 1.5),
+            "cache_health.fail_memory_ratio"
+        );
+        assert_eq!(
+            bad(|s| s.fail_memory_ratio = 0.5),
+            "cache_health.fail_memory_ratio"
+        );
+        assert_eq!(
+            bad(|s| s.fail_clients_ratio = 0.1),
+            "cache_health.fail_clients_ratio"
+        );
+        assert_eq!(bad(|s| s.warn_evictions = 0), "cache_health.fail_evictions");
+        assert_eq!(
+            bad(|s| s.fail_ping_ms = f64::NAN),
+            "cache_health.fail_ping_ms"
+        );
     }
 
     #[test]

@@ -71,6 +71,5 @@ impl Section for EventBusSettings {
 
     fn validate(&self) -> Result<(), Invalid> {
         EventBusSettings::validate(self)
-            .map_err(|e| Invalid::new(format!("event_bus_health.{}", e.key), e.detail))
     }
 }

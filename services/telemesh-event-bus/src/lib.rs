@@ -15,4 +15,4 @@ pub mod settings;
 
 pub use domain::{EventBusDomain, SERVICE};
 pub use evaluate::{evaluate, BusState, KIND};
-pub use settings::{EventBusSettings, SettingsError};
+pub use settings::EventBusSettings;

@@ -2,6 +2,7 @@
 //! extended to the Kafka producer and librdkafka's broker statistics.
 
 use serde::{Deserialize, Serialize};
+use telemesh_core::config::Invalid;
 
 /// `[event_bus_health]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,22 +74,11 @@ impl Default for EventBusSettings {
     }
 }
 
-/// An `[event_bus_health]` value that cannot work. The message starts with the dotted key.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("event_bus_health.{key} {detail}")]
-pub struct SettingsError {
-    pub key: &'static str,
-    pub detail: String,
-}
-
 impl EventBusSettings {
     /// Rejects values that cannot work, naming the key and what to set instead.
-    pub fn validate(&self) -> Result<(), SettingsError> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         let err = |key: &'static str, detail: &str| {
-            Err(SettingsError {
-                key,
-                detail: detail.into(),
-            })
+            Err(Invalid::new(format!("event_bus_health.{key}"), detail))
         };
         if self.interval_seconds == 0 {
             return err("interval_seconds", "must be at least 1, e.g. 30");
@@ -157,12 +147,24 @@ mod tests {
             f(&mut s);
             s.validate().expect_err("invalid").key
         };
-        assert_eq!(bad(|s| s.interval_seconds = 0), "interval_seconds");
-        assert_eq!(bad(|s| s.queue_fail = 10), "queue_fail");
-        assert_eq!(bad(|s| s.dropped_warn = 0), "dropped_fail");
-        assert_eq!(bad(|s| s.queue_warn_ratio = 0.0), "queue_fail_ratio");
-        assert_eq!(bad(|s| s.rtt_fail_ms = f64::INFINITY), "rtt_fail_ms");
-        assert_eq!(bad(|s| s.stats_stale_seconds = 0), "idle_warn_seconds");
+        assert_eq!(
+            bad(|s| s.interval_seconds = 0),
+            "event_bus_health.interval_seconds"
+        );
+        assert_eq!(bad(|s| s.queue_fail = 10), "event_bus_health.queue_fail");
+        assert_eq!(bad(|s| s.dropped_warn = 0), "event_bus_health.dropped_fail");
+        assert_eq!(
+            bad(|s| s.queue_warn_ratio = 0.0),
+            "event_bus_health.queue_fail_ratio"
+        );
+        assert_eq!(
+            bad(|s| s.rtt_fail_ms = f64::INFINITY),
+            "event_bus_health.rtt_fail_ms"
+        );
+        assert_eq!(
+            bad(|s| s.stats_stale_seconds = 0),
+            "event_bus_health.idle_warn_seconds"
+        );
         assert!(toml::from_str::<EventBusSettings>("queue_warn = 5\nnope = 1").is_err());
         let s: EventBusSettings = toml::from_str("queue_warn = 5").unwrap();
         assert_eq!(s.queue_warn, 5);

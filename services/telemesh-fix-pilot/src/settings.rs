@@ -2,6 +2,7 @@
 //! `[fix_pilot.dropcopy]`), its validation, and the policies derived from it.
 
 use serde::{Deserialize, Serialize};
+use telemesh_core::config::{Invalid, Section};
 
 use crate::fixed::Fixed;
 use crate::reconciler::ReconPolicy;
@@ -81,15 +82,12 @@ impl SessionSettings {
         )
     }
 
-    fn validate(&self, section: &'static str) -> Result<(), SettingsError> {
+    fn check(&self, section: &'static str) -> Result<(), Invalid> {
         if !self.is_configured() {
             return Ok(());
         }
         let e = |key: &'static str, detail: &str| {
-            Err(SettingsError {
-                key: format!("{section}.{key}"),
-                detail: detail.to_owned(),
-            })
+            Err(Invalid::new(format!("fix_pilot.{section}.{key}"), detail))
         };
         if self.host.trim().is_empty() {
             return e("host", "is empty: set the venue host, e.g. 127.0.0.1");
@@ -239,12 +237,19 @@ impl Default for FixPilotSettings {
     }
 }
 
-/// A `[fix_pilot]` value that cannot work. The message starts with the dotted key.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("fix_pilot.{key} {detail}")]
-pub struct SettingsError {
-    pub key: String,
-    pub detail: String,
+impl Section for FixPilotSettings {
+    fn name(&self) -> &'static str {
+        "fix_pilot"
+    }
+
+    fn list_keys() -> &'static [&'static str] {
+        LIST_KEYS
+    }
+
+    /// Rejects values that cannot work, naming the key.
+    fn validate(&self) -> Result<(), Invalid> {
+        self.check()
+    }
 }
 
 /// The grading thresholds of both snapshots, in milliseconds.
@@ -274,14 +279,8 @@ fn ms(seconds: f64) -> i64 {
 }
 
 impl FixPilotSettings {
-    /// Rejects values that cannot work, naming the key.
-    pub fn validate(&self) -> Result<(), SettingsError> {
-        let e = |key: &str, detail: String| {
-            Err(SettingsError {
-                key: key.to_owned(),
-                detail,
-            })
-        };
+    fn check(&self) -> Result<(), Invalid> {
+        let e = |key: &str, detail: String| Err(Invalid::new(format!("fix_pilot.{key}"), detail));
         if self.interval_seconds == 0 {
             return e(
                 "interval_seconds",
@@ -355,8 +354,8 @@ impl FixPilotSettings {
                 ),
             );
         }
-        self.trading.validate("trading")?;
-        self.dropcopy.validate("dropcopy")?;
+        self.trading.check("trading")?;
+        self.dropcopy.check("dropcopy")?;
         if self.executions_source == ExecutionsSource::Fix
             && self.enabled
             && !self.trading.is_configured()
@@ -476,7 +475,7 @@ mod tests {
         s.dropcopy.sender_comp_id = "PILOT_DC".into();
         s.dropcopy.target_comp_id = "VENUE_DC".into();
         let err = s.validate().unwrap_err();
-        assert_eq!(err.key, "trading.port", "{err}");
+        assert_eq!(err.key, "fix_pilot.trading.port", "{err}");
         s.executions_source = ExecutionsSource::Kafka;
         assert_eq!(s.validate(), Ok(()));
         s.dropcopy.target_comp_id.clear();
@@ -484,17 +483,17 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string()
-            .starts_with("fix_pilot.dropcopy.target_comp_id"));
+            .contains("`fix_pilot.dropcopy.target_comp_id`"));
         let s = FixPilotSettings {
             grace_seconds: -1.0,
             ..FixPilotSettings::default()
         };
-        assert_eq!(s.validate().unwrap_err().key, "grace_seconds");
+        assert_eq!(s.validate().unwrap_err().key, "fix_pilot.grace_seconds");
         let s = FixPilotSettings {
             day_roll_utc: "25:00".into(),
             ..FixPilotSettings::default()
         };
-        assert_eq!(s.validate().unwrap_err().key, "day_roll_utc");
+        assert_eq!(s.validate().unwrap_err().key, "fix_pilot.day_roll_utc");
         let s = FixPilotSettings {
             day_roll_utc: "22:00".into(),
             ..FixPilotSettings::default()
@@ -504,7 +503,7 @@ mod tests {
             tick_size: Fixed::ZERO,
             ..FixPilotSettings::default()
         };
-        assert_eq!(s.validate().unwrap_err().key, "tick_size");
+        assert_eq!(s.validate().unwrap_err().key, "fix_pilot.tick_size");
         for (s, key) in [
             (
                 FixPilotSettings {
@@ -542,7 +541,7 @@ mod tests {
                 "order_events_topic",
             ),
         ] {
-            assert_eq!(s.validate().unwrap_err().key, key);
+            assert_eq!(s.validate().unwrap_err().key, format!("fix_pilot.{key}"));
         }
     }
 }

@@ -1,66 +1,22 @@
-//! Owns the training and drill log: JSON lines `{"kind": "drill"|"training", "at": RFC3339,
-//! "by": "...", "note": "..."}`, appended by `POST /api/v1/activities` (and by the alert
-//! drill command) and read at each evaluation. Reading never fails: bad lines are reported.
+//! Owns where the training and drill log lives, chosen by [`ActivitySink::from_settings`]:
+//! with `aggregator_url` set, in the journal database through the aggregator's
+//! `POST /api/v1/activities` and `GET /api/v1/activities/latest` ([`ActivityClient`]); without
+//! one, the local fallback: a file of JSON lines `{"kind": "drill"|"training", "at": RFC3339,
+//! "by": "...", "note": "..."}`. Both are appended by this service's `POST /api/v1/activities`
+//! and read at each evaluation. Reading never fails: problems are reported.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
+use telemesh_core::config::Secret;
 
-/// How far in the future an activity's `at` may lie (clock skew).
-pub const MAX_FUTURE_SKEW_SECONDS: i64 = 300;
-/// Longest accepted `by`.
-pub const MAX_BY_CHARS: usize = 200;
-/// Longest accepted `note`.
-pub const MAX_NOTE_CHARS: usize = 8000;
+use crate::settings::IncidentResponseSettings;
 
-/// What kind of readiness activity happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ActivityKind {
-    /// An incident drill (game day, alert drill, failover exercise).
-    Drill,
-    /// An incident-response training session.
-    Training,
-}
-
-impl ActivityKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActivityKind::Drill => "drill",
-            ActivityKind::Training => "training",
-        }
-    }
-}
-
-/// One line of the log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Activity {
-    pub kind: ActivityKind,
-    pub at: DateTime<Utc>,
-    pub by: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub note: String,
-}
-
-/// A rejected activity: which field and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {detail}")]
-pub struct InvalidActivity {
-    pub field: String,
-    pub detail: String,
-}
-
-impl InvalidActivity {
-    fn new(field: &str, detail: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            detail: detail.into(),
-        }
-    }
-}
+pub use telemesh_core::activity::{
+    validate, Activity, ActivityKind, InvalidActivity, LatestActivities, MAX_BY_CHARS,
+    MAX_FUTURE_SKEW_SECONDS, MAX_NOTE_CHARS,
+};
 
 /// Why an activity could not be recorded.
 #[derive(Debug, thiserror::Error)]
@@ -73,116 +29,159 @@ pub enum ActivityError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the aggregator did not record the activity at {url} ({detail}): check [incident_response] aggregator_url, that aggregator_token equals the aggregator's [aggregator] activities_token, and that the aggregator is up")]
+    Aggregator { url: String, detail: String },
 }
 
-/// The body `POST /api/v1/activities` accepts: `at` defaults to the time it is received.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ActivityRequest {
-    kind: Option<serde_json::Value>,
-    at: Option<serde_json::Value>,
-    by: Option<serde_json::Value>,
-    note: Option<serde_json::Value>,
+/// Path of the aggregator's activity endpoint (POST records one).
+pub const AGGREGATOR_ACTIVITIES_PATH: &str = "/api/v1/activities";
+/// Path of the aggregator's newest-activity endpoint.
+pub const AGGREGATOR_LATEST_PATH: &str = "/api/v1/activities/latest";
+
+/// Records activities in, and reads the newest back from, the aggregator's journal database.
+#[derive(Debug, Clone)]
+pub struct ActivityClient {
+    client: reqwest::Client,
+    record_url: String,
+    latest_url: String,
+    token: Secret,
 }
 
-/// Validates a JSON activity body received at `now`; the error names the field at fault.
-pub fn validate(body: &[u8], now: DateTime<Utc>) -> Result<Activity, InvalidActivity> {
-    let raw: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        InvalidActivity::new(
-            "body",
-            format!("is not JSON ({e}): send {{\"kind\": \"drill\", \"by\": \"alice\"}}"),
-        )
-    })?;
-    if !raw.is_object() {
-        return Err(InvalidActivity::new(
-            "body",
-            "must be a JSON object with kind, by and optionally at and note",
-        ));
+impl ActivityClient {
+    /// A client of the aggregator at `base_url` (`http://host:port`), giving up on a request
+    /// after `timeout`; `token` is sent as the bearer token.
+    pub fn new(base_url: &str, token: Secret, timeout: StdDuration) -> Result<Self, String> {
+        let base = base_url.trim().trim_end_matches('/');
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client for {base}: {e}"))?;
+        Ok(Self {
+            client,
+            record_url: format!("{base}{AGGREGATOR_ACTIVITIES_PATH}"),
+            latest_url: format!("{base}{AGGREGATOR_LATEST_PATH}"),
+            token,
+        })
     }
-    let req: ActivityRequest = serde_json::from_value(raw).map_err(|e| {
-        let msg = e.to_string();
-        let field = msg
-            .split('`')
-            .nth(1)
-            .filter(|_| msg.starts_with("unknown field"))
-            .unwrap_or("body")
-            .to_owned();
-        InvalidActivity {
-            field,
-            detail: "is not accepted: send only kind, at, by and note".into(),
+
+    /// Records one activity; only a 2xx answer counts.
+    pub async fn record(&self, activity: &Activity) -> Result<(), ActivityError> {
+        let failed = |detail: String| ActivityError::Aggregator {
+            url: self.record_url.clone(),
+            detail,
+        };
+        let response = self
+            .client
+            .post(&self.record_url)
+            .bearer_auth(self.token.expose())
+            .json(activity)
+            .send()
+            .await
+            .map_err(|e| failed(e.without_url().to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
         }
-    })?;
-    let kind = match req.kind.as_ref().and_then(|v| v.as_str()) {
-        Some(k) if k.trim().eq_ignore_ascii_case("drill") => ActivityKind::Drill,
-        Some(k) if k.trim().eq_ignore_ascii_case("training") => ActivityKind::Training,
-        Some(k) => {
-            return Err(InvalidActivity::new(
-                "kind",
-                format!("{k:?} is not an activity kind: use \"drill\" or \"training\""),
-            ))
+        let body = response.text().await.unwrap_or_default();
+        let body: String = body.chars().take(300).collect();
+        Err(failed(format!("answered {status}: {body}")))
+    }
+
+    /// The newest drill and training session recorded.
+    pub async fn latest(&self) -> Result<LatestActivities, String> {
+        let mut request = self.client.get(&self.latest_url);
+        if !self.token.is_empty() {
+            request = request.bearer_auth(self.token.expose());
         }
-        None => {
-            return Err(InvalidActivity::new(
-                "kind",
-                "is required: \"drill\" or \"training\"",
-            ))
-        }
-    };
-    let at = match &req.at {
-        None | Some(serde_json::Value::Null) => now,
-        Some(serde_json::Value::String(s)) => DateTime::parse_from_rfc3339(s.trim())
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| {
-                InvalidActivity::new(
-                    "at",
-                    format!("{s:?} is not an RFC 3339 time ({e}): e.g. 2026-11-02T10:00:00Z, or leave it out for now"),
-                )
-            })?,
-        Some(other) => {
-            return Err(InvalidActivity::new(
-                "at",
-                format!("{other} is not a string: send an RFC 3339 time such as 2026-11-02T10:00:00Z"),
-            ))
-        }
-    };
-    if at > now + Duration::seconds(MAX_FUTURE_SKEW_SECONDS) {
-        return Err(InvalidActivity::new(
-            "at",
+        let response = request.send().await.map_err(|e| {
             format!(
-                "{} lies in the future: record activities that happened",
-                at.to_rfc3339()
-            ),
-        ));
+                "cannot reach the aggregator at {} ({}): check [incident_response] aggregator_url",
+                self.latest_url,
+                e.without_url()
+            )
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!(
+                "the aggregator answered {status} at {}: see its logs (it needs a [journal] url)",
+                self.latest_url
+            ));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("cannot read {} ({})", self.latest_url, e.without_url()))?;
+        serde_json::from_slice(&body).map_err(|e| {
+            format!(
+                "the answer of {} is not the expected JSON ({e}); is aggregator_url the aggregator?",
+                self.latest_url
+            )
+        })
     }
-    let by = match req.by.as_ref().and_then(|v| v.as_str()).map(str::trim) {
-        Some(by) if !by.is_empty() && by.chars().count() <= MAX_BY_CHARS => by.to_owned(),
-        Some(by) if !by.is_empty() => {
-            return Err(InvalidActivity::new(
-                "by",
-                format!("is longer than {MAX_BY_CHARS} characters"),
-            ))
+}
+
+/// Where activities are recorded: the journal database through the aggregator when
+/// `aggregator_url` is set, else the local `activity_log` file.
+#[derive(Debug, Clone)]
+pub enum ActivitySink {
+    Aggregator(ActivityClient),
+    File(PathBuf),
+    /// `aggregator_url` is set but no client could be built: says why at every use.
+    Broken(String),
+}
+
+impl ActivitySink {
+    pub fn from_settings(settings: &IncidentResponseSettings) -> Self {
+        let url = settings.aggregator_url.trim();
+        if url.is_empty() {
+            return ActivitySink::File(PathBuf::from(&settings.activity_log));
         }
-        _ => {
-            return Err(InvalidActivity::new(
-                "by",
-                "is required: who ran or attended it, e.g. \"alice\"",
-            ))
+        match ActivityClient::new(
+            url,
+            settings.aggregator_token.clone(),
+            StdDuration::from_secs(settings.aggregator_timeout_seconds.max(1)),
+        ) {
+            Ok(client) => ActivitySink::Aggregator(client),
+            Err(e) => ActivitySink::Broken(e),
         }
-    };
-    let note = match &req.note {
-        None | Some(serde_json::Value::Null) => String::new(),
-        Some(serde_json::Value::String(n)) if n.chars().count() <= MAX_NOTE_CHARS => {
-            n.trim().to_owned()
+    }
+
+    /// Records one validated activity.
+    pub async fn record(&self, activity: &Activity) -> Result<(), ActivityError> {
+        match self {
+            ActivitySink::Aggregator(client) => client.record(activity).await,
+            ActivitySink::File(path) => append(path, activity),
+            ActivitySink::Broken(detail) => Err(ActivityError::Aggregator {
+                url: String::new(),
+                detail: detail.clone(),
+            }),
         }
-        Some(serde_json::Value::String(_)) => {
-            return Err(InvalidActivity::new(
-                "note",
-                format!("is longer than {MAX_NOTE_CHARS} characters"),
-            ))
+    }
+
+    /// Reads the newest of each kind; never fails (problems are in the result).
+    pub async fn read(&self) -> ActivityLog {
+        match self {
+            ActivitySink::File(path) => read(path),
+            ActivitySink::Broken(detail) => ActivityLog {
+                problems: vec![detail.clone()],
+                ..ActivityLog::default()
+            },
+            ActivitySink::Aggregator(client) => match client.latest().await {
+                Ok(latest) => ActivityLog {
+                    last_training: latest.last_training,
+                    last_drill: latest.last_drill,
+                    entries: usize::try_from(latest.entries).unwrap_or(usize::MAX),
+                    exists: true,
+                    problems: Vec::new(),
+                },
+                Err(problem) => ActivityLog {
+                    problems: vec![problem],
+                    ..ActivityLog::default()
+                },
+            },
         }
-        Some(_) => return Err(InvalidActivity::new("note", "must be a string")),
-    };
-    Ok(Activity { kind, at, by, note })
+    }
 }
 
 /// Appends one activity as a JSON line, creating the file (not its directory) if needed.
@@ -275,7 +274,7 @@ pub fn read(path: &Path) -> ActivityLog {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{DateTime, Duration, TimeZone, Utc};
 
     use super::*;
 
@@ -283,40 +282,6 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 10, 12, 0, 0)
             .single()
             .expect("valid time")
-    }
-
-    #[test]
-    fn validation_names_the_field() {
-        let cases: [(&str, &str); 12] = [
-            ("not json", "body"),
-            ("[1]", "body"),
-            (r#"{"by":"a"}"#, "kind"),
-            (r#"{"kind":"party","by":"a"}"#, "kind"),
-            (r#"{"kind":"drill"}"#, "by"),
-            (r#"{"kind":"drill","by":"  "}"#, "by"),
-            (r#"{"kind":"drill","by":7}"#, "by"),
-            (r#"{"kind":"drill","by":"a","at":"yesterday"}"#, "at"),
-            (r#"{"kind":"drill","by":"a","at":5}"#, "at"),
-            (
-                r#"{"kind":"drill","by":"a","at":"2026-11-11T12:00:00Z"}"#,
-                "at",
-            ),
-            (r#"{"kind":"drill","by":"a","note":5}"#, "note"),
-            (r#"{"kind":"drill","by":"a","whom":"b"}"#, "whom"),
-        ];
-        for (body, field) in cases {
-            let err = validate(body.as_bytes(), now()).expect_err(body);
-            assert_eq!(err.field, field, "{body}: {err}");
-        }
-        let a = validate(
-            br#"{"kind":"Drill","by":" alice ","note":"failover"}"#,
-            now(),
-        )
-        .expect("valid");
-        assert_eq!(
-            (a.kind, a.at, a.by.as_str(), a.note.as_str()),
-            (ActivityKind::Drill, now(), "alice", "failover")
-        );
     }
 
     #[test]

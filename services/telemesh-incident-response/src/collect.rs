@@ -1,5 +1,6 @@
 //! Owns [`Collector`]: gathers an [`IncidentResponseState`] from the live inputs — the
-//! runbook directory, the roster file, the activity log and the aggregator's alert history —
+//! runbooks (a directory, or those shipped in the binary), the roster file, the activity log
+//! (the aggregator's journal database, or a local file) and the aggregator's alert history —
 //! at a given moment. Nothing here fails: every input problem becomes an [`InputFinding`].
 //!
 //! The last alert history fetched is kept, so when the aggregator is briefly unreachable the
@@ -24,6 +25,9 @@ pub struct Collector {
     client: Result<Option<AlertHistoryClient>, String>,
     /// The last successful fetch: when, and what.
     cache: Option<(DateTime<Utc>, Vec<Alert>)>,
+    activities: activity::ActivitySink,
+    /// The last activity read without problems, graded on while the aggregator is unreachable.
+    activity_cache: Option<activity::ActivityLog>,
 }
 
 fn days(d: chrono::Duration) -> f64 {
@@ -45,6 +49,8 @@ impl Collector {
             .map_err(|e| e.to_string())
         };
         Self {
+            activities: activity::ActivitySink::from_settings(&settings),
+            activity_cache: None,
             settings,
             client,
             cache: None,
@@ -63,14 +69,19 @@ impl Collector {
             ..IncidentResponseState::default()
         };
         self.runbooks(&mut state, now);
-        self.activities(&mut state, now);
+        self.activities(&mut state, now).await;
         self.roster(&mut state, now);
         self.alert_history(&mut state, now).await;
         state
     }
 
     fn runbooks(&self, state: &mut IncidentResponseState, now: DateTime<Utc>) {
-        let scan = runbooks::scan(Path::new(&self.settings.runbook_dir));
+        let dir = self.settings.runbook_dir.trim();
+        let scan = if dir.is_empty() {
+            runbooks::scan_embedded()
+        } else {
+            runbooks::scan(Path::new(dir))
+        };
         for problem in scan.problems {
             state
                 .findings
@@ -92,8 +103,14 @@ impl Collector {
         }
     }
 
-    fn activities(&self, state: &mut IncidentResponseState, now: DateTime<Utc>) {
-        let log = activity::read(Path::new(&self.settings.activity_log));
+    async fn activities(&mut self, state: &mut IncidentResponseState, now: DateTime<Utc>) {
+        let mut log = self.activities.read().await;
+        if log.problems.is_empty() {
+            self.activity_cache = Some(log.clone());
+        } else if let Some(cached) = &self.activity_cache {
+            log.last_drill = log.last_drill.or_else(|| cached.last_drill.clone());
+            log.last_training = log.last_training.or_else(|| cached.last_training.clone());
+        }
         for problem in log.problems {
             state
                 .findings

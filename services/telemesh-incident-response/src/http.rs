@@ -206,6 +206,13 @@ async fn record_activity(
                 e.to_string(),
             )
         }
+        Ok(Err(e @ ActivityError::Aggregator { .. })) => {
+            return error(
+                actix_web::http::StatusCode::BAD_GATEWAY,
+                "activity_not_recorded",
+                e.to_string(),
+            )
+        }
         Ok(Err(e)) => {
             return error(
                 actix_web::http::StatusCode::BAD_REQUEST,

@@ -32,7 +32,6 @@ pub use gate::{gate, Gate, GateDecision};
 pub use http::{serve_http, ServeError};
 pub use service::{EvaluateNow, GetGate, GetLastSnapshot, IncidentResponseService, RecordActivity};
 pub use settings::{
-    GateSettings, IncidentResponsePolicy, IncidentResponseSettings, IncidentSeverity,
-    SettingsError, LIST_KEYS,
+    GateSettings, IncidentResponsePolicy, IncidentResponseSettings, IncidentSeverity, LIST_KEYS,
 };
 pub use state::IncidentResponseState;

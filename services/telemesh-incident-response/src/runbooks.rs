@@ -1,6 +1,7 @@
-//! Owns reading the runbook directory: Markdown files whose front matter (between two `---`
-//! lines) names `id`, `owner`, `last_reviewed` (YYYY-MM-DD) and optionally
-//! `review_interval_days`. Simple `key: value` lines; no YAML library. A file that cannot be
+//! Owns reading the runbooks — a directory, or the set shipped in the binary ([`EMBEDDED`], the
+//! repository's `docs/runbooks`, used when `runbook_dir` is empty): Markdown files whose front
+//! matter (between two `---` lines) names `id`, `owner`, `last_reviewed` (YYYY-MM-DD) and
+//! optionally `review_interval_days`. Simple `key: value` lines; no YAML library. A file that cannot be
 //! read or parsed becomes a finding naming the file and the problem, never an error.
 
 use std::collections::BTreeMap;
@@ -32,6 +33,34 @@ pub struct RunbookScan {
     pub problems: Vec<String>,
 }
 
+/// The runbooks shipped in the binary: every runbook of `docs/runbooks` (a test keeps this
+/// list equal to the directory), as (file name, text).
+pub const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "kafka-ingest-offset-recovery.md",
+        include_str!("../../../docs/runbooks/kafka-ingest-offset-recovery.md"),
+    ),
+    (
+        "redis-cache-outage.md",
+        include_str!("../../../docs/runbooks/redis-cache-outage.md"),
+    ),
+];
+
+/// Parses the runbooks shipped in the binary.
+pub fn scan_embedded() -> RunbookScan {
+    scan_texts(
+        EMBEDDED
+            .iter()
+            .map(|(name, text)| ((*name).to_owned(), Ok((*text).to_owned()))),
+    )
+}
+
+/// Whether a file name is a runbook (`*.md`, but not `README.md` or `index.md`).
+fn is_runbook_file(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".md") && lower != "readme.md" && lower != "index.md"
+}
+
 /// Reads every `*.md` file of `dir` (not recursive, `README.md` and `index.md` skipped) in
 /// file-name order.
 pub fn scan(dir: &Path) -> RunbookScan {
@@ -40,7 +69,7 @@ pub fn scan(dir: &Path) -> RunbookScan {
         Ok(entries) => entries,
         Err(e) => {
             scan.problems.push(format!(
-                "runbook directory {} cannot be read ({e}): set [incident_response] runbook_dir to the directory holding the runbooks",
+                "runbook directory {} cannot be read ({e}): set [incident_response] runbook_dir to the directory holding the runbooks, or leave it empty for the runbooks shipped in the binary",
                 dir.display()
             ));
             return scan;
@@ -49,16 +78,28 @@ pub fn scan(dir: &Path) -> RunbookScan {
     let mut files: Vec<(String, std::path::PathBuf)> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("md")))
+        .filter(|p| p.is_file())
         .filter_map(|p| {
             let name = p.file_name()?.to_string_lossy().into_owned();
-            let lower = name.to_ascii_lowercase();
-            (lower != "readme.md" && lower != "index.md").then_some((name, p))
+            is_runbook_file(&name).then_some((name, p))
         })
         .collect();
     files.sort();
-    for (name, path) in files {
-        match std::fs::read_to_string(&path) {
+    let texts = files.into_iter().map(|(name, path)| {
+        let text = std::fs::read_to_string(&path).map_err(|e| e.to_string());
+        (name, text)
+    });
+    let found = scan_texts(texts);
+    scan.runbooks = found.runbooks;
+    scan.problems.extend(found.problems);
+    scan
+}
+
+/// Parses runbook texts given as (file name, text or read error), in the order given.
+fn scan_texts(files: impl Iterator<Item = (String, Result<String, String>)>) -> RunbookScan {
+    let mut scan = RunbookScan::default();
+    for (name, text) in files {
+        match text {
             Ok(text) => match parse(&name, &text) {
                 Ok(runbook) => {
                     if let Some(first) = scan
@@ -244,5 +285,34 @@ mod tests {
         assert!(scan.problems[1].starts_with("runbook c.md: has no front matter"));
         let missing = super::scan(&dir.path().join("nope"));
         assert!(missing.problems[0].contains("runbook_dir"));
+    }
+
+    /// The binary ships exactly the runbooks of `docs/runbooks`, byte for byte, and they parse.
+    #[test]
+    fn the_embedded_runbooks_are_the_repository_s() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/runbooks");
+        let mut on_disk: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .expect("docs/runbooks")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| is_runbook_file(name))
+            .map(|name| {
+                let text = std::fs::read_to_string(dir.join(&name)).expect("read");
+                (name, text)
+            })
+            .collect();
+        on_disk.sort();
+        let embedded: Vec<(String, String)> = EMBEDDED
+            .iter()
+            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+            .collect();
+        assert_eq!(
+            embedded, on_disk,
+            "add the new runbook to runbooks::EMBEDDED"
+        );
+        let scan = scan_embedded();
+        assert!(scan.problems.is_empty(), "{:?}", scan.problems);
+        assert_eq!(scan.runbooks.len(), EMBEDDED.len());
+        assert_eq!(scan, super::scan(&dir));
     }
 }

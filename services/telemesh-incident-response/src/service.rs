@@ -1,15 +1,15 @@
 //! Owns [`IncidentResponseService`]: the actix actor that, on start and then every
 //! `interval_seconds`, collects the live inputs, grades them and publishes
 //! `telemetry.operational.incident_response`, keeping the last snapshot for
-//! [`GetLastSnapshot`] and the deployment gate ([`GetGate`]). [`RecordActivity`] appends a
-//! drill or training session to the activity log; [`EvaluateNow`] re-evaluates at once.
+//! [`GetLastSnapshot`] and the deployment gate ([`GetGate`]). [`RecordActivity`] records a
+//! drill or training session (in the journal database through the aggregator, or the local
+//! activity log without one); [`EvaluateNow`] re-evaluates at once.
 //!
 //! Evaluations never overlap: the collector sits behind an async mutex; a tick that finds it
 //! busy is skipped, [`EvaluateNow`] waits for it. Publishing runs in its own task so an
 //! unreachable transport never delays an answer; failures are retried, counted and logged by
 //! the [`SnapshotPublisher`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use telemesh_core::transport::SnapshotPublisher;
 use telemesh_core::{Snapshot, Source};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::activity::{self, Activity, ActivityError};
+use crate::activity::{Activity, ActivityError, ActivitySink};
 use crate::collect::Collector;
 use crate::evaluate::evaluate;
 use crate::gate::{gate, gate_without_snapshot, Gate};
@@ -59,6 +59,7 @@ pub struct IncidentResponseService {
     collector: Arc<Mutex<Collector>>,
     last: Option<Snapshot>,
     skipped_ticks: u64,
+    activities: ActivitySink,
 }
 
 impl IncidentResponseService {
@@ -74,6 +75,7 @@ impl IncidentResponseService {
             policy: settings.policy(),
             gate_settings: settings.gate_settings(),
             collector: Arc::new(Mutex::new(Collector::new(settings.clone()))),
+            activities: ActivitySink::from_settings(&settings),
             settings,
             source,
             publisher,
@@ -218,13 +220,15 @@ impl Handler<EvaluateNow> for IncidentResponseService {
 }
 
 impl Handler<RecordActivity> for IncidentResponseService {
-    type Result = Result<(), ActivityError>;
+    type Result = actix::ResponseFuture<Result<(), ActivityError>>;
 
     fn handle(&mut self, msg: RecordActivity, _: &mut Self::Context) -> Self::Result {
-        let path = PathBuf::from(&self.settings.activity_log);
-        activity::append(&path, &msg.0)?;
-        tracing::info!(kind = msg.0.kind.as_str(), by = %msg.0.by, at = %msg.0.at, "activity recorded");
-        Ok(())
+        let sink = self.activities.clone();
+        Box::pin(async move {
+            sink.record(&msg.0).await?;
+            tracing::info!(kind = msg.0.kind.as_str(), by = %msg.0.by, at = %msg.0.at, "activity recorded");
+            Ok(())
+        })
     }
 }
 

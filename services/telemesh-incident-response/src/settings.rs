@@ -3,7 +3,7 @@
 //! defaults, plus where the live inputs are read from).
 
 use serde::{Deserialize, Serialize};
-use telemesh_core::config::Secret;
+use telemesh_core::config::{Invalid, Secret, Section};
 
 /// The list-valued keys of `[incident_response]`, for the config loader (comma lists in env).
 pub const LIST_KEYS: &[&str] = &[
@@ -86,15 +86,17 @@ pub struct IncidentResponseSettings {
     pub major_incident_fail_multiplier: f64,
 
     // --- live inputs
-    /// Directory of Markdown runbooks with front matter. Default: `docs/runbooks`.
+    /// Directory of Markdown runbooks with front matter. Default: empty, meaning the runbooks
+    /// shipped in the binary (the repository's `docs/runbooks`).
     pub runbook_dir: String,
     /// Days after which a runbook's `last_reviewed` is overdue (`warn`), unless its front
     /// matter sets `review_interval_days`. Default: 90.
     pub runbook_review_days: u32,
     /// The on-call schedule (TOML). Default: empty, meaning no roster (no responders).
     pub roster_file: String,
-    /// JSON-lines log of drills and training sessions; `POST /api/v1/activities` appends to
-    /// it. Default: `incident-activity.jsonl`.
+    /// JSON-lines log of drills and training sessions, used only when `aggregator_url` is
+    /// empty (with an aggregator they are stored in its journal database);
+    /// `POST /api/v1/activities` appends to it. Default: `incident-activity.jsonl`.
     pub activity_log: String,
     /// Base URL of the aggregator whose alert history is read (`http://host:port`). Default:
     /// empty, meaning no alert history.
@@ -144,7 +146,7 @@ impl Default for IncidentResponseSettings {
             require_major_incident_history: false,
             major_incident_review_interval_days: 180,
             major_incident_fail_multiplier: 2.0,
-            runbook_dir: "docs/runbooks".into(),
+            runbook_dir: String::new(),
             runbook_review_days: 90,
             roster_file: String::new(),
             activity_log: "incident-activity.jsonl".into(),
@@ -163,27 +165,27 @@ impl Default for IncidentResponseSettings {
     }
 }
 
-/// An `[incident_response]` value that cannot work. The message starts with the dotted key.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("incident_response.{key} {detail}")]
-pub struct SettingsError {
-    /// The key within `[incident_response]`, e.g. `interval_seconds`.
-    pub key: &'static str,
-    pub detail: String,
+fn invalid(key: &str, detail: impl Into<String>) -> Invalid {
+    Invalid::new(format!("incident_response.{key}"), detail)
 }
 
-impl SettingsError {
-    fn new(key: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            key,
-            detail: detail.into(),
-        }
+impl Section for IncidentResponseSettings {
+    fn name(&self) -> &'static str {
+        "incident_response"
+    }
+
+    fn list_keys() -> &'static [&'static str] {
+        LIST_KEYS
+    }
+
+    /// Rejects values that cannot work, naming the key.
+    fn validate(&self) -> Result<(), Invalid> {
+        self.check()
     }
 }
 
 impl IncidentResponseSettings {
-    /// Rejects values that cannot work, naming the key.
-    pub fn validate(&self) -> Result<(), SettingsError> {
+    fn check(&self) -> Result<(), Invalid> {
         for (key, value, example) in [
             ("interval_seconds", self.interval_seconds, "60"),
             (
@@ -203,7 +205,7 @@ impl IncidentResponseSettings {
             ),
         ] {
             if value == 0 {
-                return Err(SettingsError::new(
+                return Err(invalid(
                     key,
                     format!("must be at least 1: set e.g. {example}"),
                 ));
@@ -219,14 +221,14 @@ impl IncidentResponseSettings {
             ("metrics_stale_fail_hours", self.metrics_stale_fail_hours),
         ] {
             if !value.is_finite() {
-                return Err(SettingsError::new(
+                return Err(invalid(
                     key,
                     format!("is {value}: set a finite number (<= 0 disables the threshold)"),
                 ));
             }
         }
         if self.postmortem_sla_hours < 0.0 {
-            return Err(SettingsError::new(
+            return Err(invalid(
                 "postmortem_sla_hours",
                 "must be >= 0: set the hours a postmortem may take, e.g. 24",
             ));
@@ -234,7 +236,7 @@ impl IncidentResponseSettings {
         if !self.major_incident_fail_multiplier.is_finite()
             || self.major_incident_fail_multiplier < 1.0
         {
-            return Err(SettingsError::new(
+            return Err(invalid(
                 "major_incident_fail_multiplier",
                 format!(
                     "is {}: set a number >= 1.0, e.g. 2.0",
@@ -249,7 +251,7 @@ impl IncidentResponseSettings {
                 .or_else(|| url.strip_prefix("https://"))
                 .unwrap_or_default();
             if rest.is_empty() {
-                return Err(SettingsError::new(
+                return Err(invalid(
                     "aggregator_url",
                     format!("is {url:?}: set the aggregator's base URL, e.g. http://aggregator:8080, or leave it empty"),
                 ));
@@ -260,7 +262,7 @@ impl IncidentResponseSettings {
             .iter()
             .any(|r| r.trim().contains(char::is_whitespace))
         {
-            return Err(SettingsError::new(
+            return Err(invalid(
                 "required_runbooks",
                 "holds an id with spaces inside: runbook ids are single words like redis-cache-outage",
             ));
@@ -409,7 +411,10 @@ mod tests {
         assert!(!s.require_major_incident_history);
         assert_eq!(s.major_incident_review_interval_days, 180);
         assert_eq!(s.major_incident_fail_multiplier, 2.0);
-        assert_eq!(s.runbook_dir, "docs/runbooks");
+        assert_eq!(
+            s.runbook_dir, "",
+            "empty = the runbooks shipped in the binary"
+        );
         assert_eq!(s.runbook_review_days, 90);
         assert_eq!(s.roster_file, "");
         assert_eq!(s.activity_log, "incident-activity.jsonl");
@@ -519,10 +524,10 @@ mod tests {
         ];
         for (settings, key) in cases {
             let err = settings.validate().expect_err(key);
-            assert_eq!(err.key, key);
+            assert_eq!(err.key, format!("incident_response.{key}"));
             assert!(
                 err.to_string()
-                    .starts_with(&format!("incident_response.{key} ")),
+                    .contains(&format!("`incident_response.{key}`")),
                 "{err}"
             );
         }

@@ -26,5 +26,5 @@ pub use http::serve_http;
 pub use service::{
     EvaluateNow, GetLastSnapshots, IngestHandle, IngestService, LastSnapshots, SERVICE_NAME,
 };
-pub use settings::{IngestSettings, SettingsError, LIST_KEYS};
+pub use settings::{IngestSettings, LIST_KEYS};
 pub use source::{SourceDb, SourceError, TableName};

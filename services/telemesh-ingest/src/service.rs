@@ -3,6 +3,7 @@
 //! turns both snapshots `fail` with the reason; the actor keeps going and recovers by itself.
 
 use std::net::SocketAddr;
+use telemesh_core::config::Section as _;
 
 use actix::prelude::*;
 use anyhow::Context as _;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use telemesh_core::config::{Secret, SecretUrl};
+use telemesh_core::config::{Invalid, Secret, SecretUrl, Section};
 
 use crate::source::{Backend, TableName};
 
@@ -181,21 +181,22 @@ pub fn default_retention() -> Vec<RetentionTable> {
     ]
 }
 
-/// An `[ingest]` value that cannot work. The message starts with the dotted key.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("ingest.{key} {detail}")]
-pub struct SettingsError {
-    /// The key within `[ingest]`, e.g. `window_runs` or `retention[1].table`.
-    pub key: String,
-    pub detail: String,
+fn invalid(key: impl std::fmt::Display, detail: impl Into<String>) -> Invalid {
+    Invalid::new(format!("ingest.{key}"), detail)
 }
 
-impl SettingsError {
-    fn new(key: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            detail: detail.into(),
-        }
+impl Section for IngestSettings {
+    fn name(&self) -> &'static str {
+        "ingest"
+    }
+
+    fn list_keys() -> &'static [&'static str] {
+        LIST_KEYS
+    }
+
+    /// Rejects values that cannot work, naming the key.
+    fn validate(&self) -> Result<(), Invalid> {
+        self.check()
     }
 }
 
@@ -205,11 +206,10 @@ impl IngestSettings {
         !self.source_url.is_empty()
     }
 
-    /// Rejects values that cannot work, naming the key.
-    pub fn validate(&self) -> Result<(), SettingsError> {
+    fn check(&self) -> Result<(), Invalid> {
         let url = self.source_url.expose().trim();
         if !url.is_empty() && Backend::of_url(url).is_none() {
-            return Err(SettingsError::new(
+            return Err(invalid(
                 "source_url",
                 format!(
                     "{:?} is not supported: use postgres://… or sqlite://…",
@@ -230,10 +230,10 @@ impl IngestSettings {
             ("consecutive_failures", u64::from(self.consecutive_failures)),
         ] {
             if value == 0 {
-                return Err(SettingsError::new(key, "must be at least 1"));
+                return Err(invalid(key, "must be at least 1"));
             }
         }
-        TableName::parse(&self.runs_table).map_err(|e| SettingsError::new("runs_table", e))?;
+        TableName::parse(&self.runs_table).map_err(|e| invalid("runs_table", e))?;
         for (key, value, min) in [
             ("silent_fail_factor", self.silent_fail_factor, 1.0),
             ("rows_drop_ratio", self.rows_drop_ratio, 0.0),
@@ -244,7 +244,7 @@ impl IngestSettings {
             ),
         ] {
             if !value.is_finite() || value < min {
-                return Err(SettingsError::new(
+                return Err(invalid(
                     key,
                     format!("is {value}: set a finite number >= {min}"),
                 ));
@@ -255,7 +255,7 @@ impl IngestSettings {
             ("ignore_dimensions", &self.ignore_dimensions),
         ] {
             if let Some(bad) = list.iter().find(|d| !valid_dimension(d)) {
-                return Err(SettingsError::new(
+                return Err(invalid(
                     key,
                     format!("holds {bad:?}: a dimension is 1-100 characters of letters, digits, _ . : -"),
                 ));
@@ -263,13 +263,13 @@ impl IngestSettings {
         }
         for (i, e) in self.expected_intervals.iter().enumerate() {
             if !valid_dimension(&e.dimension) {
-                return Err(SettingsError::new(
+                return Err(invalid(
                     format!("expected_intervals[{i}].dimension"),
                     format!("{:?} is not a dimension name", e.dimension),
                 ));
             }
             if e.seconds == 0 {
-                return Err(SettingsError::new(
+                return Err(invalid(
                     format!("expected_intervals[{i}].seconds"),
                     "must be at least 1",
                 ));
@@ -277,13 +277,12 @@ impl IngestSettings {
         }
         let mut names = Vec::new();
         for (i, t) in self.retention.iter().enumerate() {
-            TableName::parse(&t.table)
-                .map_err(|e| SettingsError::new(format!("retention[{i}].table"), e))?;
+            TableName::parse(&t.table).map_err(|e| invalid(format!("retention[{i}].table"), e))?;
             TableName::parse(&t.time_column)
                 .ok()
                 .filter(|c| c.schema.is_none())
                 .ok_or_else(|| {
-                    SettingsError::new(
+                    invalid(
                         format!("retention[{i}].time_column"),
                         format!(
                             "{:?} is not a column name: use letters, digits and _",
@@ -292,20 +291,20 @@ impl IngestSettings {
                     )
                 })?;
             if t.target_days == 0 {
-                return Err(SettingsError::new(
+                return Err(invalid(
                     format!("retention[{i}].target_days"),
                     "must be at least 1",
                 ));
             }
             if t.max_gap_hours == Some(0) {
-                return Err(SettingsError::new(
+                return Err(invalid(
                     format!("retention[{i}].max_gap_hours"),
                     "must be at least 1 (leave it out to skip the gap check)",
                 ));
             }
             let name = t.display_name();
             if names.contains(&name) {
-                return Err(SettingsError::new(
+                return Err(invalid(
                     format!("retention[{i}].name"),
                     format!("{name:?} is used twice: give each table its own name"),
                 ));
@@ -619,15 +618,15 @@ mod tests {
         ];
         for (settings, key) in cases {
             let err = settings.validate().expect_err(key);
-            assert_eq!(err.key, key, "{err}");
+            assert_eq!(err.key, format!("ingest.{key}"), "{err}");
             assert!(
-                err.to_string().starts_with(&format!("ingest.{key} ")),
+                err.to_string().contains(&format!("`ingest.{key}`")),
                 "{err}"
             );
         }
         let mut dup = IngestSettings::default();
         dup.retention[1].name = "daily_bars".into();
-        assert_eq!(dup.validate().unwrap_err().key, "retention[1].name");
+        assert_eq!(dup.validate().unwrap_err().key, "ingest.retention[1].name");
     }
 
     #[test]

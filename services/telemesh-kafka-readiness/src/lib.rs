@@ -16,7 +16,7 @@ pub mod state;
 pub use evaluate::evaluate;
 pub use probe::KafkaProbe;
 pub use service::{GetLastSnapshot, ReadinessService};
-pub use settings::{ReadinessPolicy, ReadinessSettings, SettingsError};
+pub use settings::{ReadinessPolicy, ReadinessSettings};
 pub use state::{
     ConnectionState, GroupLag, PartitionLag, ProvisioningState, PublisherState, ReadinessState,
     TopicState,

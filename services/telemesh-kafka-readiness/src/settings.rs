@@ -2,6 +2,7 @@
 //! derived from it (DOMAINS.md §3.1.2, with the defaults of issue #2).
 
 use serde::{Deserialize, Serialize};
+use telemesh_core::config::{Invalid, Section};
 use telemesh_core::topics;
 
 /// The list-valued keys of `[kafka_readiness]`, for the config loader (comma lists in env).
@@ -84,36 +85,36 @@ pub fn default_topics() -> Vec<String> {
         .collect()
 }
 
-/// A `[kafka_readiness]` value that cannot work. The message starts with the dotted key.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("kafka_readiness.{key} {detail}")]
-pub struct SettingsError {
-    /// The key within `[kafka_readiness]`, e.g. `interval_seconds`.
-    pub key: &'static str,
-    pub detail: String,
+fn invalid(key: &str, detail: impl Into<String>) -> Invalid {
+    Invalid::new(format!("kafka_readiness.{key}"), detail)
 }
 
-impl SettingsError {
-    fn new(key: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            key,
-            detail: detail.into(),
-        }
+impl Section for ReadinessSettings {
+    fn name(&self) -> &'static str {
+        "kafka_readiness"
+    }
+
+    fn list_keys() -> &'static [&'static str] {
+        LIST_KEYS
+    }
+
+    /// Rejects values that cannot work, naming the key. Inverted thresholds are not errors:
+    /// they are clamped by [`ReadinessSettings::policy`].
+    fn validate(&self) -> Result<(), Invalid> {
+        self.check()
     }
 }
 
 impl ReadinessSettings {
-    /// Rejects values that cannot work, naming the key. Inverted thresholds are not errors:
-    /// they are clamped by [`ReadinessSettings::policy`].
-    pub fn validate(&self) -> Result<(), SettingsError> {
+    fn check(&self) -> Result<(), Invalid> {
         if self.interval_seconds == 0 {
-            return Err(SettingsError::new(
+            return Err(invalid(
                 "interval_seconds",
                 "must be at least 1: set how often Kafka is probed, e.g. 30",
             ));
         }
         if self.publisher_window_seconds == 0 {
-            return Err(SettingsError::new(
+            return Err(invalid(
                 "publisher_window_seconds",
                 "must be at least 1: set how recent a message must be to count, e.g. 900",
             ));
@@ -123,7 +124,7 @@ impl ReadinessSettings {
             ("fail_stale_seconds", self.fail_stale_seconds),
         ] {
             if !value.is_finite() || value < 0.0 {
-                return Err(SettingsError::new(
+                return Err(invalid(
                     key,
                     format!("is {value}: set a finite number of seconds >= 0"),
                 ));
@@ -138,10 +139,7 @@ impl ReadinessSettings {
             ),
         ] {
             if value < 1 {
-                return Err(SettingsError::new(
-                    key,
-                    format!("is {value}: set it to at least 1"),
-                ));
+                return Err(invalid(key, format!("is {value}: set it to at least 1")));
             }
         }
         if self
@@ -149,7 +147,7 @@ impl ReadinessSettings {
             .iter()
             .any(|t| t.trim().contains(char::is_whitespace))
         {
-            return Err(SettingsError::new(
+            return Err(invalid(
                 "topics",
                 "holds a name with spaces inside: Kafka topic names cannot contain whitespace",
             ));
@@ -352,10 +350,10 @@ mod tests {
         ];
         for (settings, key) in cases {
             let err = settings.validate().expect_err(key);
-            assert_eq!(err.key, key);
+            assert_eq!(err.key, format!("kafka_readiness.{key}"));
             assert!(
                 err.to_string()
-                    .starts_with(&format!("kafka_readiness.{key} ")),
+                    .contains(&format!("`kafka_readiness.{key}`")),
                 "{err}"
             );
         }

@@ -223,6 +223,5 @@ impl Section for SystemValidationSettings {
 
     fn validate(&self) -> Result<(), Invalid> {
         SystemValidationSettings::validate(self)
-            .map_err(|e| Invalid::new(format!("system_validation.{}", e.key), e.detail))
     }
 }

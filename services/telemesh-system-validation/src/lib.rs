@@ -19,5 +19,5 @@ pub mod state;
 pub use domain::{SystemValidationDomain, SERVICE};
 pub use evaluate::{evaluate, KIND};
 pub use report::{parse_report, Report, ReportError};
-pub use settings::{SettingsError, SystemValidationSettings};
+pub use settings::SystemValidationSettings;
 pub use state::{HistoryEntry, Origin, ValidationState};

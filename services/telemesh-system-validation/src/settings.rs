@@ -3,6 +3,7 @@
 //! DOMAINS.md §3.10.3.
 
 use serde::{Deserialize, Serialize};
+use telemesh_core::config::Invalid;
 use telemesh_core::config::Secret;
 
 /// `[system_validation]`.
@@ -58,24 +59,14 @@ impl Default for SystemValidationSettings {
     }
 }
 
-/// A `[system_validation]` value that cannot work. The message starts with the dotted key.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("system_validation.{key} {detail}")]
-pub struct SettingsError {
-    pub key: &'static str,
-    pub detail: String,
-}
-
-fn invalid(key: &'static str, detail: &str) -> SettingsError {
-    SettingsError {
-        key,
-        detail: detail.into(),
-    }
+/// `system_validation.<key>` is invalid: `detail` says what to set instead.
+fn invalid(key: &str, detail: &str) -> Invalid {
+    Invalid::new(format!("system_validation.{key}"), detail)
 }
 
 impl SystemValidationSettings {
     /// Rejects values that cannot work, naming the key and what to set instead.
-    pub fn validate(&self) -> Result<(), SettingsError> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.interval_seconds == 0 {
             return Err(invalid("interval_seconds", "must be at least 1, e.g. 60"));
         }
@@ -146,14 +137,38 @@ mod tests {
             f(&mut s);
             s.validate().expect_err("invalid").key
         };
-        assert_eq!(bad(|s| s.interval_seconds = 0), "interval_seconds");
-        assert_eq!(bad(|s| s.warn_stale_hours = f64::NAN), "warn_stale_hours");
-        assert_eq!(bad(|s| s.fail_stale_hours = 1.0), "fail_stale_hours");
-        assert_eq!(bad(|s| s.warn_success_rate = 95.0), "warn_success_rate");
-        assert_eq!(bad(|s| s.fail_success_rate = 0.99), "fail_success_rate");
-        assert_eq!(bad(|s| s.fail_fail_streak = 0), "fail_fail_streak");
-        assert_eq!(bad(|s| s.window_hours = 0.0), "window_hours");
-        assert_eq!(bad(|s| s.history_limit = 0), "history_limit");
+        assert_eq!(
+            bad(|s| s.interval_seconds = 0),
+            "system_validation.interval_seconds"
+        );
+        assert_eq!(
+            bad(|s| s.warn_stale_hours = f64::NAN),
+            "system_validation.warn_stale_hours"
+        );
+        assert_eq!(
+            bad(|s| s.fail_stale_hours = 1.0),
+            "system_validation.fail_stale_hours"
+        );
+        assert_eq!(
+            bad(|s| s.warn_success_rate = 95.0),
+            "system_validation.warn_success_rate"
+        );
+        assert_eq!(
+            bad(|s| s.fail_success_rate = 0.99),
+            "system_validation.fail_success_rate"
+        );
+        assert_eq!(
+            bad(|s| s.fail_fail_streak = 0),
+            "system_validation.fail_fail_streak"
+        );
+        assert_eq!(
+            bad(|s| s.window_hours = 0.0),
+            "system_validation.window_hours"
+        );
+        assert_eq!(
+            bad(|s| s.history_limit = 0),
+            "system_validation.history_limit"
+        );
     }
 
     #[test]

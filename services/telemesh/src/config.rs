@@ -8,7 +8,8 @@ use telemesh_aggregator::{AggregatorSettings, JournalSettings};
 use telemesh_alerting::AlertingSettings;
 use telemesh_cache_health::CacheHealthSettings;
 use telemesh_core::config::{
-    self, ConfigError, HttpSettings, KafkaSettings, LogSettings, ServiceSettings, TracingSettings,
+    self, ConfigError, HttpSettings, Invalid, KafkaSettings, LogSettings, Section, ServiceSettings,
+    TracingSettings,
 };
 use telemesh_event_bus::EventBusSettings;
 use telemesh_fix_pilot::FixPilotSettings;
@@ -33,6 +34,28 @@ impl Default for StandaloneSettings {
             data_dir: "telemesh-data".into(),
             channel_capacity: 1024,
         }
+    }
+}
+
+impl Section for StandaloneSettings {
+    fn name(&self) -> &'static str {
+        "standalone"
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.channel_capacity == 0 {
+            return Err(Invalid::new(
+                "standalone.channel_capacity",
+                "must be at least 1: set how many snapshots may wait in the channel, e.g. 1024",
+            ));
+        }
+        if self.data_dir.trim().is_empty() {
+            return Err(Invalid::new(
+                "standalone.data_dir",
+                "is blank: set a directory for the SQLite journal, e.g. telemesh-data",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -64,84 +87,91 @@ impl TelemeshConfig {
         file: Option<&Path>,
         env: &std::collections::HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        let list_keys: Vec<&str> = telemesh_aggregator::settings::LIST_KEYS
-            .iter()
-            .chain(telemesh_kafka_readiness::settings::LIST_KEYS)
-            .chain(telemesh_alerting::LIST_KEYS)
-            .chain(telemesh_fix_pilot::LIST_KEYS)
-            .chain(telemesh_ingest::LIST_KEYS)
-            .chain(telemesh_incident_response::LIST_KEYS)
-            .copied()
-            .collect();
+        let list_keys: Vec<&str> = [
+            AggregatorSettings::list_keys(),
+            ReadinessSettings::list_keys(),
+            AlertingSettings::list_keys(),
+            FixPilotSettings::list_keys(),
+            IngestSettings::list_keys(),
+            IncidentResponseSettings::list_keys(),
+        ]
+        .concat();
         let mut config: TelemeshConfig = config::load(file, env, &list_keys)?;
         config.tracing.apply_otel_env(env);
         config.validate()?;
         Ok(config)
     }
 
-    /// Checks values serde cannot: ranges, known kinds, consistent thresholds.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let key_error = |detail: String| {
-            let key = detail
-                .split([' ', ':'])
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            ConfigError::Key { key, detail }
-        };
-        self.aggregator.validate().map_err(key_error)?;
+    /// Every section, in file order, for validation.
+    pub fn sections(&self) -> [&dyn Section; 16] {
+        [
+            &self.service,
+            &self.log,
+            &self.tracing,
+            &self.http,
+            &self.kafka,
+            &self.journal,
+            &self.aggregator,
+            &self.alerting,
+            &self.kafka_readiness,
+            &self.fix_pilot,
+            &self.ingest,
+            &self.incident_response,
+            &self.standalone,
+            &self.cache_health,
+            &self.event_bus_health,
+            &self.system_validation,
+        ]
+    }
+
+    /// Checks values serde cannot: each section's [`Section::validate`], then the one check
+    /// across sections (alerting's policy with the aggregator's staleness inputs).
+    pub fn validate(&self) -> Result<(), Invalid> {
+        for section in self.sections() {
+            section.validate()?;
+        }
         self.alerting
             .policy(
                 self.aggregator.stale_factor,
                 self.aggregator.default_interval_seconds,
             )
-            .map_err(key_error)?;
-        self.tracing.validate()?;
-        self.log.context_fields()?;
-        self.ingest
-            .validate()
-            .map_err(|e| key_error(e.to_string()))?;
-        self.incident_response
-            .validate()
-            .map_err(|e| key_error(e.to_string()))?;
-        self.fix_pilot
-            .validate()
-            .map_err(|e| key_error(e.to_string()))?;
-        self.kafka_readiness
-            .validate()
-            .map_err(|e| key_error(e.to_string()))?;
-        self.cache_health
-            .validate()
-            .map_err(|e| key_error(e.to_string()))?;
-        self.event_bus_health
-            .validate()
-            .map_err(|e| key_error(e.to_string()))?;
-        self.system_validation
-            .validate()
-            .map_err(|e| key_error(e.to_string()))?;
-        if self.standalone.channel_capacity == 0 {
-            return Err(key_error(
-                "standalone.channel_capacity must be at least 1".into(),
-            ));
-        }
-        let protocols = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
-        if !protocols.contains(&self.kafka.security_protocol.to_ascii_lowercase().as_str()) {
-            return Err(key_error(format!(
-                "kafka.security_protocol: {:?} is not one of {}",
-                self.kafka.security_protocol,
-                protocols.join(", ")
-            )));
-        }
-        if self.kafka.message_timeout_ms == 0 || self.kafka.request_timeout_ms == 0 {
-            return Err(key_error(
-                "kafka.message_timeout_ms and kafka.request_timeout_ms must be > 0".into(),
-            ));
-        }
-        Ok(())
+            .map(|_| ())
     }
 
     /// The effective configuration as TOML, secrets redacted.
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `[section]` of the file is validated by exactly one `Section` of that name.
+    #[test]
+    fn every_section_of_the_file_is_validated() {
+        let config = TelemeshConfig::default();
+        let rendered: toml::Table = toml::from_str(&config.to_redacted_toml()).expect("toml");
+        let mut in_file: Vec<&str> = rendered.keys().map(String::as_str).collect();
+        let mut validated: Vec<&str> = config.sections().iter().map(|s| s.name()).collect();
+        in_file.sort_unstable();
+        validated.sort_unstable();
+        assert_eq!(in_file, validated);
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    /// A value each section accepts alone but alerting's policy rejects across sections still
+    /// names its key, and the loader turns it into `ConfigError::Key`.
+    #[test]
+    fn load_names_the_key_from_invalid() {
+        let env = [(
+            "TELEMESH__ALERTING__STALE_CHANNELS".to_owned(),
+            "nobody".to_owned(),
+        )]
+        .into_iter()
+        .collect();
+        let err = TelemeshConfig::load(None, &env).expect_err("unknown channel");
+        assert_eq!(err.key(), Some("alerting.stale_channels"), "{err}");
     }
 }

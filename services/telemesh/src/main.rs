@@ -164,6 +164,12 @@ fn load(file: Option<&PathBuf>) -> Result<TelemeshConfig, ExitCode> {
     )
     .map_err(|e| {
         eprintln!("telemesh: {e}");
+        if let Some(key) = e.key().filter(|k| !k.contains('[')) {
+            eprintln!(
+                "telemesh: fix `{key}` in the config file or override it with {}",
+                telemesh_core::config::env_var_name(key)
+            );
+        }
         ExitCode::from(2)
     })
 }

@@ -159,6 +159,57 @@ fn check_config_names_the_bad_key_and_exits_2() {
             "0",
             "aggregator.batch_size",
         ),
+        // one key per section's `Section::validate`, each with a hostile value
+        (
+            "TELEMESH__KAFKA_READINESS__WARN_STALE_SECONDS",
+            "-inf",
+            "invalid config key `kafka_readiness.warn_stale_seconds`",
+        ),
+        (
+            "TELEMESH__INGEST__RUNS_TABLE",
+            "runs; DROP TABLE x",
+            "invalid config key `ingest.runs_table`",
+        ),
+        (
+            "TELEMESH__INCIDENT_RESPONSE__AGGREGATOR_URL",
+            "https://",
+            "invalid config key `incident_response.aggregator_url`",
+        ),
+        (
+            "TELEMESH__FIX_PILOT__INTERVAL_SECONDS",
+            "0",
+            "invalid config key `fix_pilot.interval_seconds`",
+        ),
+        (
+            "TELEMESH__ALERTING__TIMEZONE",
+            "Mars/Olympus",
+            "invalid config key `alerting.timezone`",
+        ),
+        (
+            "TELEMESH__JOURNAL__READ_TIMEOUT_MS",
+            "1",
+            "invalid config key `journal.read_timeout_ms`",
+        ),
+        (
+            "TELEMESH__TRACING__SAMPLE_RATIO",
+            "NaN",
+            "invalid config key `tracing.sample_ratio`",
+        ),
+        (
+            "TELEMESH__KAFKA__SECURITY_PROTOCOL",
+            "carrier-pigeon",
+            "invalid config key `kafka.security_protocol`",
+        ),
+        (
+            "TELEMESH__HTTP__ADDR",
+            "localhost",
+            "override it with TELEMESH__HTTP__ADDR",
+        ),
+        (
+            "TELEMESH__STANDALONE__CHANNEL_CAPACITY",
+            "0",
+            "invalid config key `standalone.channel_capacity`",
+        ),
     ] {
         let out = telemesh()
             .arg("check-config")

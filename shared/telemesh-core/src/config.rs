@@ -273,6 +273,25 @@ impl Default for ServiceSettings {
     }
 }
 
+impl Section for ServiceSettings {
+    fn name(&self) -> &'static str {
+        "service"
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.instance.trim().is_empty() || self.instance.chars().any(char::is_control) {
+            return Err(Invalid::new(
+                "service.instance",
+                format!(
+                    "{:?} is blank or holds control characters: set a name such as the host name, or leave it out",
+                    self.instance
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -309,7 +328,7 @@ impl Default for LogSettings {
 impl LogSettings {
     /// The `context` pairs in order; an entry without `=` or with an empty key is an error
     /// naming it.
-    pub fn context_fields(&self) -> Result<Vec<(String, String)>, ConfigError> {
+    pub fn context_fields(&self) -> Result<Vec<(String, String)>, Invalid> {
         let mut out = Vec::new();
         for entry in self.context.split(',').map(str::trim) {
             if entry.is_empty() {
@@ -320,17 +339,37 @@ impl LogSettings {
                     out.push((key.trim().to_owned(), value.trim().to_owned()))
                 }
                 _ => {
-                    return Err(ConfigError::Key {
-                        key: "log.context".into(),
-                        detail: format!(
-                            "{entry:?} is not `key=value`; write e.g. `region=eu,tier=prod`"
-                        ),
-                    })
+                    return Err(Invalid::new(
+                        "log.context",
+                        format!("{entry:?} is not `key=value`; write e.g. `region=eu,tier=prod`"),
+                    ))
                 }
             }
         }
         Ok(out)
     }
+}
+
+impl Section for LogSettings {
+    fn name(&self) -> &'static str {
+        "log"
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        log_filter_is_valid(&self.level)?;
+        self.context_fields().map(|_| ())
+    }
+}
+
+fn log_filter_is_valid(level: &str) -> Result<(), Invalid> {
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(|_| ())
+        .map_err(|e| {
+            Invalid::new(
+                "log.level",
+                format!("{level:?} is not a RUST_LOG-style filter ({e}): set e.g. info"),
+            )
+        })
 }
 
 /// Wire protocol of the OTLP exporter.
@@ -419,13 +458,16 @@ impl TracingSettings {
             OtlpProtocol::Http => format!("{}/v1/traces", base.trim_end_matches('/')),
         }
     }
+}
+
+impl Section for TracingSettings {
+    fn name(&self) -> &'static str {
+        "tracing"
+    }
 
     /// Checks ranges; the error names the key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key: &str, detail: &str| ConfigError::Key {
-            key: key.into(),
-            detail: detail.into(),
-        };
+    fn validate(&self) -> Result<(), Invalid> {
+        let bad = |key: &str, detail: &str| Invalid::new(key, detail);
         if self.max_queue_size == 0 {
             return Err(bad("tracing.max_queue_size", "must be at least 1"));
         }
@@ -544,6 +586,78 @@ impl KafkaSettings {
     }
 }
 
+impl Section for HttpSettings {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.addr.trim().parse::<std::net::SocketAddr>().is_err()
+            && !self
+                .addr
+                .trim()
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| {
+                    !host.is_empty()
+                        && !host.contains(char::is_whitespace)
+                        && port.parse::<u16>().is_ok()
+                })
+        {
+            return Err(Invalid::new(
+                "http.addr",
+                format!(
+                    "{:?} is not host:port: set e.g. 127.0.0.1:8080 (port 0 picks a free port)",
+                    self.addr
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Section for KafkaSettings {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn validate(&self) -> Result<(), Invalid> {
+        let protocols = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
+        if !protocols.contains(&self.security_protocol.to_ascii_lowercase().as_str()) {
+            return Err(Invalid::new(
+                "kafka.security_protocol",
+                format!(
+                    "{:?} is not one of {}",
+                    self.security_protocol,
+                    protocols.join(", ")
+                ),
+            ));
+        }
+        if self.message_timeout_ms == 0 {
+            return Err(Invalid::new(
+                "kafka.message_timeout_ms",
+                "must be > 0: set how long a produce may wait for acks, e.g. 30000",
+            ));
+        }
+        if self.request_timeout_ms == 0 {
+            return Err(Invalid::new(
+                "kafka.request_timeout_ms",
+                "must be > 0: set the metadata/admin request timeout, e.g. 5000",
+            ));
+        }
+        if let Some(broker) = self
+            .broker_list()
+            .into_iter()
+            .find(|b| b.contains(char::is_whitespace))
+        {
+            return Err(Invalid::new(
+                "kafka.brokers",
+                format!("{broker:?} holds whitespace: list brokers as a:9092,b:9092"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -635,7 +749,7 @@ mod tests {
             context: "region".into(),
             ..LogSettings::default()
         };
-        assert_eq!(bad.context_fields().unwrap_err().key(), Some("log.context"));
+        assert_eq!(bad.context_fields().unwrap_err().key, "log.context");
 
         let mut t = TracingSettings::default();
         t.apply_otel_env(&HashMap::new());
@@ -653,6 +767,136 @@ mod tests {
             TracingSettings::default().resolved_endpoint(),
             "http://localhost:4317"
         );
+    }
+
+    /// Hostile values of the shared sections, one at a time: each names exactly its key;
+    /// values at the boundary pass.
+    #[test]
+    fn shared_sections_reject_hostile_values_naming_the_key() {
+        assert_eq!(ServiceSettings::default().validate(), Ok(()));
+        assert_eq!(LogSettings::default().validate(), Ok(()));
+        assert_eq!(TracingSettings::default().validate(), Ok(()));
+        assert_eq!(HttpSettings::default().validate(), Ok(()));
+        assert_eq!(KafkaSettings::default().validate(), Ok(()));
+        let cases: Vec<(Box<dyn Section>, &str)> = vec![
+            (
+                Box::new(ServiceSettings {
+                    instance: " ".into(),
+                }),
+                "service.instance",
+            ),
+            (
+                Box::new(ServiceSettings {
+                    instance: "a\u{0}b".into(),
+                }),
+                "service.instance",
+            ),
+            (
+                Box::new(LogSettings {
+                    level: "telemesh=loud".into(),
+                    ..LogSettings::default()
+                }),
+                "log.level",
+            ),
+            (
+                Box::new(LogSettings {
+                    context: "=eu".into(),
+                    ..LogSettings::default()
+                }),
+                "log.context",
+            ),
+            (
+                Box::new(TracingSettings {
+                    max_queue_size: 0,
+                    ..TracingSettings::default()
+                }),
+                "tracing.max_queue_size",
+            ),
+            (
+                Box::new(TracingSettings {
+                    export_timeout_ms: 0,
+                    ..TracingSettings::default()
+                }),
+                "tracing.export_timeout_ms",
+            ),
+            (
+                Box::new(TracingSettings {
+                    sample_ratio: f64::NAN,
+                    ..TracingSettings::default()
+                }),
+                "tracing.sample_ratio",
+            ),
+            (
+                Box::new(TracingSettings {
+                    sample_ratio: 1.000_001,
+                    ..TracingSettings::default()
+                }),
+                "tracing.sample_ratio",
+            ),
+            (
+                Box::new(HttpSettings {
+                    addr: "127.0.0.1:99999".into(),
+                }),
+                "http.addr",
+            ),
+            (
+                Box::new(HttpSettings {
+                    addr: "no port".into(),
+                }),
+                "http.addr",
+            ),
+            (
+                Box::new(KafkaSettings {
+                    security_protocol: "ssl; rm -rf /".into(),
+                    ..KafkaSettings::default()
+                }),
+                "kafka.security_protocol",
+            ),
+            (
+                Box::new(KafkaSettings {
+                    message_timeout_ms: 0,
+                    ..KafkaSettings::default()
+                }),
+                "kafka.message_timeout_ms",
+            ),
+            (
+                Box::new(KafkaSettings {
+                    request_timeout_ms: 0,
+                    ..KafkaSettings::default()
+                }),
+                "kafka.request_timeout_ms",
+            ),
+            (
+                Box::new(KafkaSettings {
+                    brokers: "a:9092, b c:9092".into(),
+                    ..KafkaSettings::default()
+                }),
+                "kafka.brokers",
+            ),
+        ];
+        for (section, key) in cases {
+            let err = section.validate().expect_err(key);
+            assert_eq!(err.key, key, "{err}");
+            assert!(key.starts_with(section.name()), "{key}");
+            assert_eq!(ConfigError::from(err).key(), Some(key));
+        }
+        for ok in [0.0, 1.0] {
+            let t = TracingSettings {
+                sample_ratio: ok,
+                ..TracingSettings::default()
+            };
+            assert_eq!(t.validate(), Ok(()));
+        }
+        for addr in ["0.0.0.0:0", "[::1]:8080", "aggregator:8080"] {
+            let h = HttpSettings { addr: addr.into() };
+            assert_eq!(h.validate(), Ok(()), "{addr}");
+        }
+        let k = KafkaSettings {
+            brokers: "a:9092,b".into(),
+            security_protocol: "SASL_SSL".into(),
+            ..KafkaSettings::default()
+        };
+        assert_eq!(k.validate(), Ok(()));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! Architecture invariant: this crate opens no database connection; the only sockets it opens
 //! are the Kafka clients a caller asks [`transport::kafka`] for.
 
+pub mod activity;
 pub mod auth;
 pub mod codec;
 pub mod config;

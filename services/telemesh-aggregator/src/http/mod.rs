@@ -1,5 +1,6 @@
 //! Owns the aggregator's HTTP API (actix-web): health, metrics, summary and snapshot history.
 
+mod activities;
 mod api;
 mod error;
 mod export;
@@ -16,6 +17,7 @@ use actix_web::{web, App, HttpServer};
 use telemesh_alerting::http::AlertApi;
 use telemesh_core::transport::Publisher;
 
+pub use activities::ActivityApi;
 pub use error::ApiError;
 
 use crate::actors::journal::{JournalActor, JournalHealth};
@@ -41,6 +43,7 @@ pub struct AppState {
     pub summary_cache: SummaryCache,
     /// Newly journaled snapshots, for `/api/v1/stream` (the live page, `telemesh tail`).
     pub live: tokio::sync::broadcast::Sender<telemesh_core::Snapshot>,
+    pub activities: activities::ActivityApi,
 }
 
 /// Registers every route on an actix-web app.
@@ -66,6 +69,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/api/v1/snapshots/latest", web::get().to(api::latest))
     .route("/api/v1/snapshots", web::get().to(api::snapshots))
     .configure(telemesh_alerting::http::configure)
+    .route(
+        "/api/v1/activities/latest",
+        web::get().to(activities::latest),
+    )
+    .route("/api/v1/activities", web::post().to(activities::record))
     .route("/api/v1/stream", web::get().to(stream::stream))
     .route("/api/v1/history", web::get().to(export::history))
     .route("/api/v1/export/{name}", web::get().to(export::export))

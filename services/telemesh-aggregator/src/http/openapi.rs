@@ -197,6 +197,8 @@ pub struct HealthDoc {
         description = "Runtime summary, journal history, exports, live stream and the summary page of the telemesh aggregator. Errors are JSON {error, detail} (HTML pages answer an HTML error page)."
     ),
     paths(
+        super::activities::record,
+        super::activities::latest,
         super::health::live,
         super::health::ready,
         super::health::health,

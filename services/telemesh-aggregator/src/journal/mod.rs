@@ -5,6 +5,7 @@
 //! replayed Kafka message never adds a row; one batch is one transaction, which also keeps the
 //! latest-per-source table (`telemetry_latest`, the summary's seed) up to date.
 
+mod activity;
 mod alerts;
 mod copy;
 pub mod history;
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 use crate::settings::JournalSettings;
 
+pub use activity::ActivityStore;
 pub use alerts::AlertStore;
 pub use postgres::{decide_timescale, PgJournal, TimescaleDecision, TimescaleProbe};
 pub use sqlite::SqliteJournal;
@@ -206,7 +208,8 @@ pub enum Journal {
 impl Journal {
     /// Connects and migrates the journal named by `settings.url`.
     pub async fn connect(settings: &JournalSettings) -> Result<Self, JournalError> {
-        settings.validate().map_err(JournalError::Setup)?;
+        telemesh_core::config::Section::validate(settings)
+            .map_err(|e| JournalError::Setup(e.to_string()))?;
         let url = settings.url.expose().trim();
         if url.is_empty() {
             return Err(JournalError::NotConfigured);
