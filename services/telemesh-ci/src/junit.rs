@@ -197,7 +197,7 @@ fn failure_text(node: roxmltree::Node<'_, '_>) -> String {
     let text = match (message.is_empty(), body.is_empty()) {
         (_, true) => message.to_owned(),
         (true, false) => body.to_owned(),
-        (false, false) if body.contains(message) => body.to_owned(),
+        (false, false) if body.starts_with(message) => body.to_owned(),
         (false, false) => format!("{message}\n{body}"),
     };
     clip_failure(&text)

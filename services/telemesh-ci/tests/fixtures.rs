@@ -164,7 +164,7 @@ fn surefire_report_parses() {
         .find(|c| c.outcome == Outcome::Failed)
         .and_then(|c| c.failure.as_deref())
         .expect("text");
-    assert!(failure.starts_with("org.opentest4j.AssertionFailedError: deliberate failure"), "{failure}");
+    assert!(failure.starts_with("deliberate failure ==> expected: <7> but was: <6>\norg.opentest4j.AssertionFailedError"), "{failure}");
 }
 
 #[test]
