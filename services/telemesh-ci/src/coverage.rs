@@ -40,7 +40,9 @@ pub struct CoverageReport {
 /// Why a coverage report is refused (answers 422, nothing stored).
 #[derive(Debug, thiserror::Error)]
 pub enum CoverageError {
-    #[error("coverage report is not well-formed XML: {0}; upload the Cobertura file the tool wrote")]
+    #[error(
+        "coverage report is not well-formed XML: {0}; upload the Cobertura file the tool wrote"
+    )]
     Xml(#[from] roxmltree::Error),
     #[error("coverage root is <{0}>, expected <coverage>: upload a Cobertura XML file")]
     NotCobertura(String),
@@ -203,8 +205,9 @@ pub fn parse_cobertura(xml: &str) -> Result<CoverageReport, CoverageError> {
 
 /// Parses an LCOV tracefile (`SF:`, `DA:`, `LF:`/`LH:`, `end_of_record`).
 pub fn parse_lcov(text: &str) -> Result<CoverageReport, CoverageError> {
-    let mut files: BTreeMap<String, (BTreeMap<u64, bool>, Option<u64>, Option<u64>)> =
-        BTreeMap::new();
+    // path → (hit per DA line, LF, LH)
+    type Record = (BTreeMap<u64, bool>, Option<u64>, Option<u64>);
+    let mut files: BTreeMap<String, Record> = BTreeMap::new();
     let mut current: Option<String> = None;
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -222,7 +225,9 @@ pub fn parse_lcov(text: &str) -> Result<CoverageReport, CoverageError> {
         } else if line == "end_of_record" {
             current = None;
         } else if let Some(rest) = line.strip_prefix("DA:") {
-            let path = current.as_ref().ok_or_else(|| bad("DA outside a SF record"))?;
+            let path = current
+                .as_ref()
+                .ok_or_else(|| bad("DA outside a SF record"))?;
             let mut parts = rest.split(',');
             let number = parts
                 .next()
@@ -235,8 +240,13 @@ pub fn parse_lcov(text: &str) -> Result<CoverageReport, CoverageError> {
             if let Some(entry) = files.get_mut(path) {
                 *entry.0.entry(number).or_insert(false) |= hits > 0;
             }
-        } else if let Some(rest) = line.strip_prefix("LF:").or_else(|| line.strip_prefix("LH:")) {
-            let path = current.as_ref().ok_or_else(|| bad("LF/LH outside a SF record"))?;
+        } else if let Some(rest) = line
+            .strip_prefix("LF:")
+            .or_else(|| line.strip_prefix("LH:"))
+        {
+            let path = current
+                .as_ref()
+                .ok_or_else(|| bad("LF/LH outside a SF record"))?;
             let n = rest
                 .trim()
                 .parse::<u64>()
@@ -360,7 +370,11 @@ mod tests {
             b"\xff\xfe",
         ];
         for body in bad {
-            assert!(parse_coverage(body).is_err(), "{:?}", String::from_utf8_lossy(body));
+            assert!(
+                parse_coverage(body).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 
@@ -375,6 +389,9 @@ mod tests {
     fn formatter_modes() {
         assert_eq!(FormatterMode::global().total_entries, 0);
         let list = FormatterMode::allowlist("# formatted\nsrc/\nsrc/main.rs\n\ntests/\n");
-        assert_eq!((list.total_entries, list.directory_count, list.file_count), (3, 2, 1));
+        assert_eq!(
+            (list.total_entries, list.directory_count, list.file_count),
+            (3, 2, 1)
+        );
     }
 }

@@ -196,7 +196,10 @@ pub fn pipeline(
             r,
         );
     }
-    let failing: Vec<&&PipelineRun> = last.values().filter(|r| r.conclusion.is_failure()).collect();
+    let failing: Vec<&&PipelineRun> = last
+        .values()
+        .filter(|r| r.conclusion.is_failure())
+        .collect();
     let grade = if failing.is_empty() {
         Grade::Ok
     } else {
@@ -209,7 +212,10 @@ pub fn pipeline(
             m.insert("workflow".to_owned(), text(r.workflow.clone()));
             m.insert("branch".to_owned(), opt(&r.branch));
             m.insert("conclusion".to_owned(), text(r.conclusion.as_str()));
-            m.insert("run_number".to_owned(), DetailValue::Int(r.run_number as i64));
+            m.insert(
+                "run_number".to_owned(),
+                DetailValue::Int(r.run_number as i64),
+            );
             m.insert("run_url".to_owned(), text(r.url.clone()));
             DetailValue::Map(m)
         })
@@ -417,23 +423,30 @@ pub fn coverage(
     let previous = trend.len().checked_sub(2).map(|i| trend[i]);
     match latest {
         None => {
-            snapshot.push(Component::new(OVERALL, Grade::Warn, "no coverage report yet"));
+            snapshot.push(Component::new(
+                OVERALL,
+                Grade::Warn,
+                "no coverage report yet",
+            ));
             snapshot.push(Component::new(DOMAINS, Grade::Ok, "no coverage report yet"));
         }
         Some(latest) => {
             let drop = previous.map(|p| ((p.percent - latest.percent) * 100.0).round() / 100.0);
             let (grade, why) = if latest.percent < policy.coverage_floor {
-                (Grade::Fail, format!("below the {:.2} % floor", policy.coverage_floor))
+                (
+                    Grade::Fail,
+                    format!("below the {:.2} % floor", policy.coverage_floor),
+                )
             } else if drop.is_some_and(|d| d > policy.max_coverage_drop) {
                 (
                     Grade::Warn,
-                    format!(
-                        "dropped more than {:.2} points",
-                        policy.max_coverage_drop
-                    ),
+                    format!("dropped more than {:.2} points", policy.max_coverage_drop),
                 )
             } else {
-                (Grade::Ok, "within the floor and the allowed drop".to_owned())
+                (
+                    Grade::Ok,
+                    "within the floor and the allowed drop".to_owned(),
+                )
             };
             let trend_text = match (previous, drop) {
                 (Some(p), Some(d)) => format!(" ({:+.2} since {})", -d, p.label),
@@ -447,7 +460,10 @@ pub fn coverage(
                 )
                 .detail("percent", latest.percent)
                 .detail("label", latest.label.clone())
-                .detail("previous_percent", previous.map_or(DetailValue::Null, |p| p.percent.into()))
+                .detail(
+                    "previous_percent",
+                    previous.map_or(DetailValue::Null, |p| p.percent.into()),
+                )
                 .detail("floor", policy.coverage_floor)
                 .detail("max_drop", policy.max_coverage_drop),
             );
@@ -486,7 +502,10 @@ pub fn coverage(
                     DetailValue::List(lagging.iter().map(|d| text(d.domain.clone())).collect()),
                 )
                 .detail("lagging_count", lagging.len() as i64)
-                .detail("worst_domain", worst.map_or(DetailValue::Null, |w| text(w.domain.clone())))
+                .detail(
+                    "worst_domain",
+                    worst.map_or(DetailValue::Null, |w| text(w.domain.clone())),
+                )
                 .detail(
                     "worst_domain_coverage",
                     worst.map_or(DetailValue::Null, |w| w.percent.into()),
@@ -527,7 +546,11 @@ pub fn coverage(
     if trend.len() > 1 {
         md.push_str("\n| Report | Coverage |\n| --- | --- |\n");
         for e in trend.iter().rev().take(10) {
-            md.push_str(&format!("| {} | {:.2} % |\n", escape_cell(&e.label), e.percent));
+            md.push_str(&format!(
+                "| {} | {:.2} % |\n",
+                escape_cell(&e.label),
+                e.percent
+            ));
         }
     }
     snapshot.markdown = md;

@@ -162,9 +162,10 @@ pub fn detect(uploads: &[TestUpload], policy: &FlakePolicy, now: DateTime<Utc>) 
         .into_iter()
         .filter_map(|(test_id, mut t)| {
             if t.flips >= policy.flip_threshold {
-                t.reasons.push(format!("{} pass/fail flips in the window", t.flips));
+                t.reasons
+                    .push(format!("{} pass/fail flips in the window", t.flips));
             }
-            (!t.reasons.is_empty()).then(|| FlakyTest {
+            (!t.reasons.is_empty()).then_some(FlakyTest {
                 test_id,
                 reasons: t.reasons,
                 failures: t.failures,
@@ -201,7 +202,10 @@ mod tests {
     use crate::junit::{ReportFormat, TestCase};
 
     fn at(h: i64) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 1, 10, 0, 0, 0).single().expect("time") + Duration::hours(h)
+        Utc.with_ymd_and_hms(2026, 1, 10, 0, 0, 0)
+            .single()
+            .expect("time")
+            + Duration::hours(h)
     }
 
     fn upload(id: &str, hour: i64, commit: &str, cases: &[(&str, Outcome, u32)]) -> TestUpload {
@@ -237,19 +241,57 @@ mod tests {
         // (uploads, expected flaky ids)
         let table: Vec<(Vec<TestUpload>, Vec<&str>)> = vec![
             // failed then passed on one commit → flaky
-            (vec![upload("1", 1, "c1", &[("t", Failed, 0)]), upload("2", 2, "c1", &[("t", Passed, 0)])], vec!["t"]),
+            (
+                vec![
+                    upload("1", 1, "c1", &[("t", Failed, 0)]),
+                    upload("2", 2, "c1", &[("t", Passed, 0)]),
+                ],
+                vec!["t"],
+            ),
             // passed then failed on one commit, one flip (< 2) → not flaky
-            (vec![upload("1", 1, "c1", &[("t", Passed, 0)]), upload("2", 2, "c1", &[("t", Failed, 0)])], vec![]),
+            (
+                vec![
+                    upload("1", 1, "c1", &[("t", Passed, 0)]),
+                    upload("2", 2, "c1", &[("t", Failed, 0)]),
+                ],
+                vec![],
+            ),
             // fail then pass on different commits: one flip → a fix, not a flake
-            (vec![upload("1", 1, "c1", &[("t", Failed, 0)]), upload("2", 2, "c2", &[("t", Passed, 0)])], vec![]),
+            (
+                vec![
+                    upload("1", 1, "c1", &[("t", Failed, 0)]),
+                    upload("2", 2, "c2", &[("t", Passed, 0)]),
+                ],
+                vec![],
+            ),
             // two flips across commits (at the threshold) → flaky
-            (vec![upload("1", 1, "c1", &[("t", Passed, 0)]), upload("2", 2, "c2", &[("t", Failed, 0)]), upload("3", 3, "c3", &[("t", Passed, 0)])], vec!["t"]),
+            (
+                vec![
+                    upload("1", 1, "c1", &[("t", Passed, 0)]),
+                    upload("2", 2, "c2", &[("t", Failed, 0)]),
+                    upload("3", 3, "c3", &[("t", Passed, 0)]),
+                ],
+                vec!["t"],
+            ),
             // retried failure inside one run → flaky
             (vec![upload("1", 1, "c1", &[("t", Passed, 1)])], vec!["t"]),
             // skip and xfail break nothing
-            (vec![upload("1", 1, "c1", &[("t", Failed, 0)]), upload("2", 2, "c1", &[("t", Skipped, 0)]), upload("3", 3, "c1", &[("t", XFailed, 0)])], vec![]),
+            (
+                vec![
+                    upload("1", 1, "c1", &[("t", Failed, 0)]),
+                    upload("2", 2, "c1", &[("t", Skipped, 0)]),
+                    upload("3", 3, "c1", &[("t", XFailed, 0)]),
+                ],
+                vec![],
+            ),
             // the failure fell out of the 7-day window (window is (now-7d, now])
-            (vec![upload("1", 0, "c1", &[("t", Failed, 0)]), upload("2", 2, "c1", &[("t", Passed, 0)])], vec![]),
+            (
+                vec![
+                    upload("1", 0, "c1", &[("t", Failed, 0)]),
+                    upload("2", 2, "c1", &[("t", Passed, 0)]),
+                ],
+                vec![],
+            ),
         ];
         let now = at(24 * 7);
         for (i, (uploads, want)) in table.into_iter().enumerate() {

@@ -184,8 +184,8 @@ impl WorkflowRun {
             .or_else(|| workflow.and_then(|w| nonblank(&w.name)))
             .or_else(|| path.clone())
             .unwrap_or_else(|| "workflow".to_owned());
-        let display_title = nonblank(&self.display_title)
-            .unwrap_or_else(|| format!("{name} #{}", self.run_number));
+        let display_title =
+            nonblank(&self.display_title).unwrap_or_else(|| format!("{name} #{}", self.run_number));
         let actor = self
             .actor
             .as_ref()

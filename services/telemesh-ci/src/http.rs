@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use telemesh_core::auth;
 use telemesh_core::config::Secret;
+use telemesh_service::refused;
 
 use crate::coverage::FormatterMode;
 use crate::github::parse_workflow_run_event;
@@ -53,7 +54,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: CiHttp) {
         .route(COVERAGE_PATH, web::post().to(coverage));
 }
 
-fn error(status: actix_web::http::StatusCode, error: &str, detail: impl Into<String>) -> HttpResponse {
+fn error(
+    status: actix_web::http::StatusCode,
+    error: &str,
+    detail: impl Into<String>,
+) -> HttpResponse {
     HttpResponse::build(status).json(json!({"error": error, "detail": detail.into()}))
 }
 
@@ -69,7 +74,9 @@ async fn read_body(payload: web::Payload, limit: usize) -> Result<web::Bytes, Ht
         Err(_) => Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!("the body is larger than {limit} bytes; split it or send the file the tool wrote"),
+            format!(
+                "the body is larger than {limit} bytes; split it or send the file the tool wrote"
+            ),
         )),
     }
 }
@@ -87,15 +94,19 @@ async fn github(req: HttpRequest, state: web::Data<CiHttp>, payload: web::Payloa
         Ok(body) => body,
         Err(response) => return response,
     };
-    let signature = req.headers().get("x-hub-signature-256").map(|v| v.as_bytes());
+    let signature = req
+        .headers()
+        .get("x-hub-signature-256")
+        .map(|v| v.as_bytes());
     if let Err(e) = verify_signature(state.webhook_secret.expose().as_bytes(), signature, &body) {
         tracing::warn!(error = %e, "webhook delivery refused");
         return error(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string());
     }
-    let delivery = match ReplayGuard::parse_id(req.headers().get("x-github-delivery").map(|v| v.as_bytes())) {
-        Ok(id) => id,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_delivery", e.to_string()),
-    };
+    let delivery =
+        match ReplayGuard::parse_id(req.headers().get("x-github-delivery").map(|v| v.as_bytes())) {
+            Ok(id) => id,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "bad_delivery", e.to_string()),
+        };
     let event = req
         .headers()
         .get("x-github-event")
@@ -120,30 +131,33 @@ async fn github(req: HttpRequest, state: web::Data<CiHttp>, payload: web::Payloa
             }
             HttpResponse::Accepted().json(body)
         }
-        Ok(None) => HttpResponse::Accepted().json(json!({"status": "ignored", "detail": "the run is not completed"})),
+        Ok(None) => HttpResponse::Accepted()
+            .json(json!({"status": "ignored", "detail": "the run is not completed"})),
         Err(e) => {
             state.store.forget_delivery(&delivery);
-            error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_payload", e.to_string())
+            error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_payload",
+                e.to_string(),
+            )
         }
     }
-}
-
-fn refused(refusal: auth::Refusal) -> HttpResponse {
-    let status = actix_web::http::StatusCode::from_u16(refusal.status())
-        .unwrap_or(actix_web::http::StatusCode::FORBIDDEN);
-    let mut response = HttpResponse::build(status);
-    if refusal.challenges() {
-        response.insert_header(("www-authenticate", auth::WWW_AUTHENTICATE));
-    }
-    response.json(refusal.body())
 }
 
 fn upload_error(e: UploadError) -> HttpResponse {
     use actix_web::http::StatusCode;
     match e {
         UploadError::Meta(e) => error(StatusCode::BAD_REQUEST, "invalid_query", e.to_string()),
-        UploadError::Report(e) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_report", e.to_string()),
-        UploadError::Coverage(e) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_coverage", e.to_string()),
+        UploadError::Report(e) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_report",
+            e.to_string(),
+        ),
+        UploadError::Coverage(e) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_coverage",
+            e.to_string(),
+        ),
     }
 }
 
@@ -174,7 +188,12 @@ async fn reports(
     match state.store.record_report(meta, &body, id, Utc::now()) {
         Ok(upload) => {
             (state.on_change)();
-            let failed = upload.report.cases.iter().filter(|c| c.outcome.is_failure()).count();
+            let failed = upload
+                .report
+                .cases
+                .iter()
+                .filter(|c| c.outcome.is_failure())
+                .count();
             HttpResponse::Created().json(json!({
                 "status": "recorded",
                 "upload_id": upload.upload_id,
@@ -217,12 +236,18 @@ async fn coverage(
             return error(
                 StatusCode::BAD_REQUEST,
                 "invalid_query",
-                format!("{e}; pass ?label=<commit or build>[&depth=2][&formatter=global|allowlist]"),
+                format!(
+                    "{e}; pass ?label=<commit or build>[&depth=2][&formatter=global|allowlist]"
+                ),
             )
         }
     };
     if !(1..=16).contains(&query.depth) {
-        return error(StatusCode::BAD_REQUEST, "invalid_query", "depth must be 1 to 16");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "depth must be 1 to 16",
+        );
     }
     let body = match read_body(payload, MAX_UPLOAD_BYTES).await {
         Ok(body) => body,
@@ -232,24 +257,37 @@ async fn coverage(
         Some("global") => {
             state.store.record_formatter(FormatterMode::global());
             (state.on_change)();
-            return HttpResponse::Created().json(json!({"status": "recorded", "formatter": "global"}));
+            return HttpResponse::Created()
+                .json(json!({"status": "recorded", "formatter": "global"}));
         }
         Some("allowlist") => {
             let Ok(text) = std::str::from_utf8(&body) else {
-                return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_allowlist", "the allowlist is not UTF-8 text");
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_allowlist",
+                    "the allowlist is not UTF-8 text",
+                );
             };
             let mode = FormatterMode::allowlist(text);
             let entries = mode.total_entries;
             state.store.record_formatter(mode);
             (state.on_change)();
-            return HttpResponse::Created().json(json!({"status": "recorded", "formatter": "allowlist", "entries": entries}));
+            return HttpResponse::Created()
+                .json(json!({"status": "recorded", "formatter": "allowlist", "entries": entries}));
         }
         Some(other) => {
-            return error(StatusCode::BAD_REQUEST, "invalid_query", format!("formatter {other:?} is neither global nor allowlist"))
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("formatter {other:?} is neither global nor allowlist"),
+            )
         }
         None => {}
     }
-    match state.store.record_coverage(&query.label, query.depth, &body, Utc::now()) {
+    match state
+        .store
+        .record_coverage(&query.label, query.depth, &body, Utc::now())
+    {
         Ok(entry) => {
             (state.on_change)();
             HttpResponse::Created().json(json!({

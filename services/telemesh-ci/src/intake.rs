@@ -148,7 +148,9 @@ impl CiStore {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain data behind; keep serving it.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records a webhook delivery id; `Replayed` when it was seen before.
@@ -259,11 +261,41 @@ mod tests {
         assert_eq!(ok.validate(), Ok(()));
         let cases = [
             (UploadMeta::default(), MetaError::Missing("commit")),
-            (UploadMeta { commit: "a\nb".into(), ..ok.clone() }, MetaError::Invalid("commit")),
-            (UploadMeta { commit: "x".repeat(257), ..ok.clone() }, MetaError::Invalid("commit")),
-            (UploadMeta { branch: Some(String::new()), ..ok.clone() }, MetaError::Invalid("branch")),
-            (UploadMeta { suite: Some("\u{0}".into()), ..ok.clone() }, MetaError::Invalid("suite")),
-            (UploadMeta { run_url: Some("javascript:alert(1)".into()), ..ok.clone() }, MetaError::BadUrl),
+            (
+                UploadMeta {
+                    commit: "a\nb".into(),
+                    ..ok.clone()
+                },
+                MetaError::Invalid("commit"),
+            ),
+            (
+                UploadMeta {
+                    commit: "x".repeat(257),
+                    ..ok.clone()
+                },
+                MetaError::Invalid("commit"),
+            ),
+            (
+                UploadMeta {
+                    branch: Some(String::new()),
+                    ..ok.clone()
+                },
+                MetaError::Invalid("branch"),
+            ),
+            (
+                UploadMeta {
+                    suite: Some("\u{0}".into()),
+                    ..ok.clone()
+                },
+                MetaError::Invalid("suite"),
+            ),
+            (
+                UploadMeta {
+                    run_url: Some("javascript:alert(1)".into()),
+                    ..ok.clone()
+                },
+                MetaError::BadUrl,
+            ),
         ];
         for (meta, want) in cases {
             assert_eq!(meta.validate(), Err(want.clone()), "{meta:?}");
@@ -280,7 +312,9 @@ mod tests {
             commit: "c".into(),
             ..UploadMeta::default()
         };
-        assert!(store.record_report(meta.clone(), b"<testsuite>", "u0".into(), Utc::now()).is_err());
+        assert!(store
+            .record_report(meta.clone(), b"<testsuite>", "u0".into(), Utc::now())
+            .is_err());
         assert!(store.view().uploads.is_empty());
         let xml = b"<testsuite><testcase name='t'/></testsuite>";
         for i in 0..3 {
@@ -288,7 +322,12 @@ mod tests {
                 .record_report(meta.clone(), xml, format!("u{i}"), Utc::now())
                 .expect("valid");
         }
-        let ids: Vec<_> = store.view().uploads.into_iter().map(|u| u.upload_id).collect();
+        let ids: Vec<_> = store
+            .view()
+            .uploads
+            .into_iter()
+            .map(|u| u.upload_id)
+            .collect();
         assert_eq!(ids, ["u1", "u2"]);
     }
 }

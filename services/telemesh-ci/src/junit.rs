@@ -306,9 +306,8 @@ pub fn parse_report(body: &[u8]) -> Result<TestReport, ReportError> {
     if first == Some(b'{') {
         return parse_flake_runs(body);
     }
-    let text = std::str::from_utf8(body).map_err(|_| {
-        ReportError::NotJunit("non-UTF-8 bytes".to_owned())
-    })?;
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ReportError::NotJunit("non-UTF-8 bytes".to_owned()))?;
     parse_junit(text.trim_start_matches('\u{feff}'))
 }
 
@@ -349,11 +348,19 @@ mod tests {
         for xml in cases {
             assert!(parse_junit(xml).is_err(), "{xml}");
         }
-        let long = format!("<testsuite><testcase name='{}'/></testsuite>", "a".repeat(2000));
-        assert!(matches!(parse_junit(&long), Err(ReportError::TestIdTooLong)));
+        let long = format!(
+            "<testsuite><testcase name='{}'/></testsuite>",
+            "a".repeat(2000)
+        );
+        assert!(matches!(
+            parse_junit(&long),
+            Err(ReportError::TestIdTooLong)
+        ));
         assert!(parse_report(b"\xff\xfe<").is_err());
         assert!(parse_report(b"{\"events\": 3}").is_err());
-        assert!(parse_report(b"{\"events\": [{\"nodeid\": \"\", \"outcome\": \"failed\"}]}").is_err());
+        assert!(
+            parse_report(b"{\"events\": [{\"nodeid\": \"\", \"outcome\": \"failed\"}]}").is_err()
+        );
     }
 
     #[test]
@@ -367,9 +374,15 @@ mod tests {
         let [t, u, v] = &report.cases[..] else {
             panic!("three cases")
         };
-        assert_eq!((t.test_id.as_str(), t.outcome, t.retried_failures), ("a.B::t", Outcome::Passed, 2));
+        assert_eq!(
+            (t.test_id.as_str(), t.outcome, t.retried_failures),
+            ("a.B::t", Outcome::Passed, 2)
+        );
         assert_eq!(t.duration_seconds, 0.0);
-        assert_eq!((u.outcome, u.failure.as_deref()), (Outcome::Error, Some("e\ntrace")));
+        assert_eq!(
+            (u.outcome, u.failure.as_deref()),
+            (Outcome::Error, Some("e\ntrace"))
+        );
         assert_eq!(u.duration_seconds, 0.0);
         assert_eq!(v.duration_seconds, 0.0);
     }
@@ -383,10 +396,18 @@ mod tests {
               {"nodeid": "tests/a.py::e", "outcome": "error", "duration": "n/a"}
             ]}"#;
         let report = parse_report(json).expect("parses");
-        let outcomes: Vec<_> = report.cases.iter().map(|c| (c.outcome, c.duration_seconds)).collect();
+        let outcomes: Vec<_> = report
+            .cases
+            .iter()
+            .map(|c| (c.outcome, c.duration_seconds))
+            .collect();
         assert_eq!(
             outcomes,
-            [(Outcome::Failed, 0.25), (Outcome::XFailed, 0.1), (Outcome::Error, 0.0)]
+            [
+                (Outcome::Failed, 0.25),
+                (Outcome::XFailed, 0.1),
+                (Outcome::Error, 0.0)
+            ]
         );
         assert_eq!(report.cases[0].failure.as_deref(), Some("boom"));
     }

@@ -13,8 +13,11 @@
 //! - [`http`]: the intake routes (webhook, report and coverage uploads).
 //! - [`intake`]: the bounded in-memory state the webhook, poller and uploads feed.
 //! - [`kinds`]: the kind names this domain publishes.
+//! - [`settings`]: the `[ci]` section.
+//! - [`domain`]: [`domain::CiDomain`], the domain on `telemesh-service`.
 
 pub mod coverage;
+pub mod domain;
 pub mod evaluate;
 pub mod flakes;
 pub mod github;
@@ -22,4 +25,5 @@ pub mod http;
 pub mod intake;
 pub mod junit;
 pub mod kinds;
+pub mod settings;
 pub mod webhook;

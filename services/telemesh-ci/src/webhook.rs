@@ -165,15 +165,28 @@ mod tests {
             (Some(b"sha1=abc"), SignatureError::Malformed),
             (Some(b"sha256="), SignatureError::Malformed),
             (Some(&good.as_bytes()[..70]), SignatureError::Malformed),
-            (Some(b"sha256=zz07ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"), SignatureError::Malformed),
+            (
+                Some(b"sha256=zz07ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"),
+                SignatureError::Malformed,
+            ),
             (Some(b"sha256=\xff\xfe"), SignatureError::Malformed),
-            (Some(b"sha256=0000000000000000000000000000000000000000000000000000000000000000"), SignatureError::Mismatch),
+            (
+                Some(b"sha256=0000000000000000000000000000000000000000000000000000000000000000"),
+                SignatureError::Mismatch,
+            ),
         ];
         for (header, want) in cases {
-            assert_eq!(verify_signature(SECRET, header, BODY), Err(want.clone()), "{header:?}");
+            assert_eq!(
+                verify_signature(SECRET, header, BODY),
+                Err(want.clone()),
+                "{header:?}"
+            );
         }
         // Hex digits are case-insensitive.
-        assert_eq!(verify_signature(SECRET, Some(upper.as_bytes()), BODY), Ok(()));
+        assert_eq!(
+            verify_signature(SECRET, Some(upper.as_bytes()), BODY),
+            Ok(())
+        );
         // The right signature of another body, or under another secret, is a mismatch.
         assert_eq!(
             verify_signature(SECRET, Some(good.as_bytes()), b"Hello, World?"),
@@ -192,7 +205,11 @@ mod tests {
         assert_eq!(guard.check("a"), Delivery::Replayed);
         assert_eq!(guard.check("b"), Delivery::New);
         assert_eq!(guard.check("c"), Delivery::New);
-        assert_eq!(guard.check("a"), Delivery::New, "a aged out of a guard of 2");
+        assert_eq!(
+            guard.check("a"),
+            Delivery::New,
+            "a aged out of a guard of 2"
+        );
         guard.forget("a");
         assert_eq!(guard.check("a"), Delivery::New);
     }
@@ -201,7 +218,10 @@ mod tests {
     fn delivery_ids_are_validated() {
         assert_eq!(ReplayGuard::parse_id(None), Err(DeliveryIdError::Missing));
         for bad in [&b""[..], b"a b", b"\x00", b"\xc3\xa9", &[b'x'; 129]] {
-            assert_eq!(ReplayGuard::parse_id(Some(bad)), Err(DeliveryIdError::Invalid));
+            assert_eq!(
+                ReplayGuard::parse_id(Some(bad)),
+                Err(DeliveryIdError::Invalid)
+            );
         }
         assert_eq!(
             ReplayGuard::parse_id(Some(b"72d3162e-cc78-11e3-81ab-4c9367dc0958")).as_deref(),

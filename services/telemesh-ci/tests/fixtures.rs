@@ -14,26 +14,39 @@ use telemesh_ci::webhook::{signature_header, verify_signature};
 use telemesh_core::{Grade, Source};
 
 fn fixture(rel: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ci").join(rel);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/ci")
+        .join(rel);
     std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
 #[test]
 fn octokit_workflow_run_examples_parse() {
     let body = fixture("github/workflow_run.completed.success.payload.json");
-    let run = parse_workflow_run_event(&body).expect("parses").expect("completed");
+    let run = parse_workflow_run_event(&body)
+        .expect("parses")
+        .expect("completed");
     assert_eq!(run.run_id, 289782451);
     // The run's name is empty in this example: the workflow's name is used.
     assert_eq!(run.workflow, "test");
-    assert_eq!(run.workflow_path.as_deref(), Some(".github/workflows/test.yml"));
+    assert_eq!(
+        run.workflow_path.as_deref(),
+        Some(".github/workflows/test.yml")
+    );
     assert_eq!(run.run_number, 163);
     assert_eq!(run.conclusion, Conclusion::Success);
     assert_eq!(run.branch.as_deref(), Some("master"));
     assert_eq!(run.commit, "3484a3fb816e0859fd6e1cea078d76385ff50625");
     assert_eq!(run.actor.as_deref(), Some("Codertocat"));
-    assert_eq!(run.url, "https://github.com/octo-org/octo-repo/actions/runs/289782451");
+    assert_eq!(
+        run.url,
+        "https://github.com/octo-org/octo-repo/actions/runs/289782451"
+    );
     assert_eq!(run.repository.as_deref(), Some("octo-org/octo-repo"));
-    assert_eq!(run.display_title, "ci(action): update actions/setup-node digest to 8c91899");
+    assert_eq!(
+        run.display_title,
+        "ci(action): update actions/setup-node digest to 8c91899"
+    );
     assert_eq!(run.alert_action(), AlertAction::Resolve);
     assert!(run.is_workflow("test") && run.is_workflow(".github/workflows/test.yml"));
 
@@ -45,7 +58,12 @@ fn octokit_workflow_run_examples_parse() {
         "github/workflow_run.requested.payload.json",
         "github/workflow_run.requested.action-required.payload.json",
     ] {
-        assert!(parse_workflow_run_event(&fixture(name)).expect("parses").is_none(), "{name}");
+        assert!(
+            parse_workflow_run_event(&fixture(name))
+                .expect("parses")
+                .is_none(),
+            "{name}"
+        );
     }
 }
 
@@ -69,7 +87,9 @@ fn conclusions_map_to_the_plan_lifecycle() {
         ("action_required", AlertAction::Nothing),
     ] {
         let body = with_conclusion(conclusion);
-        let run = parse_workflow_run_event(&body).expect("parses").expect("completed");
+        let run = parse_workflow_run_event(&body)
+            .expect("parses")
+            .expect("completed");
         assert_eq!(run.alert_action(), want, "{conclusion}");
         // A signed example verifies; one changed byte does not.
         let header = signature_header(b"s3cret", &body);
@@ -83,9 +103,10 @@ fn conclusions_map_to_the_plan_lifecycle() {
 #[test]
 fn hostile_webhook_bodies_are_errors_not_panics() {
     let long_branch = {
-        let mut v: serde_json::Value =
-            serde_json::from_slice(&fixture("github/workflow_run.completed.success.payload.json"))
-                .expect("json");
+        let mut v: serde_json::Value = serde_json::from_slice(&fixture(
+            "github/workflow_run.completed.success.payload.json",
+        ))
+        .expect("json");
         v["workflow_run"]["head_branch"] = "b".repeat(5000).into();
         serde_json::to_vec(&v).expect("json")
     };
@@ -98,7 +119,11 @@ fn hostile_webhook_bodies_are_errors_not_panics() {
         &long_branch,
     ];
     for body in bodies {
-        assert!(parse_workflow_run_event(body).is_err(), "{:?}", String::from_utf8_lossy(&body[..body.len().min(60)]));
+        assert!(
+            parse_workflow_run_event(body).is_err(),
+            "{:?}",
+            String::from_utf8_lossy(&body[..body.len().min(60)])
+        );
     }
 }
 
@@ -110,10 +135,22 @@ fn pytest_reports_parse_and_the_flaky_test_is_found_across_two_uploads_of_one_co
     let outcome = |r: &telemesh_ci::junit::TestReport, id: &str| {
         r.cases.iter().find(|c| c.test_id == id).map(|c| c.outcome)
     };
-    assert_eq!(outcome(&run1, "test_calc::test_flaky_network"), Some(Outcome::Failed));
-    assert_eq!(outcome(&run2, "test_calc::test_flaky_network"), Some(Outcome::Passed));
-    assert_eq!(outcome(&run1, "test_calc::test_div_by_zero"), Some(Outcome::XFailed));
-    assert_eq!(outcome(&run1, "test_calc::test_skipped"), Some(Outcome::Skipped));
+    assert_eq!(
+        outcome(&run1, "test_calc::test_flaky_network"),
+        Some(Outcome::Failed)
+    );
+    assert_eq!(
+        outcome(&run2, "test_calc::test_flaky_network"),
+        Some(Outcome::Passed)
+    );
+    assert_eq!(
+        outcome(&run1, "test_calc::test_div_by_zero"),
+        Some(Outcome::XFailed)
+    );
+    assert_eq!(
+        outcome(&run1, "test_calc::test_skipped"),
+        Some(Outcome::Skipped)
+    );
     let failure = run1
         .cases
         .iter()
@@ -122,7 +159,10 @@ fn pytest_reports_parse_and_the_flaky_test_is_found_across_two_uploads_of_one_co
         .expect("failure text");
     assert!(failure.contains("deliberately flaky"), "{failure}");
 
-    let t0 = Utc.with_ymd_and_hms(2026, 11, 30, 1, 0, 0).single().expect("time");
+    let t0 = Utc
+        .with_ymd_and_hms(2026, 11, 30, 1, 0, 0)
+        .single()
+        .expect("time");
     let upload = |id: &str, minutes: i64, report| TestUpload {
         upload_id: id.into(),
         recorded_at: t0 + Duration::minutes(minutes),
@@ -137,8 +177,16 @@ fn pytest_reports_parse_and_the_flaky_test_is_found_across_two_uploads_of_one_co
     let found = detect(&uploads, &FlakePolicy::default(), t0 + Duration::hours(1));
     let flaky: Vec<&str> = found.flaky.iter().map(|f| f.test_id.as_str()).collect();
     assert_eq!(flaky, ["pytest:test_calc::test_flaky_network"]);
-    assert_eq!(found.failures, 3, "flaky once, always_fails twice; xfail is not a failure");
-    let s = evaluate::flakes(&CiPolicy::default(), &found, Source::new("ci", "t"), t0 + Duration::hours(1));
+    assert_eq!(
+        found.failures, 3,
+        "flaky once, always_fails twice; xfail is not a failure"
+    );
+    let s = evaluate::flakes(
+        &CiPolicy::default(),
+        &found,
+        Source::new("ci", "t"),
+        t0 + Duration::hours(1),
+    );
     assert_eq!(s.status, Grade::Warn);
     assert!(s.markdown.contains("test_flaky_network"));
 }
@@ -146,14 +194,20 @@ fn pytest_reports_parse_and_the_flaky_test_is_found_across_two_uploads_of_one_co
 #[test]
 fn surefire_report_parses() {
     let report = parse_report(&fixture("junit/surefire-TEST-demo.CalcTest.xml")).expect("parses");
-    let mut got: Vec<(String, Outcome)> =
-        report.cases.iter().map(|c| (c.test_id.clone(), c.outcome)).collect();
+    let mut got: Vec<(String, Outcome)> = report
+        .cases
+        .iter()
+        .map(|c| (c.test_id.clone(), c.outcome))
+        .collect();
     got.sort();
     assert_eq!(
         got,
         [
             ("demo.CalcTest::adds".to_owned(), Outcome::Passed),
-            ("demo.CalcTest::multipliesWrongly".to_owned(), Outcome::Failed),
+            (
+                "demo.CalcTest::multipliesWrongly".to_owned(),
+                Outcome::Failed
+            ),
             ("demo.CalcTest::skipped".to_owned(), Outcome::Skipped),
             ("demo.CalcTest::throwsError".to_owned(), Outcome::Error),
         ]
@@ -172,7 +226,10 @@ fn libtest_junit_report_parses() {
     let report = parse_report(&fixture("junit/libtest-telemesh-ci.xml")).expect("parses");
     assert!(report.cases.len() >= 10, "{}", report.cases.len());
     assert!(report.cases.iter().all(|c| c.outcome == Outcome::Passed));
-    assert!(report.cases.iter().any(|c| c.test_id.contains("webhook::tests::")));
+    assert!(report
+        .cases
+        .iter()
+        .any(|c| c.test_id.contains("webhook::tests::")));
 }
 
 #[test]
@@ -185,12 +242,24 @@ fn cobertura_and_lcov_of_one_run_agree() {
     assert_eq!(cobertura.percent(), 68.75);
     assert_eq!(lcov.percent(), 68.75);
     assert_eq!(cobertura.domains(2), lcov.domains(2));
-    let domains: Vec<(String, f64)> =
-        lcov.domains(2).into_iter().map(|d| (d.domain, d.percent)).collect();
-    assert_eq!(domains, [("calc/alpha".to_owned(), 100.0), ("calc/beta".to_owned(), 58.33)]);
+    let domains: Vec<(String, f64)> = lcov
+        .domains(2)
+        .into_iter()
+        .map(|d| (d.domain, d.percent))
+        .collect();
+    assert_eq!(
+        domains,
+        [
+            ("calc/alpha".to_owned(), 100.0),
+            ("calc/beta".to_owned(), 58.33)
+        ]
+    );
 
     // Graded: 68.75 is below a 70 % floor; the previous report at 80 makes it a drop too.
-    let now = Utc.with_ymd_and_hms(2026, 11, 30, 2, 0, 0).single().expect("time");
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 30, 2, 0, 0)
+        .single()
+        .expect("time");
     let entry = |label: &str, hours: i64, percent: f64| CoverageEntry {
         label: label.into(),
         recorded_at: now - Duration::hours(hours),
@@ -206,12 +275,24 @@ fn cobertura_and_lcov_of_one_run_agree() {
         ..CiPolicy::default()
     };
     let s = evaluate::coverage(&policy, &state, Source::new("ci", "t"), now);
-    assert_eq!(s.component("overall").map(|c| c.status), Some(Grade::Ok), "drop 0.25 ≤ 1");
-    assert_eq!(s.component("domains").map(|c| c.status), Some(Grade::Warn), "calc/beta lags");
+    assert_eq!(
+        s.component("overall").map(|c| c.status),
+        Some(Grade::Ok),
+        "drop 0.25 ≤ 1"
+    );
+    assert_eq!(
+        s.component("domains").map(|c| c.status),
+        Some(Grade::Warn),
+        "calc/beta lags"
+    );
     let state = CoverageState {
         trend: vec![entry("before", 2, 80.0), entry("now", 1, lcov.percent())],
         formatter: None,
     };
     let s = evaluate::coverage(&policy, &state, Source::new("ci", "t"), now);
-    assert_eq!(s.component("overall").map(|c| c.status), Some(Grade::Warn), "drop 11.25 > 1");
+    assert_eq!(
+        s.component("overall").map(|c| c.status),
+        Some(Grade::Warn),
+        "drop 11.25 > 1"
+    );
 }

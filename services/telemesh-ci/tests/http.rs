@@ -23,7 +23,9 @@ const SECRET: &str = "webhook-secret";
 const TOKEN: &str = "upload-token";
 
 fn fixture(rel: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ci").join(rel);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/ci")
+        .join(rel);
     std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
@@ -64,7 +66,12 @@ fn start() -> Server {
 }
 
 impl Server {
-    async fn webhook(&self, body: &[u8], signature: Option<String>, delivery: &str) -> (u16, Value) {
+    async fn webhook(
+        &self,
+        body: &[u8],
+        signature: Option<String>,
+        delivery: &str,
+    ) -> (u16, Value) {
         let mut req = self
             .client
             .post(format!("{}/api/v1/ci/github", self.base))
@@ -80,7 +87,13 @@ impl Server {
         (status, response.json().await.expect("json body"))
     }
 
-    async fn upload(&self, path: &str, query: &str, token: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+    async fn upload(
+        &self,
+        path: &str,
+        query: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
         let mut req = self
             .client
             .post(format!("{}{path}?{query}", self.base))
@@ -95,8 +108,10 @@ impl Server {
 }
 
 fn failing_example(conclusion: &str) -> Vec<u8> {
-    let mut v: Value =
-        serde_json::from_slice(&fixture("github/workflow_run.completed.success.payload.json")).expect("json");
+    let mut v: Value = serde_json::from_slice(&fixture(
+        "github/workflow_run.completed.success.payload.json",
+    ))
+    .expect("json");
     v["workflow_run"]["conclusion"] = conclusion.into();
     serde_json::to_vec(&v).expect("json")
 }
@@ -108,30 +123,54 @@ async fn webhook_signature_good_bad_missing_and_replayed() {
     let good = signature_header(SECRET.as_bytes(), &body);
 
     let (status, json) = s.webhook(&body, None, "d-1").await;
-    assert_eq!((status, json["error"].as_str()), (401, Some("bad_signature")));
-    let (status, _) = s.webhook(&body, Some(signature_header(b"wrong", &body)), "d-1").await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (401, Some("bad_signature"))
+    );
+    let (status, _) = s
+        .webhook(&body, Some(signature_header(b"wrong", &body)), "d-1")
+        .await;
     assert_eq!(status, 401);
     let (status, _) = s.webhook(&body, Some("sha256=nothex".into()), "d-1").await;
     assert_eq!(status, 401);
-    assert!(s.store.view().runs.is_empty(), "nothing stored on a refused delivery");
+    assert!(
+        s.store.view().runs.is_empty(),
+        "nothing stored on a refused delivery"
+    );
 
     let (status, json) = s.webhook(&body, Some(good.clone()), "d-1").await;
-    assert_eq!((status, json["status"].as_str()), (202, Some("recorded")), "{json}");
+    assert_eq!(
+        (status, json["status"].as_str()),
+        (202, Some("recorded")),
+        "{json}"
+    );
     assert_eq!(s.store.view().runs.len(), 1);
     let changes = s.changes.load(Ordering::SeqCst);
 
     // The same delivery id again (GitHub's redelivery, or an attacker's replay): ignored.
     let failed = failing_example("failure");
     let (status, json) = s
-        .webhook(&failed, Some(signature_header(SECRET.as_bytes(), &failed)), "d-1")
+        .webhook(
+            &failed,
+            Some(signature_header(SECRET.as_bytes(), &failed)),
+            "d-1",
+        )
         .await;
     assert_eq!((status, json["status"].as_str()), (200, Some("replayed")));
     assert_eq!(s.store.view().runs[0].conclusion.as_str(), "success");
-    assert_eq!(s.changes.load(Ordering::SeqCst), changes, "no re-evaluation for a replay");
+    assert_eq!(
+        s.changes.load(Ordering::SeqCst),
+        changes,
+        "no re-evaluation for a replay"
+    );
 
     // A new delivery of the failed run replaces the run's conclusion.
     let (status, _) = s
-        .webhook(&failed, Some(signature_header(SECRET.as_bytes(), &failed)), "d-2")
+        .webhook(
+            &failed,
+            Some(signature_header(SECRET.as_bytes(), &failed)),
+            "d-2",
+        )
         .await;
     assert_eq!(status, 202);
     let view = s.store.view();
@@ -151,17 +190,30 @@ async fn hostile_webhook_requests_get_4xx_json() {
     // Signed garbage: authenticated but not a workflow_run event.
     let garbage = b"{\"action\": \"completed\", \"workflow_run\": 7}".to_vec();
     let (status, json) = s
-        .webhook(&garbage, Some(signature_header(SECRET.as_bytes(), &garbage)), "g-1")
+        .webhook(
+            &garbage,
+            Some(signature_header(SECRET.as_bytes(), &garbage)),
+            "g-1",
+        )
         .await;
-    assert_eq!((status, json["error"].as_str()), (422, Some("invalid_payload")));
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (422, Some("invalid_payload"))
+    );
     // Oversized body: refused before the signature is even computed.
     let big = vec![b' '; telemesh_ci::webhook::MAX_WEBHOOK_BYTES + 1];
-    let (status, json) = s.webhook(&big, Some(signature_header(SECRET.as_bytes(), &big)), "g-2").await;
+    let (status, json) = s
+        .webhook(&big, Some(signature_header(SECRET.as_bytes(), &big)), "g-2")
+        .await;
     assert_eq!((status, json["error"].as_str()), (413, Some("too_large")));
     // Bad delivery id.
     let body = fixture("github/workflow_run.completed.success.payload.json");
     let (status, _) = s
-        .webhook(&body, Some(signature_header(SECRET.as_bytes(), &body)), "a b")
+        .webhook(
+            &body,
+            Some(signature_header(SECRET.as_bytes(), &body)),
+            "a b",
+        )
         .await;
     assert_eq!(status, 400);
     assert!(s.store.view().runs.is_empty());
@@ -172,25 +224,67 @@ async fn report_uploads_find_the_flaky_test_and_refuse_hostile_uploads() {
     let s = start();
     let commit = "commit=5779607b49aab1200488439f02372c57b4f75444&branch=main&suite=pytest";
     // Token missing / wrong.
-    let (status, _) = s.upload("/api/v1/ci/reports", commit, None, fixture("junit/pytest-run1.xml")).await;
+    let (status, _) = s
+        .upload(
+            "/api/v1/ci/reports",
+            commit,
+            None,
+            fixture("junit/pytest-run1.xml"),
+        )
+        .await;
     assert_eq!(status, 401);
-    let (status, _) = s.upload("/api/v1/ci/reports", commit, Some("nope"), fixture("junit/pytest-run1.xml")).await;
+    let (status, _) = s
+        .upload(
+            "/api/v1/ci/reports",
+            commit,
+            Some("nope"),
+            fixture("junit/pytest-run1.xml"),
+        )
+        .await;
     assert_eq!(status, 403);
     // Malformed XML, a non-JUnit document, missing commit, oversized body: 4xx JSON, nothing stored.
     let hostile: [(&str, Vec<u8>, u16, &str); 4] = [
-        (commit, b"<testsuites><testcase name='a'>".to_vec(), 422, "invalid_report"),
-        (commit, b"<html><body>hi</body></html>".to_vec(), 422, "invalid_report"),
-        ("branch=main", fixture("junit/pytest-run1.xml"), 400, "invalid_query"),
-        (commit, vec![b'<'; telemesh_ci::http::MAX_UPLOAD_BYTES + 1], 413, "too_large"),
+        (
+            commit,
+            b"<testsuites><testcase name='a'>".to_vec(),
+            422,
+            "invalid_report",
+        ),
+        (
+            commit,
+            b"<html><body>hi</body></html>".to_vec(),
+            422,
+            "invalid_report",
+        ),
+        (
+            "branch=main",
+            fixture("junit/pytest-run1.xml"),
+            400,
+            "invalid_query",
+        ),
+        (
+            commit,
+            vec![b'<'; telemesh_ci::http::MAX_UPLOAD_BYTES + 1],
+            413,
+            "too_large",
+        ),
     ];
     for (query, body, want, error) in hostile {
-        let (status, json) = s.upload("/api/v1/ci/reports", query, Some(TOKEN), body).await;
-        assert_eq!((status, json["error"].as_str()), (want, Some(error)), "{json}");
+        let (status, json) = s
+            .upload("/api/v1/ci/reports", query, Some(TOKEN), body)
+            .await;
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (want, Some(error)),
+            "{json}"
+        );
     }
     assert!(s.store.view().uploads.is_empty(), "nothing stored");
 
     for run in ["junit/pytest-run1.xml", "junit/pytest-run2.xml"] {
-        let (status, json) = s.upload("/api/v1/ci/reports", commit, Some(TOKEN), fixture(run)).await;
+        let (status, json) = s
+            .upload("/api/v1/ci/reports", commit, Some(TOKEN), fixture(run))
+            .await;
         assert_eq!((status, json["cases"].as_u64()), (201, Some(7)), "{json}");
     }
     let view = s.store.view();
@@ -203,28 +297,62 @@ async fn report_uploads_find_the_flaky_test_and_refuse_hostile_uploads() {
 async fn coverage_uploads_are_parsed_graded_and_hostile_ones_refused() {
     let s = start();
     let (status, json) = s
-        .upload("/api/v1/ci/coverage", "label=build-1", Some(TOKEN), fixture("coverage/coverage.cobertura.xml"))
+        .upload(
+            "/api/v1/ci/coverage",
+            "label=build-1",
+            Some(TOKEN),
+            fixture("coverage/coverage.cobertura.xml"),
+        )
         .await;
-    assert_eq!((status, json["percent"].as_f64()), (201, Some(68.75)), "{json}");
+    assert_eq!(
+        (status, json["percent"].as_f64()),
+        (201, Some(68.75)),
+        "{json}"
+    );
     for (query, body, want) in [
         ("label=build-2", b"<coverage".to_vec(), 422),
         ("label=build-2", b"SF:a.py\nDA:one,1\n".to_vec(), 422),
-        ("label=build-2&depth=0", fixture("coverage/coverage.lcov"), 400),
+        (
+            "label=build-2&depth=0",
+            fixture("coverage/coverage.lcov"),
+            400,
+        ),
         ("depth=2", fixture("coverage/coverage.lcov"), 400),
         ("label=build-2&formatter=tabs", Vec::new(), 400),
     ] {
-        let (status, json) = s.upload("/api/v1/ci/coverage", query, Some(TOKEN), body).await;
+        let (status, json) = s
+            .upload("/api/v1/ci/coverage", query, Some(TOKEN), body)
+            .await;
         assert_eq!(status, want, "{query}: {json}");
         assert!(json["detail"].is_string());
     }
-    assert_eq!(s.store.view().coverage.trend.len(), 1, "refused uploads stored nothing");
+    assert_eq!(
+        s.store.view().coverage.trend.len(),
+        1,
+        "refused uploads stored nothing"
+    );
     let (status, _) = s
-        .upload("/api/v1/ci/coverage", "label=build-2&formatter=allowlist", Some(TOKEN), b"src/\nsrc/a.rs\n".to_vec())
+        .upload(
+            "/api/v1/ci/coverage",
+            "label=build-2&formatter=allowlist",
+            Some(TOKEN),
+            b"src/\nsrc/a.rs\n".to_vec(),
+        )
         .await;
     assert_eq!(status, 201);
     let view = s.store.view();
-    let snapshot = evaluate::coverage(&CiPolicy::default(), &view.coverage, Source::new("ci", "t"), Utc::now());
+    let snapshot = evaluate::coverage(
+        &CiPolicy::default(),
+        &view.coverage,
+        Source::new("ci", "t"),
+        Utc::now(),
+    );
     // 68.75 % is below the default 70 % floor.
-    assert_eq!(snapshot.component("overall").map(|c| c.status), Some(Grade::Fail));
-    assert!(snapshot.component("formatter").is_some_and(|c| c.summary.contains("2 entries")));
+    assert_eq!(
+        snapshot.component("overall").map(|c| c.status),
+        Some(Grade::Fail)
+    );
+    assert!(snapshot
+        .component("formatter")
+        .is_some_and(|c| c.summary.contains("2 entries")));
 }

@@ -6,14 +6,22 @@ use super::*;
 use crate::flakes::{FlakeFindings, FlakyTest};
 
 fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).single().expect("time")
+    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
+        .single()
+        .expect("time")
 }
 
 fn source() -> Source {
     Source::new("ci", "test")
 }
 
-fn run(workflow: &str, number: u64, conclusion: &str, branch: &str, minutes_ago: i64) -> PipelineRun {
+fn run(
+    workflow: &str,
+    number: u64,
+    conclusion: &str,
+    branch: &str,
+    minutes_ago: i64,
+) -> PipelineRun {
     PipelineRun {
         run_id: 1000 + number,
         workflow: workflow.into(),
@@ -74,14 +82,28 @@ fn main_pipeline_is_matched_by_name_or_path_and_branches() {
         main_workflow: ".github/workflows/ci.yml".into(),
         ..CiPolicy::default()
     };
-    let s = pipeline(&by_path, &[run("Build", 1, "failure", "main", 1)], source(), now());
+    let s = pipeline(
+        &by_path,
+        &[run("Build", 1, "failure", "main", 1)],
+        source(),
+        now(),
+    );
     assert_eq!(grade_of(&s, MAIN_PIPELINE), Grade::Fail);
     let main_only = CiPolicy {
         main_branches: vec!["main".into()],
         ..CiPolicy::default()
     };
-    let s = pipeline(&main_only, &[run("CI", 1, "failure", "feature", 1)], source(), now());
-    assert_eq!(grade_of(&s, MAIN_PIPELINE), Grade::Warn, "feature branch does not count");
+    let s = pipeline(
+        &main_only,
+        &[run("CI", 1, "failure", "feature", 1)],
+        source(),
+        now(),
+    );
+    assert_eq!(
+        grade_of(&s, MAIN_PIPELINE),
+        Grade::Warn,
+        "feature branch does not count"
+    );
     // …but it is listed with the other workflows, where a failure warns.
     assert_eq!(grade_of(&s, WORKFLOWS), Grade::Warn);
 }
@@ -90,8 +112,17 @@ fn main_pipeline_is_matched_by_name_or_path_and_branches() {
 fn freshness_warns_strictly_after_stale_after() {
     let policy = CiPolicy::default(); // 7 days
     let week = 7 * 24 * 60;
-    for (minutes_ago, want) in [(week - 1, Grade::Ok), (week, Grade::Ok), (week + 1, Grade::Warn)] {
-        let s = pipeline(&policy, &[run("CI", 1, "success", "main", minutes_ago)], source(), now());
+    for (minutes_ago, want) in [
+        (week - 1, Grade::Ok),
+        (week, Grade::Ok),
+        (week + 1, Grade::Warn),
+    ] {
+        let s = pipeline(
+            &policy,
+            &[run("CI", 1, "success", "main", minutes_ago)],
+            source(),
+            now(),
+        );
         assert_eq!(grade_of(&s, FRESHNESS), want, "{minutes_ago} min");
     }
 }
@@ -128,11 +159,23 @@ fn time_to_recovery_and_alert_details() {
     assert_eq!(s.metrics["time_to_recovery_seconds"], 3600.0);
     let s = pipeline(&policy, &runs[..2], source(), now());
     let c = s.component(MAIN_PIPELINE).expect("main");
-    for key in ["workflow", "run_number", "conclusion", "branch", "commit", "actor", "run_url"] {
+    for key in [
+        "workflow",
+        "run_number",
+        "conclusion",
+        "branch",
+        "commit",
+        "actor",
+        "run_url",
+    ] {
         assert!(c.details.contains_key(key), "{key}");
     }
     assert_eq!(c.details["conclusion"], DetailValue::Text("failure".into()));
-    assert!(s.markdown.contains("2 failing runs in a row"), "{}", s.markdown);
+    assert!(
+        s.markdown.contains("2 failing runs in a row"),
+        "{}",
+        s.markdown
+    );
 }
 
 fn findings(flaky: usize, uploads: usize) -> FlakeFindings {
@@ -176,9 +219,17 @@ fn flaky_count_at_below_and_above_each_boundary() {
         assert!(s.validate().is_ok());
     }
     let s = flakes(&policy, &findings(0, 0), source(), now());
-    assert_eq!(grade_of(&s, REPORTS), Grade::Warn, "no upload in the window");
+    assert_eq!(
+        grade_of(&s, REPORTS),
+        Grade::Warn,
+        "no upload in the window"
+    );
     let s = flakes(&policy, &findings(1, 1), source(), now());
-    assert!(s.markdown.contains("t0\\|'x'"), "cell escaped: {}", s.markdown);
+    assert!(
+        s.markdown.contains("t0\\|'x'"),
+        "cell escaped: {}",
+        s.markdown
+    );
 }
 
 fn entry(label: &str, hours_ago: i64, percent: f64, domains: &[(&str, f64)]) -> CoverageEntry {
@@ -211,18 +262,21 @@ fn coverage_floor_and_drop_at_below_and_above_each_boundary() {
         (None, 69.99, Grade::Fail),
         (None, 70.0, Grade::Ok),
         (None, 70.01, Grade::Ok),
-        (Some(80.0), 79.01, Grade::Ok),  // drop 0.99
-        (Some(80.0), 79.0, Grade::Ok),   // drop 1.00, at the boundary
+        (Some(80.0), 79.01, Grade::Ok),   // drop 0.99
+        (Some(80.0), 79.0, Grade::Ok),    // drop 1.00, at the boundary
         (Some(80.0), 78.99, Grade::Warn), // drop 1.01
-        (Some(71.5), 69.0, Grade::Fail), // below floor wins over drop
-        (Some(60.0), 75.0, Grade::Ok),   // a rise
+        (Some(71.5), 69.0, Grade::Fail),  // below floor wins over drop
+        (Some(60.0), 75.0, Grade::Ok),    // a rise
     ];
     for (previous, latest, want) in table {
         let mut trend = vec![entry("now", 1, latest, &[])];
         if let Some(p) = previous {
             trend.push(entry("before", 2, p, &[]));
         }
-        let state = CoverageState { trend, formatter: None };
+        let state = CoverageState {
+            trend,
+            formatter: None,
+        };
         let s = coverage(&policy, &state, source(), now());
         assert_eq!(grade_of(&s, OVERALL), want, "{previous:?} → {latest}");
         assert!(s.validate().is_ok());
@@ -240,7 +294,12 @@ fn lagging_domains_at_below_and_above_the_threshold() {
         (80.01, Grade::Ok, 0),
     ] {
         let state = CoverageState {
-            trend: vec![entry("now", 1, 90.0, &[("src/a", 95.0), ("src/b", domain_percent)])],
+            trend: vec![entry(
+                "now",
+                1,
+                90.0,
+                &[("src/a", 95.0), ("src/b", domain_percent)],
+            )],
             formatter: Some(FormatterMode::global()),
         };
         let s = coverage(&policy, &state, source(), now());

@@ -1,0 +1,97 @@
+//! Owns the CI domain on the framework: gathers a copy of the intake's state, grades it into
+//! `telemetry.ci.pipeline`, `telemetry.ci.flakes` and `telemetry.ci.coverage`, and mounts the
+//! intake routes; new data re-evaluates at once (`run_now`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use telemesh_core::Snapshot;
+use telemesh_service::{Domain, Evaluation, NotConfigured, Routes, ServiceHandle};
+
+use crate::evaluate;
+use crate::flakes::detect;
+use crate::http::{configure, CiHttp};
+use crate::intake::{Capacity, CiStore, CiView};
+use crate::kinds;
+use crate::settings::CiSettings;
+
+/// The service name (`serve ci`, `Source.service`).
+pub const NAME: &str = "ci";
+
+/// The CI domain.
+#[derive(Debug, Clone)]
+pub struct CiDomain {
+    settings: CiSettings,
+    store: CiStore,
+}
+
+impl CiDomain {
+    pub fn new(settings: CiSettings) -> Self {
+        Self {
+            settings,
+            store: CiStore::new(Capacity::default()),
+        }
+    }
+
+    /// The intake's state (for tests and for seeding history).
+    pub fn store(&self) -> &CiStore {
+        &self.store
+    }
+}
+
+impl Domain for CiDomain {
+    type State = CiView;
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn kinds(&self) -> Vec<&'static str> {
+        vec![kinds::PIPELINE, kinds::FLAKES, kinds::COVERAGE]
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_secs(self.settings.interval_seconds.max(1))
+    }
+
+    fn not_configured(&self) -> Option<NotConfigured> {
+        (self.settings.webhook_secret.expose().is_empty() && self.settings.api_token.expose().is_empty())
+            .then(|| {
+                NotConfigured::new(
+                    "ci.webhook_secret",
+                    "no CI data can arrive: set the GitHub webhook secret (and ci.api_token for report uploads)",
+                )
+            })
+    }
+
+    fn gather(&mut self) -> impl std::future::Future<Output = CiView> + Send + '_ {
+        let view = self.store.view();
+        async move { view }
+    }
+
+    fn evaluate(&self, state: &CiView, at: &Evaluation) -> Vec<Snapshot> {
+        let policy = self.settings.policy();
+        let findings = detect(&state.uploads, &self.settings.flake_policy(), at.now);
+        vec![
+            evaluate::pipeline(&policy, &state.runs, at.source.clone(), at.now),
+            evaluate::flakes(&policy, &findings, at.source.clone(), at.now),
+            evaluate::coverage(&policy, &state.coverage, at.source.clone(), at.now),
+        ]
+    }
+
+    fn routes(&self, service: &ServiceHandle) -> Option<Routes> {
+        let handle = service.clone();
+        let state = CiHttp {
+            store: self.store.clone(),
+            webhook_secret: self.settings.webhook_secret.clone(),
+            api_token: self.settings.api_token.clone(),
+            on_change: Arc::new(move || {
+                let handle = handle.clone();
+                actix_web::rt::spawn(async move {
+                    handle.run_now().await;
+                });
+            }),
+        };
+        Some(Arc::new(move |cfg| configure(cfg, state.clone())))
+    }
+}
