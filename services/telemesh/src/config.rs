@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use telemesh_aggregator::{AggregatorSettings, JournalSettings};
 use telemesh_alerting::AlertingSettings;
+use telemesh_ci::settings::CiSettings;
 use telemesh_core::config::{
     self, ConfigError, HttpSettings, KafkaSettings, LogSettings, ServiceSettings, TracingSettings,
 };
@@ -50,6 +51,7 @@ pub struct TelemeshConfig {
     pub ingest: IngestSettings,
     pub incident_response: IncidentResponseSettings,
     pub standalone: StandaloneSettings,
+    pub ci: CiSettings,
 }
 
 impl TelemeshConfig {
@@ -65,6 +67,7 @@ impl TelemeshConfig {
             .chain(telemesh_fix_pilot::LIST_KEYS)
             .chain(telemesh_ingest::LIST_KEYS)
             .chain(telemesh_incident_response::LIST_KEYS)
+            .chain(telemesh_ci::settings::LIST_KEYS)
             .copied()
             .collect();
         let mut config: TelemeshConfig = config::load(file, env, &list_keys)?;
@@ -104,6 +107,7 @@ impl TelemeshConfig {
         self.kafka_readiness
             .validate()
             .map_err(|e| key_error(e.to_string()))?;
+        telemesh_core::config::Section::validate(&self.ci)?;
         if self.standalone.channel_capacity == 0 {
             return Err(key_error(
                 "standalone.channel_capacity must be at least 1".into(),
