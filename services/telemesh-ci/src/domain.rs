@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use telemesh_core::Snapshot;
 use telemesh_service::{Domain, Evaluation, NotConfigured, Routes, ServiceHandle};
 
@@ -13,23 +14,42 @@ use crate::flakes::detect;
 use crate::http::{configure, CiHttp};
 use crate::intake::{Capacity, CiStore, CiView};
 use crate::kinds;
+use crate::poller::{PollOutcome, Poller};
 use crate::settings::CiSettings;
 
 /// The service name (`serve ci`, `Source.service`).
 pub const NAME: &str = "ci";
 
 /// The CI domain.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CiDomain {
     settings: CiSettings,
     store: CiStore,
+    poller: Option<Poller>,
+}
+
+/// What one gather found: the intake's state and, when the poller runs, its outcome.
+#[derive(Debug, Clone)]
+pub struct CiState {
+    pub view: CiView,
+    pub poll: Option<PollOutcome>,
 }
 
 impl CiDomain {
     pub fn new(settings: CiSettings) -> Self {
+        let poller = settings.polls().then(|| {
+            Poller::new(
+                &settings.github_api,
+                settings.poll_repository.trim(),
+                settings.poll_workflow.trim(),
+                settings.github_token.clone(),
+                Duration::from_secs(10),
+            )
+        });
         Self {
             settings,
             store: CiStore::new(Capacity::default()),
+            poller,
         }
     }
 
@@ -40,7 +60,7 @@ impl CiDomain {
 }
 
 impl Domain for CiDomain {
-    type State = CiView;
+    type State = CiState;
 
     fn name(&self) -> &'static str {
         NAME
@@ -55,7 +75,9 @@ impl Domain for CiDomain {
     }
 
     fn not_configured(&self) -> Option<NotConfigured> {
-        (self.settings.webhook_secret.expose().is_empty() && self.settings.api_token.expose().is_empty())
+        (self.settings.webhook_secret.expose().is_empty()
+            && self.settings.api_token.expose().is_empty()
+            && !self.settings.polls())
             .then(|| {
                 NotConfigured::new(
                     "ci.webhook_secret",
@@ -64,16 +86,35 @@ impl Domain for CiDomain {
             })
     }
 
-    fn gather(&mut self) -> impl std::future::Future<Output = CiView> + Send + '_ {
-        let view = self.store.view();
-        async move { view }
+    fn gather(&mut self) -> impl std::future::Future<Output = CiState> + Send + '_ {
+        async move {
+            let poll = match &mut self.poller {
+                Some(poller) => {
+                    let outcome = poller.poll(&self.store, Utc::now()).await;
+                    if let PollOutcome::Failed(detail) = &outcome {
+                        tracing::warn!(%detail, "workflow-run poll failed");
+                    }
+                    Some(outcome)
+                }
+                None => None,
+            };
+            CiState {
+                view: self.store.view(),
+                poll,
+            }
+        }
     }
 
-    fn evaluate(&self, state: &CiView, at: &Evaluation) -> Vec<Snapshot> {
+    fn evaluate(&self, state: &CiState, at: &Evaluation) -> Vec<Snapshot> {
         let policy = self.settings.policy();
-        let findings = detect(&state.uploads, &self.settings.flake_policy(), at.now);
+        let findings = detect(&state.view.uploads, &self.settings.flake_policy(), at.now);
+        let mut pipeline = evaluate::pipeline(&policy, &state.view.runs, at.source.clone(), at.now);
+        if let Some(poll) = &state.poll {
+            evaluate::add_poller(&mut pipeline, poll);
+        }
+        let state = &state.view;
         vec![
-            evaluate::pipeline(&policy, &state.runs, at.source.clone(), at.now),
+            pipeline,
             evaluate::flakes(&policy, &findings, at.source.clone(), at.now),
             evaluate::coverage(&policy, &state.coverage, at.source.clone(), at.now),
         ]

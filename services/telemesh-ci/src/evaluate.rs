@@ -69,6 +69,7 @@ impl CiPolicy {
 pub const MAIN_PIPELINE: &str = "main_pipeline";
 pub const FRESHNESS: &str = "freshness";
 pub const WORKFLOWS: &str = "workflows";
+pub const POLLER: &str = "poller";
 pub const FLAKY_TESTS: &str = "flaky_tests";
 pub const REPORTS: &str = "reports";
 pub const OVERALL: &str = "overall";
@@ -263,6 +264,31 @@ pub fn pipeline(
     }
     snapshot.markdown = md;
     snapshot
+}
+
+/// Adds the poller's last outcome to a pipeline snapshot: a failed poll is `warn` (the runs
+/// may be out of date), a rate-limited one `ok` with the time it resumes.
+pub fn add_poller(snapshot: &mut Snapshot, poll: &crate::poller::PollOutcome) {
+    use crate::poller::PollOutcome;
+    let (grade, summary) = match poll {
+        PollOutcome::Fetched { changed } => (
+            Grade::Ok,
+            format!("polled: {changed} new or changed run(s)"),
+        ),
+        PollOutcome::NotModified => (Grade::Ok, "polled: not modified (ETag)".to_owned()),
+        PollOutcome::RateLimited { until } => (
+            Grade::Ok,
+            format!(
+                "rate limit exhausted: next poll after {}",
+                until.to_rfc3339()
+            ),
+        ),
+        PollOutcome::Failed(detail) => (Grade::Warn, format!("poll failed: {detail}")),
+    };
+    snapshot.push(Component::new(POLLER, grade, summary.clone()));
+    snapshot
+        .markdown
+        .push_str(&format!("\nPoller: {}.\n", escape_cell(&summary)));
 }
 
 /// The run's fields in the component details the CI-failure alert renders (§8.2 bullets).

@@ -12,6 +12,7 @@
 //!   `telemetry.ci.coverage`.
 //! - [`http`]: the intake routes (webhook, report and coverage uploads).
 //! - [`intake`]: the bounded in-memory state the webhook, poller and uploads feed.
+//! - [`poller`]: the GitHub REST poller (ETag, rate limits) for hosts without inbound HTTP.
 //! - [`kinds`]: the kind names this domain publishes.
 //! - [`settings`]: the `[ci]` section.
 //! - [`domain`]: [`domain::CiDomain`], the domain on `telemesh-service`.
@@ -25,5 +26,6 @@ pub mod http;
 pub mod intake;
 pub mod junit;
 pub mod kinds;
+pub mod poller;
 pub mod settings;
 pub mod webhook;

@@ -42,6 +42,14 @@ pub struct CiSettings {
     pub max_coverage_drop: f64,
     /// A domain (directory) below this percent is lagging (`warn`). Default: 80 (the plan's).
     pub domain_threshold: f64,
+    /// The GitHub REST API base of the poller. Default: `https://api.github.com`.
+    pub github_api: String,
+    /// `owner/name` to poll workflow runs of (hosts without inbound HTTP); empty = no poller.
+    pub poll_repository: String,
+    /// The workflow file name (`ci.yml`) or id to poll. Default: empty.
+    pub poll_workflow: String,
+    /// Token of the poller (a fine-grained token with `actions: read`). Default: empty.
+    pub github_token: Secret,
 }
 
 impl Default for CiSettings {
@@ -60,6 +68,10 @@ impl Default for CiSettings {
             coverage_floor: 70.0,
             max_coverage_drop: 1.0,
             domain_threshold: 80.0,
+            github_api: "https://api.github.com".to_owned(),
+            poll_repository: String::new(),
+            poll_workflow: String::new(),
+            github_token: Secret::default(),
         }
     }
 }
@@ -76,6 +88,11 @@ impl CiSettings {
             max_coverage_drop: self.max_coverage_drop,
             domain_threshold: self.domain_threshold,
         }
+    }
+
+    /// Whether the poller runs (a repository and a workflow are set).
+    pub fn polls(&self) -> bool {
+        !self.poll_repository.trim().is_empty() && !self.poll_workflow.trim().is_empty()
     }
 
     pub fn flake_policy(&self) -> FlakePolicy {
@@ -131,6 +148,31 @@ impl Section for CiSettings {
             return Err(Invalid::new(
                 "ci.fail_flaky_tests",
                 "warn_flaky_tests must be at least 1 and fail_flaky_tests at least warn_flaky_tests",
+            ));
+        }
+        if !self.poll_repository.is_empty() {
+            let parts: Vec<&str> = self.poll_repository.split('/').collect();
+            if parts.len() != 2
+                || parts
+                    .iter()
+                    .any(|p| p.is_empty() || p.contains(char::is_whitespace))
+            {
+                return Err(Invalid::new(
+                    "ci.poll_repository",
+                    "must be owner/name, e.g. octo-org/octo-repo",
+                ));
+            }
+            if self.poll_workflow.trim().is_empty() {
+                return Err(Invalid::new(
+                    "ci.poll_workflow",
+                    "must name the workflow file (ci.yml) or id to poll",
+                ));
+            }
+        }
+        if !(self.github_api.starts_with("https://") || self.github_api.starts_with("http://")) {
+            return Err(Invalid::new(
+                "ci.github_api",
+                "must be an http(s) URL, e.g. https://api.github.com",
             ));
         }
         percent("ci.coverage_floor", self.coverage_floor)?;
