@@ -86,22 +86,20 @@ impl Domain for CiDomain {
             })
     }
 
-    fn gather(&mut self) -> impl std::future::Future<Output = CiState> + Send + '_ {
-        async move {
-            let poll = match &mut self.poller {
-                Some(poller) => {
-                    let outcome = poller.poll(&self.store, Utc::now()).await;
-                    if let PollOutcome::Failed(detail) = &outcome {
-                        tracing::warn!(%detail, "workflow-run poll failed");
-                    }
-                    Some(outcome)
+    async fn gather(&mut self) -> CiState {
+        let poll = match &mut self.poller {
+            Some(poller) => {
+                let outcome = poller.poll(&self.store, Utc::now()).await;
+                if let PollOutcome::Failed(detail) = &outcome {
+                    tracing::warn!(%detail, "workflow-run poll failed");
                 }
-                None => None,
-            };
-            CiState {
-                view: self.store.view(),
-                poll,
+                Some(outcome)
             }
+            None => None,
+        };
+        CiState {
+            view: self.store.view(),
+            poll,
         }
     }
 
