@@ -67,7 +67,7 @@ impl Domain for CiDomain {
     }
 
     fn kinds(&self) -> Vec<&'static str> {
-        vec![kinds::PIPELINE, kinds::FLAKES, kinds::COVERAGE]
+        kinds::ALL.to_vec()
     }
 
     fn interval(&self) -> Duration {

@@ -7,8 +7,6 @@ pub const PIPELINE: &str = "telemetry.ci.pipeline";
 pub const FLAKES: &str = "telemetry.ci.flakes";
 /// Coverage, its trend, lagging domains and the formatter mode.
 pub const COVERAGE: &str = "telemetry.ci.coverage";
-/// One parsed test-report upload (the per-test history the aggregator journals).
-pub const TESTS: &str = "telemetry.ci.tests";
 
 /// Every kind this domain publishes.
-pub const ALL: [&str; 4] = [PIPELINE, FLAKES, COVERAGE, TESTS];
+pub const ALL: [&str; 3] = [PIPELINE, FLAKES, COVERAGE];
