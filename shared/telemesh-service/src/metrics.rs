@@ -19,9 +19,7 @@ impl Default for ServiceMetrics {
             gathers: Counter::default(),
             gather_timeouts: Counter::default(),
             skipped_ticks: Counter::default(),
-            gather_seconds: Histogram::new(
-                [0.005, 0.025, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0].into_iter(),
-            ),
+            gather_seconds: Histogram::new([0.005, 0.025, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
         }
     }
 }
