@@ -357,6 +357,9 @@ fn headline(n: &Notification) -> String {
 
 /// Slack Block Kit message with status, kind, source, summary and a link to the summary page.
 pub fn slack_payload(n: &Notification) -> serde_json::Value {
+    if crate::ci_alert::applies(n) {
+        return crate::ci_alert::slack_payload(n);
+    }
     let a = &n.alert;
     let status = if a.state == AlertState::Resolved {
         "resolved".to_owned()
@@ -510,18 +513,18 @@ impl GitHub<'_> {
         path: &str,
         body: serde_json::Value,
     ) -> Result<(u16, serde_json::Value), SendError> {
-        let response = self
+        let mut request = self
             .client
             .request(method, format!("{}/repos/{}{path}", self.api, self.repo))
             .timeout(self.timeout)
             .bearer_auth(self.token)
             .header("accept", "application/vnd.github+json")
             .header("x-github-api-version", "2022-11-28")
-            .header("user-agent", "telemesh")
-            .json(&body)
-            .send()
-            .await
-            .map_err(network)?;
+            .header("user-agent", "telemesh");
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(network)?;
         classify(response).await
     }
 
@@ -586,6 +589,131 @@ impl GitHub<'_> {
         Ok(number)
     }
 
+    /// The open issue titled "CI failure alerts", looked up over the open issues (100 a page,
+    /// at most 10 pages; pull requests skipped).
+    async fn find_ci_issue(&self) -> Result<Option<u64>, SendError> {
+        for page in 1..=10 {
+            let (_, list) = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/issues?state=open&per_page=100&page={page}"),
+                    serde_json::Value::Null,
+                )
+                .await?;
+            let Some(items) = list.as_array() else {
+                return Ok(None);
+            };
+            let found = items.iter().find(|i| {
+                i["title"].as_str() == Some(crate::ci_alert::ISSUE_TITLE)
+                    && i.get("pull_request").is_none()
+            });
+            if let Some(number) = found.and_then(|i| i["number"].as_u64()) {
+                return Ok(Some(number));
+            }
+            if items.len() < 100 {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Creates the `ci-alert` label when the lookup answers 404; other errors abort the send.
+    async fn ensure_ci_label(&self) -> Result<(), SendError> {
+        use crate::ci_alert::{LABEL, LABEL_COLOR, LABEL_DESCRIPTION};
+        match self
+            .call(
+                reqwest::Method::GET,
+                &format!("/labels/{LABEL}"),
+                serde_json::Value::Null,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.status == Some(404) => self
+                .call(
+                    reqwest::Method::POST,
+                    "/labels",
+                    json!({"name": LABEL, "color": LABEL_COLOR, "description": LABEL_DESCRIPTION}),
+                )
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The CI-failure alert (§8.2): one "CI failure alerts" issue, failures commented on it,
+    /// "CI recovered" and closed on the first success.
+    async fn send_ci(
+        &self,
+        channel: &str,
+        n: &Notification,
+        labels: &[String],
+        issues: &dyn IssueBook,
+    ) -> Result<Sent, SendError> {
+        use crate::ci_alert::{failure_body, issue_body, recovery_comment, ISSUE_TITLE, LABEL};
+        let ctx = &n.alert.context;
+        if matches!(n.event, Event::Open | Event::Append) {
+            // the plan's order: the label first (a lookup error other than 404 aborts), then the issue
+            self.ensure_ci_label().await?;
+        }
+        let known = match issues.issue(&n.alert.fingerprint, channel).await {
+            Some(number) => Some(number),
+            None => self.find_ci_issue().await?,
+        };
+        let detail = match (&n.event, known) {
+            (Event::Resolve, None) => "no open CI failure issue to close".to_owned(),
+            (Event::Resolve, Some(number)) => {
+                self.call(
+                    reqwest::Method::POST,
+                    &format!("/issues/{number}/comments"),
+                    json!({ "body": recovery_comment(ctx) }),
+                )
+                .await?;
+                self.set_state(number, false).await?;
+                format!("CI recovered: commented and closed issue #{number}")
+            }
+            (Event::Repeat | Event::Escalate { .. }, Some(number)) => {
+                format!("no new CI run to append to issue #{number}")
+            }
+            (event, Some(number)) => {
+                if *event == Event::Open {
+                    self.set_state(number, true).await?;
+                }
+                issues.remember(&n.alert.fingerprint, channel, number).await;
+                self.call(
+                    reqwest::Method::POST,
+                    &format!("/issues/{number}/comments"),
+                    json!({ "body": failure_body(ctx) }),
+                )
+                .await?;
+                format!("CI failure appended to issue #{number}")
+            }
+            (_, None) => {
+                let mut all = labels.to_vec();
+                all.push(LABEL.to_owned());
+                let (_, created) = self
+                    .call(
+                        reqwest::Method::POST,
+                        "/issues",
+                        json!({ "title": ISSUE_TITLE, "body": issue_body(ctx), "labels": all }),
+                    )
+                    .await?;
+                let number = created["number"].as_u64().ok_or_else(|| SendError {
+                    status: None,
+                    retry_after: None,
+                    permanent: false,
+                    detail: "github answered without an issue number".into(),
+                })?;
+                issues.remember(&n.alert.fingerprint, channel, number).await;
+                format!("opened CI failure issue #{number}")
+            }
+        };
+        Ok(Sent {
+            status: 200,
+            detail,
+        })
+    }
+
     async fn send(
         &self,
         channel: &str,
@@ -593,6 +721,9 @@ impl GitHub<'_> {
         labels: &[String],
         issues: &dyn IssueBook,
     ) -> Result<Sent, SendError> {
+        if crate::ci_alert::applies(n) && n.event != Event::Acknowledge {
+            return self.send_ci(channel, n, labels, issues).await;
+        }
         let known = issues.issue(&n.alert.fingerprint, channel).await;
         let detail = match (&n.event, known) {
             (Event::Open, Some(number)) => {

@@ -128,6 +128,12 @@ pub struct Alert {
     /// True when this episode's open page was suppressed by the rule.
     pub suppressed: bool,
     pub postmortem_url: Option<String>,
+    /// The details of the component the alert watches (for a snapshot-level rule: of the
+    /// snapshot's first, headline component), from the newest snapshot that graded it, so a
+    /// channel can render kind-specific texts (the CI-failure alert's bullets).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub context: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Alert {
@@ -163,6 +169,7 @@ impl Alert {
             next_end_of_day: None,
             suppressed: false,
             postmortem_url: None,
+            context: serde_json::Map::new(),
         }
     }
 }
@@ -408,6 +415,7 @@ impl AlertEngine {
             ),
             snapshot_id: None,
             channels: self.policy.stale_channels.clone(),
+            context: serde_json::Map::new(),
         };
         let unchanged = self
             .open
@@ -561,6 +569,7 @@ impl AlertEngine {
             };
             for (component, grade, summary) in targets {
                 let fp = fingerprint(&snapshot.kind, &service, component.as_deref());
+                let context = context_of(snapshot, component.as_deref());
                 if grade >= rule.grade {
                     let channels = rule.channels.clone();
                     self.mark_bad(
@@ -576,11 +585,16 @@ impl AlertEngine {
                             summary,
                             snapshot_id: Some(snapshot.id),
                             channels,
+                            context,
                         },
                         now,
                         &mut actions,
                     );
                 } else {
+                    // the recovering snapshot's details, for the channels' resolve texts
+                    if let Some(alert) = self.open.get_mut(&fp) {
+                        alert.context = context;
+                    }
                     self.clear_instance(&fp, &instance, now, None, &mut actions);
                 }
             }
@@ -596,6 +610,7 @@ impl AlertEngine {
                 alert.severity = severity(report.grade).into();
                 alert.summary = report.summary;
                 alert.snapshot_id = report.snapshot_id.or(alert.snapshot_id);
+                alert.context = report.context;
                 actions.push(Action::Persist(Box::new(alert.clone())));
             }
             None => {
@@ -632,6 +647,7 @@ impl AlertEngine {
                     next_end_of_day: None,
                     suppressed,
                     postmortem_url: None,
+                    context: report.context,
                 };
                 actions.push(Action::Persist(Box::new(alert.clone())));
                 self.open.insert(report.fp, alert);
@@ -771,6 +787,7 @@ impl AlertEngine {
                     grade: Grade::Fail,
                     snapshot_id: None,
                     channels,
+                    context: serde_json::Map::new(),
                 },
                 now,
                 actions,
@@ -870,6 +887,26 @@ struct BadReport {
     summary: String,
     snapshot_id: Option<Uuid>,
     channels: Vec<String>,
+    context: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The details of `component` (or, for the snapshot as a whole, of its first component) as JSON.
+fn context_of(
+    snapshot: &Snapshot,
+    component: Option<&str>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let found = match component {
+        Some(name) => snapshot.component(name),
+        None => snapshot.components.first(),
+    };
+    found
+        .map(|c| {
+            c.details
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::from(v)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn notify(alert: &Alert, event: Event, channels: Vec<String>) -> Action {

@@ -587,3 +587,54 @@ fn snapshots_generated_while_held_and_consumed_later_are_not_stale() {
     let actions = e.tick(back + Duration::seconds(5));
     assert_eq!(events(&actions).len(), 1);
 }
+
+#[test]
+fn the_alert_carries_its_components_details_and_the_recovery_carries_the_healthy_ones() {
+    let t0 = utc(T0);
+    let mut e = AlertEngine::new(AlertPolicy {
+        group_wait: Duration::zero(),
+        ..policy()
+    });
+    let with_run = |grade: Grade, run: i64, at: DateTime<Utc>| {
+        let mut s = snap(grade, "ci", "a", at);
+        s.components[0] = Component::new("freshness", grade, "run").detail("run_number", run);
+        s.status = grade;
+        s
+    };
+    e.observe(&with_run(Grade::Fail, 7, t0), t0);
+    assert_eq!(first_alert(&e).context["run_number"], 7);
+    e.observe(
+        &with_run(Grade::Fail, 8, t0 + Duration::seconds(1)),
+        t0 + Duration::seconds(1),
+    );
+    assert_eq!(
+        first_alert(&e).context["run_number"],
+        8,
+        "follows the newest failing snapshot"
+    );
+    e.tick(t0 + Duration::seconds(2));
+    let resolved = e.observe(
+        &with_run(Grade::Ok, 9, t0 + Duration::seconds(3)),
+        t0 + Duration::seconds(3),
+    );
+    let alert = resolved
+        .iter()
+        .find_map(|a| match a {
+            Action::Notify {
+                alert,
+                event: Event::Resolve,
+                ..
+            } => Some(alert.clone()),
+            _ => None,
+        })
+        .expect("a resolve page");
+    assert_eq!(
+        alert.context["run_number"], 9,
+        "the recovering snapshot's details"
+    );
+    // Serialised alerts without it (stored before this field existed) still load.
+    let mut json = serde_json::to_value(&*alert).expect("json");
+    json.as_object_mut().expect("object").remove("context");
+    let back: Alert = serde_json::from_value(json).expect("loads");
+    assert!(back.context.is_empty());
+}

@@ -7,6 +7,7 @@
 pub mod actor;
 pub mod calendar;
 pub mod channels;
+pub mod ci_alert;
 pub mod dispatch;
 pub mod engine;
 pub mod http;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use telemesh_aggregator::{AggregatorSettings, JournalSettings};
 use telemesh_alerting::AlertingSettings;
 use telemesh_cache_health::CacheHealthSettings;
+use telemesh_ci::settings::CiSettings;
 use telemesh_core::config::{
     self, ConfigError, HttpSettings, Invalid, KafkaSettings, LogSettings, Section, ServiceSettings,
     TracingSettings,
@@ -79,6 +80,7 @@ pub struct TelemeshConfig {
     pub cache_health: CacheHealthSettings,
     pub event_bus_health: EventBusSettings,
     pub system_validation: SystemValidationSettings,
+    pub ci: CiSettings,
 }
 
 impl TelemeshConfig {
@@ -94,6 +96,7 @@ impl TelemeshConfig {
             FixPilotSettings::list_keys(),
             IngestSettings::list_keys(),
             IncidentResponseSettings::list_keys(),
+            CiSettings::list_keys(),
         ]
         .concat();
         let mut config: TelemeshConfig = config::load(file, env, &list_keys)?;
@@ -103,7 +106,7 @@ impl TelemeshConfig {
     }
 
     /// Every section, in file order, for validation.
-    pub fn sections(&self) -> [&dyn Section; 16] {
+    pub fn sections(&self) -> [&dyn Section; 17] {
         [
             &self.service,
             &self.log,
@@ -121,6 +124,7 @@ impl TelemeshConfig {
             &self.cache_health,
             &self.event_bus_health,
             &self.system_validation,
+            &self.ci,
         ]
     }
 

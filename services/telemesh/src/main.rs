@@ -1,6 +1,7 @@
 //! The `telemesh` binary: parses the command line, loads configuration, installs tracing and
 //! runs one of the subcommands (standalone, serve <service>, check-config).
 
+mod ci;
 mod config;
 mod dlq;
 mod drill;
@@ -110,6 +111,11 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// CI telemetry digests from the aggregator's journal (docs/ci.md).
+    Ci {
+        #[command(subcommand)]
+        command: ci::CiCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,6 +208,7 @@ fn main() -> ExitCode {
             state,
             action,
         } => return operator::alerts(&target, &state, action.as_ref()),
+        Command::Ci { command } => return ci::run(&command),
         Command::Export {
             target,
             name,

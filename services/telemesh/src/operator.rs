@@ -53,20 +53,20 @@ pub struct Change {
 
 /// A failed command: what to print and which exit code.
 #[derive(Debug)]
-struct Failure {
-    code: u8,
-    message: String,
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
 }
 
 impl Failure {
-    fn unreachable(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn unreachable(e: impl std::fmt::Display) -> Self {
         Self {
             code: 1,
             message: e.to_string(),
         }
     }
 
-    fn refused(message: impl Into<String>) -> Self {
+    pub(crate) fn refused(message: impl Into<String>) -> Self {
         Self {
             code: 2,
             message: message.into(),
@@ -80,7 +80,7 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-fn finish(result: Result<(), Failure>) -> ExitCode {
+pub(crate) fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
@@ -91,7 +91,7 @@ fn finish(result: Result<(), Failure>) -> ExitCode {
 }
 
 /// The base URL: `--aggregator`, else the configuration's `[http] addr`.
-fn base_url(target: &Target) -> Result<String, Failure> {
+pub(crate) fn base_url(target: &Target) -> Result<String, Failure> {
     let url = match &target.aggregator {
         Some(url) => url.clone(),
         None => {
@@ -112,14 +112,14 @@ fn base_url(target: &Target) -> Result<String, Failure> {
     Ok(url)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::unreachable(format!("cannot start the async runtime: {e}")))
 }
 
-fn client() -> Result<reqwest::Client, Failure> {
+pub(crate) fn client() -> Result<reqwest::Client, Failure> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .build()
@@ -127,7 +127,11 @@ fn client() -> Result<reqwest::Client, Failure> {
 }
 
 /// GET `path` as JSON; 4xx → refused (code 2) with the API's detail, else unreachable.
-async fn get_json(http: &reqwest::Client, base: &str, path: &str) -> Result<Value, Failure> {
+pub(crate) async fn get_json(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+) -> Result<Value, Failure> {
     let response = http
         .get(format!("{base}{path}"))
         .timeout(Duration::from_secs(15))
@@ -473,7 +477,7 @@ pub fn alerts(target: &Target, state: &str, action: Option<&AlertsAction>) -> Ex
     })())
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -1,0 +1,333 @@
+//! Owns the CI domain's derived state and what goes into it: completed pipeline runs (from
+//! the webhook or the poller), test-report uploads and coverage reports, each validated
+//! before anything is kept, bounded in size, and the webhook replay guard. The evaluators read
+//! a consistent copy of it ([`CiStore::view`]).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+
+use crate::coverage::{parse_coverage, CoverageError, FormatterMode};
+use crate::evaluate::{CoverageEntry, CoverageState};
+use crate::flakes::TestUpload;
+use crate::github::PipelineRun;
+use crate::junit::{parse_report, ReportError};
+use crate::webhook::{Delivery, ReplayGuard};
+
+/// How much history the store keeps in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    pub runs: usize,
+    pub uploads: usize,
+    pub coverage: usize,
+    pub deliveries: usize,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Self {
+            runs: 1_000,
+            uploads: 500,
+            coverage: 200,
+            deliveries: 10_000,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    capacity: Capacity,
+    runs: VecDeque<PipelineRun>,
+    uploads: VecDeque<TestUpload>,
+    coverage: VecDeque<CoverageEntry>,
+    formatter: Option<FormatterMode>,
+    deliveries: ReplayGuard,
+}
+
+/// The shared, bounded CI state (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct CiStore(Arc<Mutex<Inner>>);
+
+/// A copy of the state for one evaluation.
+#[derive(Debug, Clone, Default)]
+pub struct CiView {
+    pub runs: Vec<PipelineRun>,
+    pub uploads: Vec<TestUpload>,
+    pub coverage: CoverageState,
+}
+
+/// What a test-report upload says about itself (query parameters of the upload).
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+pub struct UploadMeta {
+    pub commit: String,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub run_id: Option<String>,
+    #[serde(default)]
+    pub run_url: Option<String>,
+    #[serde(default)]
+    pub suite: Option<String>,
+}
+
+/// Why an upload's metadata is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetaError {
+    #[error("{0} is required: pass it as a query parameter, e.g. ?commit=$GITHUB_SHA")]
+    Missing(&'static str),
+    #[error("{0} must be 1 to 256 printable characters")]
+    Invalid(&'static str),
+    #[error("run_url must be an http(s) URL")]
+    BadUrl,
+}
+
+fn check_text(name: &'static str, value: &str) -> Result<(), MetaError> {
+    if value.is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
+        Err(MetaError::Invalid(name))
+    } else {
+        Ok(())
+    }
+}
+
+impl UploadMeta {
+    /// Validates every field (hostile values refused, not stored).
+    pub fn validate(&self) -> Result<(), MetaError> {
+        if self.commit.trim().is_empty() {
+            return Err(MetaError::Missing("commit"));
+        }
+        check_text("commit", &self.commit)?;
+        for (name, value) in [
+            ("branch", &self.branch),
+            ("run_id", &self.run_id),
+            ("suite", &self.suite),
+        ] {
+            if let Some(v) = value {
+                check_text(name, v)?;
+            }
+        }
+        if let Some(url) = &self.run_url {
+            check_text("run_url", url)?;
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(MetaError::BadUrl);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why an upload was refused (nothing stored).
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Coverage(#[from] CoverageError),
+}
+
+fn push_bounded<T>(queue: &mut VecDeque<T>, item: T, capacity: usize) {
+    if queue.len() >= capacity.max(1) {
+        queue.pop_front();
+    }
+    queue.push_back(item);
+}
+
+impl CiStore {
+    pub fn new(capacity: Capacity) -> Self {
+        Self(Arc::new(Mutex::new(Inner {
+            capacity,
+            runs: VecDeque::new(),
+            uploads: VecDeque::new(),
+            coverage: VecDeque::new(),
+            formatter: None,
+            deliveries: ReplayGuard::new(capacity.deliveries),
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records a webhook delivery id; `Replayed` when it was seen before.
+    pub fn delivery(&self, id: &str) -> Delivery {
+        self.lock().deliveries.check(id)
+    }
+
+    /// Forgets a delivery id whose processing failed (so GitHub's redelivery is taken).
+    pub fn forget_delivery(&self, id: &str) {
+        self.lock().deliveries.forget(id);
+    }
+
+    /// Records a completed run; a run already known (same id and attempt) is replaced.
+    /// Returns false when it was already known with the same conclusion.
+    pub fn record_run(&self, run: PipelineRun) -> bool {
+        let mut inner = self.lock();
+        if let Some(existing) = inner
+            .runs
+            .iter_mut()
+            .find(|r| r.run_id == run.run_id && r.run_attempt == run.run_attempt)
+        {
+            let changed = *existing != run;
+            *existing = run;
+            return changed;
+        }
+        let capacity = inner.capacity.runs;
+        push_bounded(&mut inner.runs, run, capacity);
+        true
+    }
+
+    /// Parses and records a test report; nothing is kept when any part is invalid.
+    pub fn record_report(
+        &self,
+        meta: UploadMeta,
+        body: &[u8],
+        upload_id: String,
+        now: DateTime<Utc>,
+    ) -> Result<TestUpload, UploadError> {
+        meta.validate()?;
+        let report = parse_report(body)?;
+        let upload = TestUpload {
+            upload_id,
+            recorded_at: now,
+            commit: meta.commit,
+            branch: meta.branch,
+            run_id: meta.run_id,
+            run_url: meta.run_url,
+            suite: meta.suite,
+            report,
+        };
+        let mut inner = self.lock();
+        let capacity = inner.capacity.uploads;
+        push_bounded(&mut inner.uploads, upload.clone(), capacity);
+        Ok(upload)
+    }
+
+    /// Parses and records a coverage report (domains `depth` directories deep).
+    pub fn record_coverage(
+        &self,
+        label: &str,
+        depth: usize,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<CoverageEntry, UploadError> {
+        check_text("label", label)?;
+        let report = parse_coverage(body)?;
+        let entry = CoverageEntry {
+            label: label.to_owned(),
+            recorded_at: now,
+            percent: report.percent(),
+            domains: report.domains(depth),
+        };
+        let mut inner = self.lock();
+        let capacity = inner.capacity.coverage;
+        push_bounded(&mut inner.coverage, entry.clone(), capacity);
+        Ok(entry)
+    }
+
+    /// Records the formatter mode.
+    pub fn record_formatter(&self, mode: FormatterMode) {
+        self.lock().formatter = Some(mode);
+    }
+
+    /// A consistent copy for one evaluation.
+    pub fn view(&self) -> CiView {
+        let inner = self.lock();
+        CiView {
+            runs: inner.runs.iter().cloned().collect(),
+            uploads: inner.uploads.iter().cloned().collect(),
+            coverage: CoverageState {
+                trend: inner.coverage.iter().cloned().collect(),
+                formatter: inner.formatter.clone(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_upload_metadata_is_refused() {
+        let ok = UploadMeta {
+            commit: "abc".into(),
+            ..UploadMeta::default()
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        let cases = [
+            (UploadMeta::default(), MetaError::Missing("commit")),
+            (
+                UploadMeta {
+                    commit: "a\nb".into(),
+                    ..ok.clone()
+                },
+                MetaError::Invalid("commit"),
+            ),
+            (
+                UploadMeta {
+                    commit: "x".repeat(257),
+                    ..ok.clone()
+                },
+                MetaError::Invalid("commit"),
+            ),
+            (
+                UploadMeta {
+                    branch: Some(String::new()),
+                    ..ok.clone()
+                },
+                MetaError::Invalid("branch"),
+            ),
+            (
+                UploadMeta {
+                    suite: Some("\u{0}".into()),
+                    ..ok.clone()
+                },
+                MetaError::Invalid("suite"),
+            ),
+            (
+                UploadMeta {
+                    run_url: Some("javascript:alert(1)".into()),
+                    ..ok.clone()
+                },
+                MetaError::BadUrl,
+            ),
+        ];
+        for (meta, want) in cases {
+            assert_eq!(meta.validate(), Err(want.clone()), "{meta:?}");
+        }
+    }
+
+    #[test]
+    fn a_refused_report_stores_nothing_and_capacity_bounds_history() {
+        let store = CiStore::new(Capacity {
+            uploads: 2,
+            ..Capacity::default()
+        });
+        let meta = UploadMeta {
+            commit: "c".into(),
+            ..UploadMeta::default()
+        };
+        assert!(store
+            .record_report(meta.clone(), b"<testsuite>", "u0".into(), Utc::now())
+            .is_err());
+        assert!(store.view().uploads.is_empty());
+        let xml = b"<testsuite><testcase name='t'/></testsuite>";
+        for i in 0..3 {
+            store
+                .record_report(meta.clone(), xml, format!("u{i}"), Utc::now())
+                .expect("valid");
+        }
+        let ids: Vec<_> = store
+            .view()
+            .uploads
+            .into_iter()
+            .map(|u| u.upload_id)
+            .collect();
+        assert_eq!(ids, ["u1", "u2"]);
+    }
+}
