@@ -57,6 +57,8 @@ enum KafkaInput {
 pub struct Snapshots {
     pub pilot: Option<Snapshot>,
     pub dropcopy: Option<Snapshot>,
+    /// `telemetry.operational.execution`.
+    pub execution: Option<Snapshot>,
 }
 
 /// Asks for the last published snapshots.
@@ -192,6 +194,17 @@ impl FixPilotService {
         let now = Utc::now();
         let pilot = evaluate_pilot(&self.policy, &state, self.source.clone(), now);
         let dropcopy = evaluate_dropcopy(&self.policy, &state, self.source.clone(), now);
+        let execution = crate::execution::evaluate_execution(
+            &self.settings.execution,
+            &crate::execution::ExecutionState::derive(
+                self.recon.orders(),
+                &state,
+                &self.settings.execution,
+                now.timestamp_millis(),
+            ),
+            self.source.clone(),
+            now,
+        );
         if self
             .last
             .pilot
@@ -211,6 +224,7 @@ impl FixPilotService {
         self.last = Snapshots {
             pilot: Some(pilot),
             dropcopy: Some(dropcopy),
+            execution: Some(execution),
         };
         self.last.clone()
     }
@@ -221,7 +235,10 @@ impl FixPilotService {
         let out = snapshots.clone();
         ctx.spawn(
             async move {
-                for s in [out.pilot, out.dropcopy].into_iter().flatten() {
+                for s in [out.pilot, out.dropcopy, out.execution]
+                    .into_iter()
+                    .flatten()
+                {
                     publisher.publish_or_log(&s).await;
                 }
             }
@@ -829,7 +846,7 @@ mod tests {
     }
 
     #[actix::test]
-    async fn without_sessions_it_publishes_both_snapshots_and_says_what_is_missing() {
+    async fn without_sessions_it_publishes_all_three_snapshots_and_says_what_is_missing() {
         let (service, publisher) = service(FixPilotSettings::default());
         let addr = service.start();
         let snapshots = addr.send(PublishNow).await.expect("actor answers");
@@ -842,12 +859,18 @@ mod tests {
         );
         let dropcopy = snapshots.dropcopy.clone().expect("dropcopy snapshot");
         assert_eq!(dropcopy.status, Grade::Warn);
+        let execution = snapshots.execution.clone().expect("execution snapshot");
+        assert_eq!(execution.status, Grade::Fail, "{}", execution.summary);
+        assert_eq!(
+            execution.component("connection").map(|c| c.status),
+            Some(Grade::Fail)
+        );
         for _ in 0..100 {
             if publisher
                 .stats()
                 .published
                 .load(std::sync::atomic::Ordering::Relaxed)
-                == 2
+                == 3
             {
                 break;
             }
@@ -858,7 +881,7 @@ mod tests {
                 .stats()
                 .published
                 .load(std::sync::atomic::Ordering::Relaxed),
-            2
+            3
         );
         assert_eq!(
             addr.send(GetSnapshots).await.expect("actor answers"),
