@@ -71,6 +71,10 @@ pub struct Summary {
     /// One line for people.
     pub headline: String,
     pub domains: BTreeMap<String, DomainBlock>,
+    /// The execution journal's recent and latest rows (`journal/execution.rs`); filled by
+    /// the summary actor when it has a journal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_journal: Option<crate::journal::execution::ExecutionJournalView>,
 }
 
 impl SummaryState {
@@ -141,6 +145,7 @@ impl SummaryState {
             generated_at: now,
             headline,
             domains,
+            execution_journal: None,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod alerts;
 mod copy;
+pub mod execution;
 pub mod history;
 mod postgres;
 mod sqlite;
