@@ -55,6 +55,11 @@ pub fn parse_query(params: &[(String, String)]) -> Result<ExecutionQuery, ApiErr
     Ok(q)
 }
 
+#[utoipa::path(get, path = "/api/v1/execution/journal", tag = "journal",
+    params(("since" = Option<String>, Query, description = "RFC 3339, inclusive"),
+        ("limit" = Option<u32>, Query, description = "1 to 500, default 5"),
+        ("service" = Option<String>, Query, description = "service name")),
+    responses((status = 200, description = "Execution journal rows, newest first, the latest and the totals", body = super::openapi::ExecutionJournalDoc), (status = 400, description = "Bad query", body = super::openapi::ErrorDoc), (status = 503, description = "A dependency is down", body = super::openapi::ErrorDoc)))]
 pub(super) async fn journal(
     state: web::Data<AppState>,
     params: web::Query<Vec<(String, String)>>,

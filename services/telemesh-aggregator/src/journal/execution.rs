@@ -22,7 +22,7 @@ pub const DEFAULT_LIMIT: u32 = 5;
 pub const MAX_LIMIT: u32 = 500;
 
 /// One row of `execution_snapshots`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ExecutionRow {
     pub snapshot_id: Uuid,
     pub service: String,
@@ -68,7 +68,7 @@ impl Default for ExecutionQuery {
 }
 
 /// Counts over the rows a query selects (without its limit).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ExecutionTotals {
     pub total_snapshots: i64,
     pub last_recorded_at: Option<DateTime<Utc>>,
@@ -77,7 +77,7 @@ pub struct ExecutionTotals {
 }
 
 /// What `GET /api/v1/execution/journal` and the summary's `execution_journal` block show.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ExecutionJournalView {
     pub latest: Option<ExecutionRow>,
     pub recent: Vec<ExecutionRow>,
