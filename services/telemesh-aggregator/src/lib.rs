@@ -11,6 +11,7 @@ pub mod ingress;
 pub mod journal;
 pub mod metrics;
 pub mod retention;
+pub mod rollup;
 pub mod runtime_health;
 pub mod settings;
 pub mod startup;

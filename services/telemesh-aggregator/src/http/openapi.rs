@@ -89,6 +89,8 @@ pub struct SummaryDoc {
     pub status: GradeDoc,
     pub generated_at: DateTime<Utc>,
     pub headline: String,
+    /// The readiness roll-ups computed from the domains.
+    pub readiness: crate::rollup::Readiness,
     pub domains: BTreeMap<String, DomainBlockDoc>,
     /// The execution journal's latest and recent rows and totals (when it has a journal).
     pub execution_journal: Option<crate::journal::execution::ExecutionJournalView>,
