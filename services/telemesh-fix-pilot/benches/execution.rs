@@ -93,6 +93,7 @@ fn pilot() -> PilotState {
         queues: QueueState::default(),
         orders: Default::default(),
         recon: None,
+        execution: None,
     }
 }
 

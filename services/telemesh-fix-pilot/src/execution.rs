@@ -894,6 +894,20 @@ pub fn evaluate_execution(
     snapshot
 }
 
+/// Grades the execution readiness a [`PilotState`] carries (`None` when the service has not
+/// derived it): what the pilot publishes beside its two other kinds.
+pub fn evaluate_pilot_execution(
+    policy: &ExecutionPolicy,
+    state: &PilotState,
+    source: Source,
+    now: DateTime<Utc>,
+) -> Option<Snapshot> {
+    state
+        .execution
+        .as_ref()
+        .map(|s| evaluate_execution(policy, s, source, now))
+}
+
 /// §3.4.5: the standard table, the figures as bullets, then the issues with their severity.
 fn render_markdown(snapshot: &Snapshot, s: &ExecutionState) -> String {
     let mut out = snapshot.render_markdown("Execution readiness");

@@ -179,14 +179,22 @@ impl FixPilotService {
             queues.inbound_backlog = (tx.max_capacity() - tx.capacity()) as u64;
         }
         queues.inbound_drops = self.sessions.iter().map(FixSession::drops).sum();
-        PilotState {
+        let mut state = PilotState {
             executions_source: self.settings.executions_source,
             trading: self.trading.clone(),
             dropcopy: self.dropcopy.clone(),
             queues,
             orders: self.recon.orders().posture(now),
             recon: self.dropcopy.configured.then(|| self.recon.summary(now)),
-        }
+            execution: None,
+        };
+        state.execution = Some(crate::execution::ExecutionState::derive(
+            self.recon.orders(),
+            &state,
+            &self.settings.execution,
+            now,
+        ));
+        state
     }
 
     fn evaluate(&mut self) -> Snapshots {
@@ -194,14 +202,9 @@ impl FixPilotService {
         let now = Utc::now();
         let pilot = evaluate_pilot(&self.policy, &state, self.source.clone(), now);
         let dropcopy = evaluate_dropcopy(&self.policy, &state, self.source.clone(), now);
-        let execution = crate::execution::evaluate_execution(
+        let execution = crate::execution::evaluate_pilot_execution(
             &self.settings.execution,
-            &crate::execution::ExecutionState::derive(
-                self.recon.orders(),
-                &state,
-                &self.settings.execution,
-                now.timestamp_millis(),
-            ),
+            &state,
             self.source.clone(),
             now,
         );
@@ -224,7 +227,7 @@ impl FixPilotService {
         self.last = Snapshots {
             pilot: Some(pilot),
             dropcopy: Some(dropcopy),
-            execution: Some(execution),
+            execution,
         };
         self.last.clone()
     }

@@ -392,6 +392,7 @@ fn pilot(trading: SessionStatus, dropcopy: Option<SessionStatus>) -> PilotState 
         queues: QueueState::default(),
         orders: Default::default(),
         recon: None,
+        execution: None,
     }
 }
 
