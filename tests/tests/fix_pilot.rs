@@ -1276,3 +1276,122 @@ logon_timeout_seconds = 5
     }
     pilot.kill_9();
 }
+
+/// Execution readiness (`telemetry.operational.execution`) graded from the live order book
+/// against the real venue: fills, the venue's rejections by reason, order→ack and
+/// order→fill latency samples, the drop-copy session; the snapshot journaled once in
+/// `execution_snapshots` and served by `/api/v1/execution/journal` and the summary.
+#[actix_rt::test]
+async fn execution_readiness_is_graded_from_the_live_order_book_and_journaled() {
+    let bed = bed().await;
+    let env = TestEnv::get();
+    let db = env.fresh_database(&bed.ns).await;
+    let aggregator = kafka_aggregator(&bed.kafka, &db, &aggregator_settings()).await;
+    for cl in ["E1", "E2", "E3", "REJ-1", "REJ-2"] {
+        bed.order(cl, 10, "10.5").await;
+    }
+    bed.wait("five orders answered", |s| {
+        s.orders.total_orders == 5 && s.orders.rejected_orders == 2 && s.orders.open_orders == 0
+    })
+    .await;
+    let published = bed.pilot.send(PublishNow).await.expect("pilot answers");
+    let execution = published.execution.expect("execution snapshot");
+    assert_eq!(execution.kind, topics::EXECUTION);
+    assert_eq!(execution.metrics["orders_submitted"], 5.0);
+    assert_eq!(execution.metrics["orders_executed"], 3.0);
+    assert_eq!(execution.metrics["orders_failed"], 2.0);
+    assert_eq!(execution.metrics["fill_rate"], 0.6);
+    assert_eq!(execution.metrics["failure_rate"], 0.4);
+    assert!(execution.metrics["ack_p99_ms"] >= execution.metrics["ack_p50_ms"]);
+    assert!(execution.metrics.contains_key("fill_p50_ms"));
+    // 40% rejected with 5 orders (>= min_orders_for_fail): fail, by reason
+    assert_eq!(execution.status, Grade::Fail, "{}", execution.summary);
+    let rejections = execution.component("rejections").expect("rejections");
+    let by_reason = serde_json::to_value(&rejections.details["by_reason"]).expect("json");
+    assert_eq!(
+        by_reason[0]["reason"], "rejected by test venue",
+        "{by_reason}"
+    );
+    assert_eq!(by_reason[0]["total"], 2);
+    assert_eq!(by_reason[0]["recent"], 2);
+    let latency = execution.component("latency").expect("latency");
+    let ack = serde_json::to_value(&latency.details["order_to_ack"]).expect("json");
+    assert_eq!(ack["samples"], 5, "{ack}");
+    let fill = serde_json::to_value(&latency.details["order_to_fill"]).expect("json");
+    assert_eq!(fill["samples"], 3, "{fill}");
+    let connection = execution.component("connection").expect("connection");
+    assert_eq!(connection.status, Grade::Ok);
+    let drop_copy = execution.component("drop_copy").expect("drop_copy");
+    assert_eq!(drop_copy.status, Grade::Ok, "{}", drop_copy.summary);
+    let sessions =
+        serde_json::to_value(&execution.component("sessions").expect("sessions").details["active"])
+            .expect("json");
+    assert_eq!(sessions, json!(["trading", "dropcopy"]));
+
+    // journaled once, served by the API and the summary
+    let url = format!(
+        "http://{}/api/v1/execution/journal?limit=50",
+        aggregator.http_addr
+    );
+    let journal: Value = wait_until(
+        "the execution snapshot in the execution journal",
+        Duration::from_secs(60),
+        || {
+            let url = url.clone();
+            let id = execution.id.to_string();
+            async move {
+                let body: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+                body["entries"]
+                    .as_array()?
+                    .iter()
+                    .any(|e| e["snapshot_id"] == id.as_str())
+                    .then_some(body)
+            }
+        },
+    )
+    .await;
+    let id = execution.id.to_string();
+    let rows: Vec<&Value> = journal["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["snapshot_id"] == id.as_str())
+        .collect();
+    assert_eq!(rows.len(), 1, "journaled once: {journal}");
+    assert_eq!(rows[0]["orders_submitted"], 5);
+    assert_eq!(rows[0]["orders_failed"], 2);
+    assert_eq!(rows[0]["status"], "fail");
+    assert_eq!(rows[0]["connection_healthy"], true);
+    assert_eq!(rows[0]["drop_copy_active"], true);
+    let bad = reqwest::get(format!(
+        "http://{}/api/v1/execution/journal?limit=0",
+        aggregator.http_addr
+    ))
+    .await
+    .expect("answer");
+    assert_eq!(bad.status().as_u16(), 400);
+    let summary_url = format!("http://{}/api/v1/summary", aggregator.http_addr);
+    let summary: Value = wait_until(
+        "the execution journal block in the summary",
+        Duration::from_secs(60),
+        || {
+            let url = summary_url.clone();
+            async move {
+                let body: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+                (body["execution_journal"]["latest"]["orders_submitted"] == 5
+                    && body["domains"][topics::EXECUTION]["snapshot"].is_object())
+                .then_some(body)
+            }
+        },
+    )
+    .await;
+    assert!(
+        summary["execution_journal"]["totals"]["total_snapshots"]
+            .as_i64()
+            .is_some_and(|n| n >= 1),
+        "{}",
+        summary["execution_journal"]
+    );
+    aggregator.stop().await;
+    bed.stop().await;
+}

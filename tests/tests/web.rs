@@ -714,7 +714,7 @@ async fn every_route_is_documented_and_real_responses_validate() {
     }
     run.wait_grade(topics::INGEST_TRENDS, "warn").await;
     run.wait_grade(topics::FIX_PILOT, "ok").await;
-    let calls: [(&str, &str); 17] = [
+    let calls: [(&str, &str); 19] = [
         ("/api/v1/summary", "/api/v1/summary"),
         ("/api/v1/snapshots/latest", "/api/v1/snapshots/latest"),
         ("/api/v1/snapshots", "/api/v1/snapshots?limit=5"),
@@ -741,6 +741,14 @@ async fn every_route_is_documented_and_real_responses_validate() {
         ("/api/v1/stream", "/api/v1/stream?kind=x"),
         ("/api/v1/summary", "/api/v1/summary?format=xml"),
         ("/api/v1/snapshots", "/api/v1/snapshots?since=yesterday"),
+        (
+            "/api/v1/execution/journal",
+            "/api/v1/execution/journal?limit=5",
+        ),
+        (
+            "/api/v1/execution/journal",
+            "/api/v1/execution/journal?limit=0",
+        ),
     ];
     for (template, url) in calls {
         let (status, body) = run.json(url).await;

@@ -11,6 +11,8 @@ pub mod ingress;
 pub mod journal;
 pub mod metrics;
 pub mod retention;
+pub mod rollup;
+pub mod runtime_health;
 pub mod settings;
 pub mod startup;
 pub mod summary;

@@ -205,6 +205,7 @@ impl Aggregator {
                 ),
             });
         }
+        let summary = summary.with_execution_journal(journal_handle.clone());
         let summary_cache = summary.cache();
         let (live, _) = tokio::sync::broadcast::channel(LIVE_CAPACITY);
         let summary = summary.with_live(live.clone()).start();

@@ -70,7 +70,14 @@ pub struct Summary {
     pub generated_at: DateTime<Utc>,
     /// One line for people.
     pub headline: String,
+    /// The readiness roll-ups (data backbone, operational), computed from the domains below
+    /// (`rollup.rs`).
+    pub readiness: crate::rollup::Readiness,
     pub domains: BTreeMap<String, DomainBlock>,
+    /// The execution journal's recent and latest rows (`journal/execution.rs`); filled by
+    /// the summary actor when it has a journal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_journal: Option<crate::journal::execution::ExecutionJournalView>,
 }
 
 impl SummaryState {
@@ -140,7 +147,9 @@ impl SummaryState {
             status,
             generated_at: now,
             headline,
+            readiness: crate::rollup::readiness(&domains),
             domains,
+            execution_journal: None,
         }
     }
 }
@@ -283,10 +292,11 @@ impl Summary {
     /// domain's own Markdown.
     pub fn to_markdown(&self) -> String {
         let mut out = format!(
-            "# telemesh runtime summary: {}\n\n{} (as of {})\n\n| Domain | Status | Age | Stale | Summary |\n| --- | --- | --- | --- | --- |\n",
+            "# telemesh runtime summary: {}\n\n{} (as of {})\n\n{}| Domain | Status | Age | Stale | Summary |\n| --- | --- | --- | --- | --- |\n",
             self.status.as_upper(),
             self.headline,
-            self.generated_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+            self.generated_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            self.readiness.to_markdown()
         );
         let mut ordered: Vec<(&String, &DomainBlock)> = self.domains.iter().collect();
         ordered.sort_by(|a, b| b.1.status.cmp(&a.1.status).then(a.0.cmp(b.0)));

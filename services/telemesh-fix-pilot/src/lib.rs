@@ -12,10 +12,13 @@
 //! - [`gateway`]: the order-request schema.
 //! - [`order_gateway`]: the gateway's delivery guarantee (ClOrdID journal, age limit, order
 //!   events, offsets committed only after an outcome).
+//! - [`execution`]: execution readiness (`telemetry.operational.execution`) from the live
+//!   order book, reconciler and sessions.
 //! - [`service`]: [`FixPilotService`], the actix actor.
 
 pub mod codes;
 pub mod evaluate;
+pub mod execution;
 pub mod fasthash;
 pub mod fixed;
 pub mod gateway;

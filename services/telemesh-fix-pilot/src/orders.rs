@@ -43,6 +43,14 @@ pub struct Order {
     pub status: Status,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// When we sent it (`None` for an order we only know from its reports).
+    pub sent_ms: Option<i64>,
+    /// When the venue's first report for it arrived (ack, reject or fill).
+    pub acked_ms: Option<i64>,
+    /// When its first fill arrived.
+    pub first_fill_ms: Option<i64>,
+    /// Why the venue rejected it (Text 58, else `unspecified`).
+    pub reject_reason: Option<String>,
 }
 
 impl Order {
@@ -127,6 +135,10 @@ impl OrderBook {
             status: Status::PendingNew,
             created_ms: now_ms,
             updated_ms: now_ms,
+            sent_ms: Some(now_ms),
+            acked_ms: None,
+            first_fill_ms: None,
+            reject_reason: None,
         });
         self.by_cl_ord_id.insert(order.cl_ord_id.clone(), index);
     }
@@ -198,6 +210,10 @@ impl OrderBook {
                     status: Status::PendingNew,
                     created_ms: now_ms,
                     updated_ms: now_ms,
+                    sent_ms: None,
+                    acked_ms: None,
+                    first_fill_ms: None,
+                    reject_reason: None,
                 });
                 index
             }
@@ -217,6 +233,10 @@ impl OrderBook {
         let order = &mut self.orders[index];
         if known(&report.order_id) && order.order_id.as_deref() != Some(report.order_id.as_str()) {
             order.order_id = Some(report.order_id.clone());
+        }
+        order.acked_ms.get_or_insert(now_ms);
+        if matches!(report.exec_type, ExecType::Trade) && !report.last_qty.is_zero() {
+            order.first_fill_ms.get_or_insert(now_ms);
         }
         let corrects = matches!(
             report.exec_type,
@@ -250,6 +270,22 @@ impl OrderBook {
         }
         order.status = report.status();
         order.updated_ms = now_ms;
+        if order.status == Status::Rejected && order.reject_reason.is_none() {
+            order.reject_reason = Some(
+                report
+                    .text
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or("unspecified")
+                    .to_owned(),
+            );
+        }
+    }
+
+    /// Every order of the trading day, in the order we learnt of them.
+    pub fn orders(&self) -> &[Order] {
+        &self.orders
     }
 
     /// Forgets every order that can no longer trade (start of a new trading day).

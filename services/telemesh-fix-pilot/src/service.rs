@@ -57,6 +57,8 @@ enum KafkaInput {
 pub struct Snapshots {
     pub pilot: Option<Snapshot>,
     pub dropcopy: Option<Snapshot>,
+    /// `telemetry.operational.execution`.
+    pub execution: Option<Snapshot>,
 }
 
 /// Asks for the last published snapshots.
@@ -177,14 +179,22 @@ impl FixPilotService {
             queues.inbound_backlog = (tx.max_capacity() - tx.capacity()) as u64;
         }
         queues.inbound_drops = self.sessions.iter().map(FixSession::drops).sum();
-        PilotState {
+        let mut state = PilotState {
             executions_source: self.settings.executions_source,
             trading: self.trading.clone(),
             dropcopy: self.dropcopy.clone(),
             queues,
             orders: self.recon.orders().posture(now),
             recon: self.dropcopy.configured.then(|| self.recon.summary(now)),
-        }
+            execution: None,
+        };
+        state.execution = Some(crate::execution::ExecutionState::derive(
+            self.recon.orders(),
+            &state,
+            &self.settings.execution,
+            now,
+        ));
+        state
     }
 
     fn evaluate(&mut self) -> Snapshots {
@@ -192,6 +202,12 @@ impl FixPilotService {
         let now = Utc::now();
         let pilot = evaluate_pilot(&self.policy, &state, self.source.clone(), now);
         let dropcopy = evaluate_dropcopy(&self.policy, &state, self.source.clone(), now);
+        let execution = crate::execution::evaluate_pilot_execution(
+            &self.settings.execution,
+            &state,
+            self.source.clone(),
+            now,
+        );
         if self
             .last
             .pilot
@@ -211,6 +227,7 @@ impl FixPilotService {
         self.last = Snapshots {
             pilot: Some(pilot),
             dropcopy: Some(dropcopy),
+            execution,
         };
         self.last.clone()
     }
@@ -221,7 +238,10 @@ impl FixPilotService {
         let out = snapshots.clone();
         ctx.spawn(
             async move {
-                for s in [out.pilot, out.dropcopy].into_iter().flatten() {
+                for s in [out.pilot, out.dropcopy, out.execution]
+                    .into_iter()
+                    .flatten()
+                {
                     publisher.publish_or_log(&s).await;
                 }
             }
@@ -829,7 +849,7 @@ mod tests {
     }
 
     #[actix::test]
-    async fn without_sessions_it_publishes_both_snapshots_and_says_what_is_missing() {
+    async fn without_sessions_it_publishes_all_three_snapshots_and_says_what_is_missing() {
         let (service, publisher) = service(FixPilotSettings::default());
         let addr = service.start();
         let snapshots = addr.send(PublishNow).await.expect("actor answers");
@@ -842,12 +862,18 @@ mod tests {
         );
         let dropcopy = snapshots.dropcopy.clone().expect("dropcopy snapshot");
         assert_eq!(dropcopy.status, Grade::Warn);
+        let execution = snapshots.execution.clone().expect("execution snapshot");
+        assert_eq!(execution.status, Grade::Fail, "{}", execution.summary);
+        assert_eq!(
+            execution.component("connection").map(|c| c.status),
+            Some(Grade::Fail)
+        );
         for _ in 0..100 {
             if publisher
                 .stats()
                 .published
                 .load(std::sync::atomic::Ordering::Relaxed)
-                == 2
+                == 3
             {
                 break;
             }
@@ -858,7 +884,7 @@ mod tests {
                 .stats()
                 .published
                 .load(std::sync::atomic::Ordering::Relaxed),
-            2
+            3
         );
         assert_eq!(
             addr.send(GetSnapshots).await.expect("actor answers"),

@@ -198,6 +198,9 @@ pub struct FixPilotSettings {
     /// send): duplicates are refused across restarts. Keep it on persistent storage next to
     /// the sequence store. Default: `telemesh-data/fix-gateway`.
     pub gateway_store_dir: String,
+    /// `[fix_pilot.execution]`: execution readiness thresholds
+    /// (`telemetry.operational.execution`).
+    pub execution: crate::execution::ExecutionPolicy,
 }
 
 impl Default for FixPilotSettings {
@@ -233,6 +236,7 @@ impl Default for FixPilotSettings {
             max_request_age_seconds: 30.0,
             session_wait_seconds: 10.0,
             gateway_store_dir: "telemesh-data/fix-gateway".into(),
+            execution: crate::execution::ExecutionPolicy::default(),
         }
     }
 }
@@ -325,6 +329,9 @@ impl FixPilotSettings {
                     self.session_wait_seconds
                 ),
             );
+        }
+        if let Err((key, detail)) = self.execution.validate() {
+            return e(&key, detail);
         }
         if self.gateway_store_dir.trim().is_empty() {
             return e(

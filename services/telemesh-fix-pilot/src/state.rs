@@ -123,4 +123,7 @@ pub struct PilotState {
     pub orders: OrderPosture,
     /// The reconciliation, when a drop copy is configured.
     pub recon: Option<ReconSummary>,
+    /// Execution readiness, derived from the order book and the fields above
+    /// ([`crate::execution::ExecutionState::derive`]; `None` until derived).
+    pub execution: Option<crate::execution::ExecutionState>,
 }

@@ -209,3 +209,25 @@ impl Handler<StatusHistory> for JournalActor {
         })
     }
 }
+
+/// Reads the execution journal (recent rows, latest, totals).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<crate::journal::execution::ExecutionJournalView, JournalError>")]
+pub struct ExecutionJournal(pub crate::journal::execution::ExecutionQuery);
+
+impl Handler<ExecutionJournal> for JournalActor {
+    type Result =
+        ResponseFuture<Result<crate::journal::execution::ExecutionJournalView, JournalError>>;
+
+    fn handle(&mut self, msg: ExecutionJournal, _: &mut Self::Context) -> Self::Result {
+        let journal = self.journal.clone();
+        let health = Arc::clone(&self.health);
+        let metrics = Arc::clone(&self.metrics);
+        let limit = self.read_timeout;
+        Box::pin(async move {
+            let result = bounded(limit, journal.execution_view(&msg.0)).await;
+            health.record(&metrics, &result);
+            result
+        })
+    }
+}

@@ -66,6 +66,9 @@ impl SummaryCache {
     }
 }
 
+/// How often the summary's `execution_journal` block is re-read without a new row.
+pub const EXECUTION_JOURNAL_EVERY: Duration = Duration::from_secs(10);
+
 /// How often the cached rendering is redone without a change (ages, staleness).
 pub const RERENDER_EVERY: Duration = Duration::from_secs(1);
 
@@ -79,6 +82,9 @@ pub struct SummaryActor {
     cache: SummaryCache,
     /// Where newly journaled snapshots are announced (the live page and `telemesh tail`).
     live: Option<tokio::sync::broadcast::Sender<Snapshot>>,
+    /// The journal the `execution_journal` block is read from, and the last read.
+    execution_journal: Option<Journal>,
+    execution_view: Option<crate::journal::execution::ExecutionJournalView>,
 }
 
 impl SummaryActor {
@@ -95,6 +101,8 @@ impl SummaryActor {
             refresh: None,
             cache: SummaryCache::default(),
             live: None,
+            execution_journal: None,
+            execution_view: None,
         }
     }
 
@@ -106,7 +114,8 @@ impl SummaryActor {
     /// Renders the summary as of now into the cache.
     fn render(&self) {
         let now = Utc::now();
-        let summary = self.state.summary(&self.policy, now);
+        let mut summary = self.state.summary(&self.policy, now);
+        summary.execution_journal = self.execution_view.clone();
         let json = match serde_json::to_vec(&summary) {
             Ok(json) => json,
             Err(e) => {
@@ -138,6 +147,31 @@ impl SummaryActor {
         self
     }
 
+    /// Shows the execution journal (recent and latest rows, totals) in the summary, read
+    /// every [`EXECUTION_JOURNAL_EVERY`] and after each journaled execution snapshot.
+    pub fn with_execution_journal(mut self, journal: Journal) -> Self {
+        self.execution_journal = Some(journal);
+        self
+    }
+
+    fn read_execution_journal(&self, ctx: &mut Context<Self>) {
+        let Some(journal) = self.execution_journal.clone() else {
+            return;
+        };
+        let read = async move {
+            journal
+                .execution_view(&crate::journal::execution::ExecutionQuery::default())
+                .await
+        };
+        ctx.spawn(read.into_actor(self).map(|result, actor, _| match result {
+            Ok(view) => {
+                actor.execution_view = Some(view);
+                actor.render();
+            }
+            Err(e) => tracing::warn!(error = %e, "execution journal read for the summary failed"),
+        }));
+    }
+
     /// Announces every observed (newly journaled) snapshot on `live`.
     pub fn with_live(mut self, live: tokio::sync::broadcast::Sender<Snapshot>) -> Self {
         self.live = Some(live);
@@ -152,6 +186,12 @@ impl Actor for SummaryActor {
         ctx.set_mailbox_capacity(self.mailbox_capacity);
         self.render();
         ctx.run_interval(RERENDER_EVERY, |actor, _| actor.render());
+        if self.execution_journal.is_some() {
+            self.read_execution_journal(ctx);
+            ctx.run_interval(EXECUTION_JOURNAL_EVERY, |actor, ctx| {
+                actor.read_execution_journal(ctx)
+            });
+        }
         if let Some(refresh) = self.refresh.clone() {
             ctx.run_interval(refresh.every, move |actor, ctx| {
                 let refresh = refresh.clone();
@@ -174,9 +214,16 @@ impl Actor for SummaryActor {
 impl Handler<Observe> for SummaryActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Observe, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Observe, ctx: &mut Self::Context) {
         if msg.0.is_empty() {
             return;
+        }
+        if msg
+            .0
+            .iter()
+            .any(|s| s.kind == telemesh_core::topics::EXECUTION)
+        {
+            self.read_execution_journal(ctx);
         }
         let received_at = Utc::now();
         for snapshot in msg.0 {

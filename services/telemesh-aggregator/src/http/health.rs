@@ -1,7 +1,8 @@
 //! Owns the health endpoints and `/metrics`: liveness (503 when the ingress loop is wedged:
 //! no progress for `liveness_stall_seconds` with work waiting, so Kubernetes restarts the
 //! pod), readiness (journal and transport reachable, ingestion not blocked, dead letters
-//! accepted; 503 otherwise) and graded runtime health (503 when `fail`).
+//! accepted; 503 otherwise) and graded runtime health (503 when `fail`) with the runtime
+//! health components of `runtime_health` (FIX connectivity, market data, exporters).
 
 use std::time::Duration;
 
@@ -131,6 +132,23 @@ pub(super) async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// This process's OTLP span export counters, with when a failure was last seen (the
+/// counters are process-wide, so is the watch).
+fn exporter_reading(now: chrono::DateTime<Utc>) -> crate::runtime_health::ExporterReading {
+    static WATCH: std::sync::Mutex<crate::runtime_health::ExporterWatch> =
+        std::sync::Mutex::new(crate::runtime_health::ExporterWatch::new());
+    let t = &telemesh_core::metrics::global().tracing;
+    let mut watch = WATCH
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    watch.observe(
+        t.exported.get(),
+        t.dropped.get(),
+        t.export_failures.get(),
+        now,
+    )
+}
+
 #[utoipa::path(get, path = "/health", tag = "health",
     responses((status = 200, description = "Graded health (ok or warn)", body = super::openapi::HealthDoc),
         (status = 503, description = "Graded health is fail", body = super::openapi::HealthDoc)))]
@@ -141,20 +159,35 @@ pub(super) async fn health(state: web::Data<AppState>) -> HttpResponse {
         transport_check(&state).await,
         ingress_check(&state),
     ];
+    let mut components = Vec::new();
     match state.summary.send(GetSummary { now }).await {
-        Ok(summary) => checks.push(Check {
-            name: "domains",
-            status: summary.status,
-            summary: summary.headline,
-        }),
+        Ok(summary) => {
+            components =
+                crate::runtime_health::runtime_components(&summary, &exporter_reading(now), now);
+            checks.push(Check {
+                name: "domains",
+                status: summary.status,
+                summary: summary.headline,
+            })
+        }
         Err(e) => checks.push(Check {
             name: "domains",
             status: Grade::Fail,
             summary: format!("summary actor: {e}"),
         }),
     }
-    let status = Grade::worst(checks.iter().map(|c| c.status));
-    let body = serde_json::json!({ "status": status, "generated_at": now, "checks": checks });
+    let status = Grade::worst(
+        checks
+            .iter()
+            .map(|c| c.status)
+            .chain(components.iter().map(|c| c.status.grade())),
+    );
+    let body = serde_json::json!({
+        "status": status,
+        "generated_at": now,
+        "checks": checks,
+        "components": components,
+    });
     if status == Grade::Fail {
         HttpResponse::ServiceUnavailable().json(body)
     } else {

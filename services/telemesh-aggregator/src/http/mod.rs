@@ -3,6 +3,7 @@
 mod activities;
 mod api;
 mod error;
+mod execution;
 mod export;
 mod health;
 pub mod openapi;
@@ -68,6 +69,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/api/v1/summary", web::get().to(api::summary))
     .route("/api/v1/snapshots/latest", web::get().to(api::latest))
     .route("/api/v1/snapshots", web::get().to(api::snapshots))
+    .route(
+        "/api/v1/execution/journal",
+        web::get().to(execution::journal),
+    )
     .configure(telemesh_alerting::http::configure)
     .route(
         "/api/v1/activities/latest",

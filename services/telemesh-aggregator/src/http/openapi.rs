@@ -89,7 +89,11 @@ pub struct SummaryDoc {
     pub status: GradeDoc,
     pub generated_at: DateTime<Utc>,
     pub headline: String,
+    /// The readiness roll-ups computed from the domains.
+    pub readiness: crate::rollup::Readiness,
     pub domains: BTreeMap<String, DomainBlockDoc>,
+    /// The execution journal's latest and recent rows and totals (when it has a journal).
+    pub execution_journal: Option<crate::journal::execution::ExecutionJournalView>,
 }
 
 /// The newest snapshot of every source.
@@ -188,6 +192,20 @@ pub struct HealthDoc {
     pub status: GradeDoc,
     pub generated_at: DateTime<Utc>,
     pub checks: Vec<CheckDoc>,
+    /// The runtime health components (FIX connectivity, market data, exporters).
+    pub components: Vec<crate::runtime_health::RuntimeComponent>,
+}
+
+/// `/api/v1/execution/journal`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ExecutionJournal)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionJournalDoc {
+    pub count: usize,
+    /// Newest first.
+    pub entries: Vec<crate::journal::execution::ExecutionRow>,
+    pub latest: Option<crate::journal::execution::ExecutionRow>,
+    pub totals: crate::journal::execution::ExecutionTotals,
 }
 
 #[derive(OpenApi)]
@@ -206,6 +224,7 @@ pub struct HealthDoc {
         super::api::summary,
         super::api::latest,
         super::api::snapshots,
+        super::execution::journal,
         super::stream::stream,
         super::export::history,
         super::export::export,

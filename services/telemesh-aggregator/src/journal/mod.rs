@@ -8,6 +8,7 @@
 mod activity;
 mod alerts;
 mod copy;
+pub mod execution;
 pub mod history;
 mod postgres;
 mod sqlite;

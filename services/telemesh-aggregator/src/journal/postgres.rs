@@ -232,6 +232,7 @@ impl PgJournal {
         ))
         .fetch_all(&mut *tx)
         .await?;
+        super::execution::insert_pg(&mut tx, records, &inserted).await?;
         sqlx::query(
             "INSERT INTO telemetry_latest (kind, service, instance, generated_at, body) \
              SELECT DISTINCT ON (kind, service, instance) kind, service, instance, generated_at, body \
@@ -377,6 +378,7 @@ impl PgJournal {
             .bind(cutoff)
             .execute(&self.pool)
             .await?;
+        super::execution::retain_pg(&self.pool, cutoff).await?;
         Ok(outcome)
     }
 
@@ -524,6 +526,9 @@ async fn prepare_layout(pool: &PgPool, settings: &JournalSettings) -> Result<Lay
             .execute(pool)
             .await
             .map_err(|e| timescale_failed("set_chunk_time_interval", e))?;
+            super::execution::make_hypertable(pool, hours)
+                .await
+                .map_err(|e| timescale_failed("create_hypertable(execution_snapshots)", e))?;
             Ok(Layout::Timescale { version })
         }
     }

@@ -100,6 +100,7 @@ impl SqliteJournal {
             if result.rows_affected() > 0 {
                 inserted.push(s.id);
             }
+            super::execution::insert_sqlite(&mut tx, r, result.rows_affected() > 0).await?;
             sqlx::query(
                 "INSERT INTO telemetry_latest (kind, service, instance, generated_at, body) \
                  VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, service, instance) DO UPDATE \
@@ -188,6 +189,7 @@ impl SqliteJournal {
             .bind(ts(cutoff))
             .execute(&self.pool)
             .await?;
+        super::execution::retain_sqlite(&self.pool, cutoff).await?;
         Ok(outcome)
     }
 

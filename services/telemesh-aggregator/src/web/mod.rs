@@ -350,6 +350,7 @@ pub async fn index(state: web::Data<AppState>) -> HttpResponse {
             status => grade_str(summary.status),
             headline => summary.headline,
             generated_at => rfc3339(summary.generated_at),
+            readiness => minijinja::Value::from_serialize(&summary.readiness),
             domains => domains,
             history_available => buckets.is_some(),
             live_kind => "",
@@ -505,6 +506,7 @@ mod tests {
             "index.html",
             context! {
                 status => "fail", headline => XSS, generated_at => "t",
+                readiness => minijinja::Value::from_serialize(&summary.readiness),
                 domains => vec![domain_view(kind, block, None, false)],
                 history_available => false, live_kind => "",
             },
@@ -512,6 +514,9 @@ mod tests {
         .unwrap();
         assert!(!index.contains("<script>alert"), "{index}");
         assert!(index.contains("&lt;script&gt;alert("), "{index}");
+        // the hostile kafka readiness is the data-backbone roll-up's kafka_streaming input
+        assert!(index.contains("<h2 id=\"readiness-title\">"), "{index}");
+        assert!(index.contains("<td>kafka_streaming</td>"), "{index}");
         let error = error_page(StatusCode::NOT_FOUND, XSS, XSS);
         assert_eq!(error.status(), StatusCode::NOT_FOUND);
     }

@@ -75,6 +75,7 @@ fn healthy() -> (PilotState, Reconciler) {
         queues: QueueState::default(),
         orders: r.orders().posture(NOW),
         recon: Some(r.summary(NOW)),
+        execution: None,
     };
     (state, r)
 }
