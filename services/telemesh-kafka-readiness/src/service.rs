@@ -92,7 +92,11 @@ mod tests {
             .await;
         assert_eq!(published.len(), 1);
         assert_eq!(published[0].status, Grade::Warn);
-        assert!(published[0].summary.contains("not configured"), "{}", published[0].summary);
+        assert!(
+            published[0].summary.contains("not configured"),
+            "{}",
+            published[0].summary
+        );
         assert_eq!(published[0].source.service, SERVICE_NAME);
         let (status, body) = get(&svc, "/api/v1/snapshots/latest").await;
         assert_eq!(status, 200);
