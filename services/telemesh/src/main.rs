@@ -6,12 +6,11 @@ mod dlq;
 mod drill;
 mod operator;
 mod run;
-mod service_http;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::config::TelemeshConfig;
 
@@ -38,9 +37,10 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
-    /// Run one service (what each Kubernetes Deployment runs).
+    /// Run one service (what each Kubernetes Deployment runs): the aggregator or a domain.
     Serve {
-        service: ServiceName,
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(run::serve_names()))]
+        service: String,
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -142,16 +142,6 @@ enum DlqCommand {
         #[arg(long, value_name = "MS", default_value_t = 3000)]
         idle_ms: u64,
     },
-}
-
-/// The services `serve` can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ServiceName {
-    Aggregator,
-    FixPilot,
-    Ingest,
-    KafkaReadiness,
-    IncidentResponse,
 }
 
 fn load(file: Option<&PathBuf>) -> Result<TelemeshConfig, ExitCode> {
@@ -257,16 +247,11 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             telemesh_aggregator::startup::exit_on_panic();
-            match service {
-                ServiceName::Aggregator => run::with_system(cfg, "aggregator", run::aggregator),
-                ServiceName::FixPilot => run::with_system(cfg, "fix-pilot", run::fix_pilot),
-                ServiceName::Ingest => run::with_system(cfg, "ingest", run::ingest),
-                ServiceName::IncidentResponse => {
-                    run::with_system(cfg, "incident-response", run::incident_response)
-                }
-                ServiceName::KafkaReadiness => {
-                    run::with_system(cfg, "kafka-readiness", run::kafka_readiness)
-                }
+            if service == "aggregator" {
+                run::with_system(cfg, "aggregator", run::aggregator)
+            } else {
+                let name = service.clone();
+                run::with_system(cfg, &service, |cfg| run::domain(cfg, name))
             }
         }
     };

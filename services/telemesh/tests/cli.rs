@@ -180,3 +180,77 @@ fn check_config_names_the_bad_key_and_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("kafka.encoding"));
 }
+
+/// Every domain's kinds, as `standalone` publishes them with no configuration.
+const EVERY_DOMAIN: [(&str, &str); 6] = [
+    ("telemetry.kafka.readiness", "kafka-readiness"),
+    ("telemetry.ingest.trends", "ingest"),
+    ("telemetry.data_backbone.retention", "ingest"),
+    ("telemetry.operational.incident_response", "incident-response"),
+    ("telemetry.execution.fix_pilot", "fix-pilot"),
+    ("telemetry.execution.dropcopy", "fix-pilot"),
+];
+
+#[test]
+fn standalone_with_no_configuration_shows_every_domain_and_names_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = telemesh()
+        .current_dir(dir.path())
+        .args([
+            "standalone",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let summary = loop {
+        if let Some((200, body)) = http_get(port, "/api/v1/summary") {
+            let json: serde_json::Value =
+                serde_json::from_str(chunked_body(&body)).unwrap_or_default();
+            if EVERY_DOMAIN
+                .iter()
+                .all(|(kind, _)| json["domains"][kind].is_object())
+            {
+                break json;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "standalone summary did not show every domain in time"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for (kind, service) in EVERY_DOMAIN {
+        let block = &summary["domains"][kind];
+        assert_eq!(block["snapshot"]["source"]["service"], service, "{block}");
+        assert!(
+            ["ok", "warn", "fail"].contains(&block["status"].as_str().unwrap_or_default()),
+            "{block}"
+        );
+    }
+    // the unconfigured domains say which setting to set
+    for (kind, setting) in [
+        ("telemetry.ingest.trends", "ingest.source_url"),
+        ("telemetry.data_backbone.retention", "ingest.source_url"),
+        ("telemetry.execution.fix_pilot", "fix_pilot.trading.port"),
+        ("telemetry.execution.dropcopy", "fix_pilot.trading.port"),
+    ] {
+        let block = &summary["domains"][kind];
+        assert_eq!(block["status"], "warn", "{block}");
+        let text = block["snapshot"]["summary"].as_str().unwrap_or_default();
+        assert!(text.contains(setting), "{kind}: {text}");
+    }
+    // incident response runs: it grades its inputs rather than saying it is not configured
+    let incident = &summary["domains"]["telemetry.operational.incident_response"];
+    let text = incident["snapshot"]["summary"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(!text.starts_with("not configured"), "{incident}");
+}
