@@ -16,9 +16,7 @@ use telemesh_core::transport::{Publisher, SnapshotPublisher};
 use telemesh_core::{topics, Encoding, Grade, Snapshot, Source};
 use telemesh_ingest::settings::{ExpectedInterval, RetentionTable};
 use telemesh_ingest::source::{window_sql, Backend};
-use telemesh_ingest::{
-    retention, trends, Ingest, IngestSettings, SourceDb, TableName,
-};
+use telemesh_ingest::{retention, trends, Ingest, IngestSettings, SourceDb, TableName};
 use telemesh_integration_tests::fixtures::{aggregator_settings, create_topics, kafka_aggregator};
 use telemesh_integration_tests::{namespace, wait_until, TestEnv};
 use telemesh_service::{RunningService, ServiceHandle, ServiceOptions};

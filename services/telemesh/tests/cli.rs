@@ -186,7 +186,10 @@ const EVERY_DOMAIN: [(&str, &str); 6] = [
     ("telemetry.kafka.readiness", "kafka-readiness"),
     ("telemetry.ingest.trends", "ingest"),
     ("telemetry.data_backbone.retention", "ingest"),
-    ("telemetry.operational.incident_response", "incident-response"),
+    (
+        "telemetry.operational.incident_response",
+        "incident-response",
+    ),
     ("telemetry.execution.fix_pilot", "fix-pilot"),
     ("telemetry.execution.dropcopy", "fix-pilot"),
 ];
@@ -249,8 +252,6 @@ fn standalone_with_no_configuration_shows_every_domain_and_names_what_to_set() {
     }
     // incident response runs: it grades its inputs rather than saying it is not configured
     let incident = &summary["domains"]["telemetry.operational.incident_response"];
-    let text = incident["snapshot"]["summary"]
-        .as_str()
-        .unwrap_or_default();
+    let text = incident["snapshot"]["summary"].as_str().unwrap_or_default();
     assert!(!text.starts_with("not configured"), "{incident}");
 }
