@@ -59,7 +59,7 @@ impl Default for RuleSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct ChannelSettings {
     pub name: String,
-    /// `slack`, `webhook` or `github`.
+    /// `slack`, `webhook`, `github`, `email` or `file`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Slack incoming-webhook URL or webhook URL (a secret: prefer `url_env`).
@@ -95,6 +95,8 @@ pub struct ChannelSettings {
     /// Channel that takes a notification this channel could not deliver before it expired
     /// (empty = none).
     pub fallback: String,
+    /// File channel: the file each notification is appended to (one JSON line).
+    pub path: String,
 }
 
 impl Default for ChannelSettings {
@@ -120,6 +122,7 @@ impl Default for ChannelSettings {
             password: Secret::default(),
             password_env: String::new(),
             fallback: String::new(),
+            path: String::new(),
         }
     }
 }
@@ -267,9 +270,9 @@ impl AlertingSettings {
                     c.name
                 ));
             }
-            if !["slack", "webhook", "github", "email"].contains(&c.kind.as_str()) {
+            if !["slack", "webhook", "github", "email", "file"].contains(&c.kind.as_str()) {
                 return Err(format!(
-                    "alerting.channels[{i}].type {:?}: use slack, webhook, github or email",
+                    "alerting.channels[{i}].type {:?}: use slack, webhook, github, email or file",
                     c.kind
                 ));
             }

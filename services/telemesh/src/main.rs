@@ -2,6 +2,7 @@
 //! runs one of the subcommands (standalone, serve <service>, check-config).
 
 mod config;
+mod demo;
 mod dlq;
 mod drill;
 mod operator;
@@ -36,6 +37,21 @@ enum Command {
         /// Directory of the SQLite journal [default: [standalone] data_dir, ./telemesh-data].
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+    },
+    /// Standalone plus built-in demo producers (source demo/demo): every kind walks ok → warn →
+    /// fail → recovery; pages and resolutions go to <data dir>/alerts.log.
+    Demo {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Address of the HTTP API [default: [http] addr, 127.0.0.1:8080].
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+        /// Directory of the SQLite journal and the alert log [default: ./telemesh-data].
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Seconds of each scenario phase (four phases: the walk takes four steps).
+        #[arg(long, value_name = "SECONDS", default_value_t = 15.0)]
+        step_seconds: f64,
     },
     /// Run one service (what each Kubernetes Deployment runs): the aggregator or a domain.
     Serve {
@@ -155,6 +171,23 @@ fn load(file: Option<&PathBuf>) -> Result<TelemeshConfig, ExitCode> {
     })
 }
 
+/// The configuration of a one-process run (`standalone`, `demo`) with its `--http` and
+/// `--data-dir` overrides.
+fn load_local(
+    file: Option<&PathBuf>,
+    http: Option<String>,
+    data_dir: Option<PathBuf>,
+) -> Result<TelemeshConfig, ExitCode> {
+    let mut cfg = load(file)?;
+    if let Some(http) = http {
+        cfg.http.addr = http;
+    }
+    if let Some(dir) = data_dir {
+        cfg.standalone.data_dir = dir.display().to_string();
+    }
+    Ok(cfg)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -195,18 +228,30 @@ fn main() -> ExitCode {
             http,
             data_dir,
         } => {
-            let mut cfg = match load(config.as_ref()) {
+            let cfg = match load_local(config.as_ref(), http, data_dir) {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };
-            if let Some(http) = http {
-                cfg.http.addr = http;
-            }
-            if let Some(dir) = data_dir {
-                cfg.standalone.data_dir = dir.display().to_string();
-            }
             telemesh_aggregator::startup::exit_on_panic();
             run::with_system(cfg, "standalone", run::standalone)
+        }
+        Command::Demo {
+            config,
+            http,
+            data_dir,
+            step_seconds,
+        } => {
+            let cfg = match load_local(config.as_ref(), http, data_dir) {
+                Ok(cfg) => cfg,
+                Err(code) => return code,
+            };
+            if !(step_seconds.is_finite() && step_seconds >= 0.1) {
+                eprintln!("telemesh: --step-seconds must be at least 0.1");
+                return ExitCode::from(2);
+            }
+            let step = std::time::Duration::from_secs_f64(step_seconds);
+            telemesh_aggregator::startup::exit_on_panic();
+            run::with_system(cfg, "demo", move |cfg| run::demo(cfg, step))
         }
         Command::Alert {
             command: AlertCommand::Drill { config },

@@ -122,6 +122,16 @@ fn alerting_parts(cfg: &TelemeshConfig) -> AlertingParts {
 
 /// `telemesh standalone`.
 pub async fn standalone(cfg: TelemeshConfig) -> anyhow::Result<()> {
+    run_standalone(cfg, None).await
+}
+
+/// `telemesh demo`: standalone plus the scenario producer ([`crate::demo`]), its phases `step`
+/// long, paging to `<data dir>/alerts.log` unless channels are configured.
+pub async fn demo(cfg: TelemeshConfig, step: Duration) -> anyhow::Result<()> {
+    run_standalone(cfg, Some(step)).await
+}
+
+async fn run_standalone(mut cfg: TelemeshConfig, demo: Option<Duration>) -> anyhow::Result<()> {
     let data_dir = PathBuf::from(&cfg.standalone.data_dir);
     std::fs::create_dir_all(&data_dir).with_context(|| {
         format!(
@@ -129,6 +139,11 @@ pub async fn standalone(cfg: TelemeshConfig) -> anyhow::Result<()> {
             data_dir.display()
         )
     })?;
+    if demo.is_some() {
+        if let Some(log) = crate::demo::prepare(&mut cfg, &data_dir) {
+            tracing::info!(alerts = %log.display(), "demo: pages and resolutions are appended to this file");
+        }
+    }
     let mut journal_settings = cfg.journal.clone();
     if journal_settings.url.is_empty() {
         let path = data_dir
@@ -177,6 +192,18 @@ pub async fn standalone(cfg: TelemeshConfig) -> anyhow::Result<()> {
             tracing::info!(domain = domain.name, http = %addr, "domain endpoints listening");
         }
         services.push(service);
+    }
+    if let Some(step) = demo {
+        let options = ServiceOptions {
+            instance: crate::demo::DEMO.into(),
+            publisher: publisher.clone(),
+            http_addr: None,
+        };
+        services.push(run(crate::demo::Scenario::new(step), options)?);
+        tracing::info!(
+            step_seconds = step.as_secs_f64(),
+            "demo: every kind walks ok → warn → fail → recovery (source demo/demo)"
+        );
     }
     tracing::info!(
         journal = %journal_settings.url.redacted(),
