@@ -24,31 +24,33 @@ struct Cli {
     command: Command,
 }
 
+/// The arguments of a one-process run (`standalone`, `demo`).
+#[derive(Debug, clap::Args)]
+struct LocalArgs {
+    /// TOML configuration file (environment `TELEMESH__SECTION__KEY` overrides it).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address of the HTTP API [default: [http] addr, 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// Directory of the SQLite journal (and the demo's alert log) [default: [standalone]
+    /// data_dir, ./telemesh-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run every service in one process: in-process transport, SQLite journal, HTTP API.
     Standalone {
-        /// TOML configuration file (environment `TELEMESH__SECTION__KEY` overrides it).
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Address of the HTTP API [default: [http] addr, 127.0.0.1:8080].
-        #[arg(long, value_name = "ADDR")]
-        http: Option<String>,
-        /// Directory of the SQLite journal [default: [standalone] data_dir, ./telemesh-data].
-        #[arg(long, value_name = "DIR")]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        local: LocalArgs,
     },
     /// Standalone plus built-in demo producers (source demo/demo): every kind walks ok → warn →
     /// fail → recovery; pages and resolutions go to <data dir>/alerts.log.
     Demo {
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Address of the HTTP API [default: [http] addr, 127.0.0.1:8080].
-        #[arg(long, value_name = "ADDR")]
-        http: Option<String>,
-        /// Directory of the SQLite journal and the alert log [default: ./telemesh-data].
-        #[arg(long, value_name = "DIR")]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        local: LocalArgs,
         /// Seconds of each scenario phase (four phases: the walk takes four steps).
         #[arg(long, value_name = "SECONDS", default_value_t = 15.0)]
         step_seconds: f64,
@@ -173,16 +175,12 @@ fn load(file: Option<&PathBuf>) -> Result<TelemeshConfig, ExitCode> {
 
 /// The configuration of a one-process run (`standalone`, `demo`) with its `--http` and
 /// `--data-dir` overrides.
-fn load_local(
-    file: Option<&PathBuf>,
-    http: Option<String>,
-    data_dir: Option<PathBuf>,
-) -> Result<TelemeshConfig, ExitCode> {
-    let mut cfg = load(file)?;
-    if let Some(http) = http {
+fn load_local(args: LocalArgs) -> Result<TelemeshConfig, ExitCode> {
+    let mut cfg = load(args.config.as_ref())?;
+    if let Some(http) = args.http {
         cfg.http.addr = http;
     }
-    if let Some(dir) = data_dir {
+    if let Some(dir) = args.data_dir {
         cfg.standalone.data_dir = dir.display().to_string();
     }
     Ok(cfg)
@@ -223,12 +221,8 @@ fn main() -> ExitCode {
             allow_missing,
             output,
         } => return operator::export(&target, &name, &sections, allow_missing, output.as_ref()),
-        Command::Standalone {
-            config,
-            http,
-            data_dir,
-        } => {
-            let cfg = match load_local(config.as_ref(), http, data_dir) {
+        Command::Standalone { local } => {
+            let cfg = match load_local(local) {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };
@@ -236,12 +230,10 @@ fn main() -> ExitCode {
             run::with_system(cfg, "standalone", run::standalone)
         }
         Command::Demo {
-            config,
-            http,
-            data_dir,
+            local,
             step_seconds,
         } => {
-            let cfg = match load_local(config.as_ref(), http, data_dir) {
+            let cfg = match load_local(local) {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };
