@@ -28,7 +28,13 @@ pub struct FixPilot {
     /// `None` while the pilot is disabled or has no session configured.
     pilot: Option<Addr<FixPilotService>>,
     metrics: FixMetrics,
+    /// The first gather waits until this instant: the sessions get a moment to log on before
+    /// they are first graded.
+    first_gather_at: Option<tokio::time::Instant>,
 }
+
+/// How long after start the first gather waits for the sessions to log on.
+const LOGON_GRACE: Duration = Duration::from_secs(1);
 
 impl FixPilot {
     /// The domain for `settings`, using `kafka` for the order and execution topics. Starts the
@@ -42,6 +48,7 @@ impl FixPilot {
             settings,
             pilot,
             metrics: FixMetrics::default(),
+            first_gather_at: Some(tokio::time::Instant::now() + LOGON_GRACE),
         }
     }
 
@@ -82,6 +89,10 @@ impl Domain for FixPilot {
         Duration::from_secs(self.settings.interval_seconds.max(1))
     }
 
+    fn gather_timeout(&self) -> Duration {
+        self.interval() + LOGON_GRACE
+    }
+
     fn not_configured(&self) -> Option<NotConfigured> {
         if !self.settings.enabled {
             return Some(NotConfigured::new(
@@ -98,6 +109,9 @@ impl Domain for FixPilot {
     }
 
     async fn gather(&mut self) -> Result<PilotState, String> {
+        if let Some(at) = self.first_gather_at.take() {
+            tokio::time::sleep_until(at).await;
+        }
         let Some(pilot) = &self.pilot else {
             return Err("no session configured".into());
         };

@@ -102,6 +102,7 @@ pub fn prepare(cfg: &mut TelemeshConfig, data_dir: &Path) -> Option<std::path::P
         ..ChannelSettings::default()
     });
     cfg.alerting.group_wait_seconds = 0.0;
+    cfg.alerting.summary_url = format!("http://{}/api/v1/summary?format=markdown", cfg.http.addr);
     Some(log)
 }
 
