@@ -5,6 +5,7 @@ mod config;
 mod demo;
 mod dlq;
 mod drill;
+mod feeds;
 mod operator;
 mod run;
 

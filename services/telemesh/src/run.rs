@@ -12,6 +12,7 @@ use telemesh_aggregator::{
     subscribed_topics, Aggregator, AlertingParts, Journal, JournalSettings, TransportParts,
 };
 use telemesh_alerting::actor::SystemClock;
+use telemesh_cache_health::CacheHealthDomain;
 use telemesh_core::config::SecretUrl;
 use telemesh_core::transport::inproc::InProcessBus;
 use telemesh_core::transport::kafka::{KafkaPublisher, KafkaSubscriber};
@@ -21,6 +22,7 @@ use telemesh_incident_response::IncidentResponse;
 use telemesh_ingest::Ingest;
 use telemesh_kafka_readiness::KafkaReadiness;
 use telemesh_service::{Domain, RunningService, ServiceOptions};
+use telemesh_system_validation::SystemValidationDomain;
 
 use crate::config::TelemeshConfig;
 
@@ -40,6 +42,8 @@ pub const DOMAINS: &[DomainEntry] = &[
     DomainEntry { name: telemesh_ingest::SERVICE_NAME, start: |c, o| run(Ingest::new(&c.ingest)?, o) },
     DomainEntry { name: telemesh_incident_response::SERVICE_NAME, start: |c, o| run(IncidentResponse::new(c.incident_response.clone()), o) },
     DomainEntry { name: telemesh_fix_pilot::SERVICE_NAME, start: |c, o| run(FixPilot::start(c.fix_pilot.clone(), &c.kafka), o) },
+    DomainEntry { name: telemesh_cache_health::SERVICE, start: |c, o| run(CacheHealthDomain::new(c.cache_health.clone()), o) },
+    DomainEntry { name: telemesh_system_validation::SERVICE, start: |c, o| run(SystemValidationDomain::new(c.system_validation.clone()), o) },
 ];
 
 fn run<D: Domain>(domain: D, options: ServiceOptions) -> anyhow::Result<RunningService> {
@@ -70,7 +74,7 @@ where
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -193,6 +197,7 @@ async fn run_standalone(mut cfg: TelemeshConfig, demo: Option<Duration>) -> anyh
         }
         services.push(service);
     }
+    services.extend(crate::feeds::event_bus(&cfg, &publisher)?);
     if let Some(step) = demo {
         let options = ServiceOptions {
             instance: crate::demo::DEMO.into(),
@@ -275,9 +280,13 @@ pub async fn domain(cfg: TelemeshConfig, name: String) -> anyhow::Result<()> {
         publisher,
         http_addr: Some(cfg.http.addr.clone()),
     };
+    let event_bus = crate::feeds::event_bus(&cfg, &options.publisher)?;
     let service = (entry.start)(&cfg, options)?;
     tracing::info!(domain = name, kafka = %cfg.kafka.describe(), "domain service running");
     shutdown_signal().await;
     service.stop(true).await;
+    if let Some(event_bus) = event_bus {
+        event_bus.stop(true).await;
+    }
     Ok(())
 }
