@@ -199,7 +199,7 @@ fn run_local(args: &[&str]) -> (tempfile::TempDir, u16, Running) {
 }
 
 /// Every domain's kinds, as `standalone` publishes them with no configuration.
-const EVERY_DOMAIN: [(&str, &str); 6] = [
+const EVERY_DOMAIN: [(&str, &str); 7] = [
     ("telemetry.kafka.readiness", "kafka-readiness"),
     ("telemetry.ingest.trends", "ingest"),
     ("telemetry.data_backbone.retention", "ingest"),
@@ -209,6 +209,10 @@ const EVERY_DOMAIN: [(&str, &str); 6] = [
     ),
     ("telemetry.execution.fix_pilot", "fix-pilot"),
     ("telemetry.execution.dropcopy", "fix-pilot"),
+    (
+        "telemetry.operational.system_validation",
+        "system-validation",
+    ),
 ];
 
 #[test]
@@ -246,6 +250,10 @@ fn standalone_with_no_configuration_shows_every_domain_and_names_what_to_set() {
         ("telemetry.data_backbone.retention", "ingest.source_url"),
         ("telemetry.execution.fix_pilot", "fix_pilot.trading.port"),
         ("telemetry.execution.dropcopy", "fix_pilot.trading.port"),
+        (
+            "telemetry.operational.system_validation",
+            "system_validation.report_path",
+        ),
     ] {
         let block = &summary["domains"][kind];
         assert_eq!(block["status"], "warn", "{block}");
