@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use actix::Actor;
 use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use telemesh_aggregator::settings::JournalSettings;
@@ -15,12 +14,9 @@ use telemesh_aggregator::{
 };
 use telemesh_core::config::{Secret, SecretUrl};
 use telemesh_core::transport::inproc::InProcessBus;
-use telemesh_core::transport::SnapshotPublisher;
-use telemesh_core::{topics, Encoding, Source};
-use telemesh_incident_response::{
-    serve_http, EvaluateNow, IncidentResponseService, IncidentResponseSettings,
-};
+use telemesh_incident_response::{IncidentResponse, IncidentResponseSettings};
 use telemesh_integration_tests::{namespace, TestEnv};
+use telemesh_service::testing::TestService;
 
 const TOKEN: &str = "activities-test-token";
 
@@ -166,20 +162,13 @@ async fn journals_activities(journal_url: &str) {
         activity_log: file.display().to_string(),
         ..IncidentResponseSettings::default()
     };
-    let bus = InProcessBus::new(16, [topics::INCIDENT_RESPONSE]);
-    let publisher = SnapshotPublisher::new(bus.publisher(), Encoding::Json, "");
-    let service =
-        IncidentResponseService::new(settings, Source::new("incident-response", "it"), publisher)
-            .start();
-    let (bound, server) = serve_http(
-        "127.0.0.1:0",
-        service.clone(),
-        None,
-        Secret::new("ir-token"),
-    )
+    let svc = TestService::start(IncidentResponse::new(IncidentResponseSettings {
+        api_token: Secret::new("ir-token"),
+        ..settings
+    }))
     .expect("serve incident response");
     let (status, answer) = post(
-        &format!("http://{bound}/api/v1/activities"),
+        &svc.url("/api/v1/activities"),
         Some("Bearer ir-token"),
         r#"{"kind":"training","by":"dave","note":"tabletop"}"#,
     )
@@ -189,7 +178,14 @@ async fn journals_activities(journal_url: &str) {
     assert_eq!(got["entries"], 4, "{got}");
     assert_eq!(got["last_training"]["by"], "dave");
     assert!(!file.exists(), "no local activity file with an aggregator");
-    let snapshot = service.send(EvaluateNow).await.expect("evaluate");
+    let snapshot = svc
+        .service
+        .handle()
+        .run_now()
+        .await
+        .into_iter()
+        .next()
+        .expect("an incident-response snapshot");
     let training_age = *snapshot
         .metrics
         .get("training_age_days")
@@ -198,7 +194,7 @@ async fn journals_activities(journal_url: &str) {
         training_age < 0.01,
         "read back from the aggregator: {training_age}"
     );
-    server.stop(true).await;
+    svc.service.stop(false).await;
 
     // a wrong token towards the aggregator is an error naming what to fix, and writes nothing
     let wrong = IncidentResponseSettings {
@@ -207,15 +203,13 @@ async fn journals_activities(journal_url: &str) {
         interval_seconds: 3600,
         ..IncidentResponseSettings::default()
     };
-    let bus = InProcessBus::new(16, [topics::INCIDENT_RESPONSE]);
-    let publisher = SnapshotPublisher::new(bus.publisher(), Encoding::Json, "");
-    let service =
-        IncidentResponseService::new(wrong, Source::new("incident-response", "it2"), publisher)
-            .start();
-    let (bound, server) =
-        serve_http("127.0.0.1:0", service, None, Secret::new("ir-token")).expect("serve");
+    let svc = TestService::start(IncidentResponse::new(IncidentResponseSettings {
+        api_token: Secret::new("ir-token"),
+        ..wrong
+    }))
+    .expect("serve");
     let (status, answer) = post(
-        &format!("http://{bound}/api/v1/activities"),
+        &svc.url("/api/v1/activities"),
         Some("Bearer ir-token"),
         r#"{"kind":"drill","by":"eve"}"#,
     )
@@ -228,7 +222,7 @@ async fn journals_activities(journal_url: &str) {
         "{answer}"
     );
     assert_eq!(latest(&base).await["entries"], 4);
-    server.stop(true).await;
+    svc.service.stop(false).await;
     agg.stop().await;
 }
 

@@ -506,7 +506,8 @@ async fn the_email_channel_sends_through_smtp() {
 #[actix_rt::test]
 async fn incident_response_grades_the_real_alert_history_and_gates_deploys() {
     use chrono::Datelike;
-    use telemesh_incident_response::{IncidentResponseService, IncidentResponseSettings};
+    use telemesh_incident_response::{gate as gate_of, IncidentResponse, IncidentResponseSettings};
+    use telemesh_service::testing::TestService;
 
     let env = TestEnv::get();
     let db = env.fresh_database(&namespace()).await;
@@ -528,15 +529,11 @@ async fn incident_response_grades_the_real_alert_history_and_gates_deploys() {
         aggregator_url: format!("http://{}", aggregator.http_addr),
         ..IncidentResponseSettings::default()
     };
-    let bus = InProcessBus::new(64, [topics::INCIDENT_RESPONSE]);
-    let ir_publisher = SnapshotPublisher::new(bus.publisher(), Encoding::Json, "");
-    let mut service = IncidentResponseService::new(
-        settings,
-        telemesh_core::Source::new("incident-response", "it"),
-        ir_publisher,
-    );
+    let gate_settings = settings.gate_settings();
+    let service = TestService::start(IncidentResponse::new(settings)).expect("start the domain");
+    let handle = service.service.handle().clone();
 
-    let open = service.run_once().await;
+    let open = handle.run_now().await.remove(0);
     assert_eq!(
         open.metrics.get("open_incidents"),
         Some(&1.0),
@@ -548,7 +545,7 @@ async fn incident_response_grades_the_real_alert_history_and_gates_deploys() {
         "{}",
         open.markdown
     );
-    let gate = service.gate();
+    let gate = gate_of(&open, &gate_settings);
     assert!(
         gate.is_blocking,
         "an open incident blocks deploys: {gate:?}"
@@ -580,7 +577,7 @@ async fn incident_response_grades_the_real_alert_history_and_gates_deploys() {
             .unwrap();
         assert_eq!(r.status(), 200, "{action}");
     }
-    let closed = service.run_once().await;
+    let closed = handle.run_now().await.remove(0);
     assert_eq!(
         closed.metrics.get("open_incidents"),
         Some(&0.0),
@@ -592,7 +589,7 @@ async fn incident_response_grades_the_real_alert_history_and_gates_deploys() {
         "{}",
         closed.markdown
     );
-    let gate = service.gate();
+    let gate = gate_of(&closed, &gate_settings);
     assert!(
         !gate
             .blocking_codes

@@ -10,24 +10,25 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr};
+use actix::Addr;
 use serde_json::{json, Value};
 use telemesh_core::config::KafkaSettings;
 use telemesh_core::transport::kafka::{ensure_topics, KafkaPublisher, KafkaSubscriber, TopicSpec};
 use telemesh_core::transport::{OutboundMessage, Publisher, SnapshotPublisher, Subscriber};
-use telemesh_core::{topics, Encoding, Grade, Snapshot, Source};
+use telemesh_core::{topics, Encoding, Grade, Snapshot};
 use telemesh_fix_pilot::codes::Side;
 use telemesh_fix_pilot::gateway::OrderRequest;
 use telemesh_fix_pilot::orders::NewOrder;
 use telemesh_fix_pilot::state::{PilotState, SessionStatus};
 use telemesh_fix_pilot::{
-    Category, FixPilotService, FixPilotSettings, Fixed, GetState, PublishNow, SessionSettings,
+    Category, FixPilot, FixPilotService, FixPilotSettings, Fixed, GetState, SessionSettings,
     Shutdown, Submit,
 };
 use telemesh_integration_tests::fixtures::{
     aggregator_settings, create_topics, kafka_aggregator, read_topic,
 };
 use telemesh_integration_tests::{namespace, wait_until, TestEnv};
+use telemesh_service::{RunningService, ServiceOptions};
 
 const GRACE_SECONDS: f64 = 2.0;
 
@@ -181,10 +182,48 @@ fn control(port: u16, cmd: Value) -> Option<Value> {
 struct Bed {
     _tmp: TempDirKeep,
     venue: Venue,
+    service: RunningService,
     pilot: Addr<FixPilotService>,
     kafka: KafkaSettings,
     store: PathBuf,
     ns: String,
+}
+
+/// The FIX pilot domain of `settings` publishing to Kafka as `instance` (no HTTP), and its
+/// sessions' actor.
+fn start_domain(
+    settings: FixPilotSettings,
+    kafka: &KafkaSettings,
+    instance: &str,
+) -> (RunningService, Addr<FixPilotService>) {
+    let transport: Arc<dyn Publisher> =
+        Arc::new(KafkaPublisher::new(kafka).expect("kafka publisher"));
+    let publisher = SnapshotPublisher::new(transport, Encoding::Json, kafka.topic_prefix.clone());
+    let domain = FixPilot::start(settings, kafka);
+    let pilot = domain.pilot().cloned().expect("a session is configured");
+    let service = telemesh_service::start(
+        domain,
+        ServiceOptions {
+            instance: instance.into(),
+            publisher,
+            http_addr: None,
+        },
+    )
+    .expect("start the fix pilot domain");
+    (service, pilot)
+}
+
+/// Both snapshots of one run of the domain, now.
+async fn run_now(service: &RunningService) -> (Snapshot, Snapshot) {
+    let snapshots = service.handle().run_now().await;
+    let of = |kind: &str| {
+        snapshots
+            .iter()
+            .find(|s| s.kind == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("a {kind} snapshot"))
+    };
+    (of(topics::FIX_PILOT), of(topics::DROPCOPY))
 }
 
 async fn start_pilot(
@@ -192,17 +231,8 @@ async fn start_pilot(
     ns: &str,
     kafka: &KafkaSettings,
     store: &Path,
-) -> Addr<FixPilotService> {
-    let transport: Arc<dyn Publisher> =
-        Arc::new(KafkaPublisher::new(kafka).expect("kafka publisher"));
-    let publisher = SnapshotPublisher::new(transport, Encoding::Json, kafka.topic_prefix.clone());
-    FixPilotService::new(
-        venue.pilot_settings(ns, store),
-        kafka.clone(),
-        Source::new("fix-pilot", ns),
-        publisher,
-    )
-    .start()
+) -> (RunningService, Addr<FixPilotService>) {
+    start_domain(venue.pilot_settings(ns, store), kafka, ns)
 }
 
 async fn bed() -> Bed {
@@ -229,10 +259,11 @@ async fn bed() -> Bed {
     }
     let venue = Venue::start(&tmp.path().join("venue")).await;
     let store = tmp.path().join("pilot-store");
-    let pilot = start_pilot(&venue, &ns, &kafka, &store).await;
+    let (service, pilot) = start_pilot(&venue, &ns, &kafka, &store).await;
     let bed = Bed {
         _tmp: TempDirKeep(Some(tmp)),
         venue,
+        service,
         pilot,
         kafka,
         store,
@@ -293,15 +324,11 @@ impl Bed {
     }
 
     async fn snapshots(&self) -> (Snapshot, Snapshot) {
-        let s = self.pilot.send(PublishNow).await.expect("pilot answers");
-        (
-            s.pilot.expect("pilot snapshot"),
-            s.dropcopy.expect("dropcopy snapshot"),
-        )
+        run_now(&self.service).await
     }
 
     async fn stop(self) {
-        let _ = self.pilot.send(Shutdown).await;
+        self.service.stop(false).await;
     }
 }
 
@@ -817,21 +844,8 @@ async fn a_platform_with_its_own_gateway_feeds_its_execution_reports_from_kafka(
     reconciler.trading.port = 0;
     reconciler.executions_source = telemesh_fix_pilot::ExecutionsSource::Kafka;
     reconciler.consumer_group = format!("{}-reconciler", bed.ns);
-    let start = |settings: FixPilotSettings, name: &str| {
-        let transport: Arc<dyn Publisher> =
-            Arc::new(KafkaPublisher::new(&bed.kafka).expect("kafka publisher"));
-        let publisher =
-            SnapshotPublisher::new(transport, Encoding::Json, bed.kafka.topic_prefix.clone());
-        FixPilotService::new(
-            settings,
-            bed.kafka.clone(),
-            Source::new("fix-pilot", name),
-            publisher,
-        )
-        .start()
-    };
-    let a = start(gateway, "gateway");
-    let b = start(reconciler, "reconciler");
+    let (a_service, a) = start_domain(gateway, &bed.kafka, "gateway");
+    let (b_service, b) = start_domain(reconciler, &bed.kafka, "reconciler");
     let wait = |addr: Addr<FixPilotService>, what: &'static str, check: fn(&PilotState) -> bool| async move {
         wait_until(what, Duration::from_secs(60), || {
             let addr = addr.clone();
@@ -876,16 +890,15 @@ async fn a_platform_with_its_own_gateway_feeds_its_execution_reports_from_kafka(
         s.orders.total_orders, 1,
         "the platform's orders are modelled from its reports"
     );
-    let snapshots = b.send(PublishNow).await.expect("reconciler answers");
-    let pilot = snapshots.pilot.expect("pilot snapshot");
+    let (pilot, _) = run_now(&b_service).await;
     assert_eq!(
         pilot.component("sessions").expect("sessions").status,
         Grade::Ok,
         "no trading session is needed: {}",
         pilot.markdown
     );
-    let _ = a.send(Shutdown).await;
-    let _ = b.send(Shutdown).await;
+    a_service.stop(false).await;
+    b_service.stop(false).await;
 }
 
 #[actix_rt::test]
@@ -976,15 +989,7 @@ async fn replayed_aged_duplicate_and_hostile_order_requests_are_rejected_with_re
     let mut settings = bed.venue.pilot_settings(&bed.ns, &bed.store);
     settings.consumer_group = format!("{}-fix-pilot-reset", bed.ns);
     reset_group_to_start(&bed.kafka, &settings.consumer_group);
-    let transport: Arc<dyn Publisher> =
-        Arc::new(KafkaPublisher::new(&bed.kafka).expect("kafka publisher"));
-    let pilot = FixPilotService::new(
-        settings,
-        bed.kafka.clone(),
-        Source::new("fix-pilot", &bed.ns),
-        SnapshotPublisher::new(transport, Encoding::Json, bed.kafka.topic_prefix.clone()),
-    )
-    .start();
+    let (pilot_service, _pilot) = start_domain(settings, &bed.kafka, &bed.ns);
     let replayed = |seen: &[Value]| offsets.iter().all(|(o, _)| answers(seen, *o).len() == 2);
     events
         .until(
@@ -1020,7 +1025,7 @@ async fn replayed_aged_duplicate_and_hostile_order_requests_are_rejected_with_re
     let orders = bed.venue.orders();
     assert!(venue_has(&orders), "nothing was sent twice: {orders}");
     assert_eq!(orders["duplicates"], 0, "{orders}");
-    let _ = pilot.send(Shutdown).await;
+    pilot_service.stop(false).await;
 }
 
 /// Commits offset 0 of the orders topic for the (empty) consumer group `group`, as
@@ -1294,8 +1299,14 @@ async fn execution_readiness_is_graded_from_the_live_order_book_and_journaled() 
         s.orders.total_orders == 5 && s.orders.rejected_orders == 2 && s.orders.open_orders == 0
     })
     .await;
-    let published = bed.pilot.send(PublishNow).await.expect("pilot answers");
-    let execution = published.execution.expect("execution snapshot");
+    let execution = bed
+        .service
+        .handle()
+        .run_now()
+        .await
+        .into_iter()
+        .find(|s| s.kind == topics::EXECUTION)
+        .expect("execution snapshot");
     assert_eq!(execution.kind, topics::EXECUTION);
     assert_eq!(execution.metrics["orders_submitted"], 5.0);
     assert_eq!(execution.metrics["orders_executed"], 3.0);

@@ -10,18 +10,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::{Actor, Addr};
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use telemesh_core::config::Secret;
-use telemesh_core::transport::inproc::InProcessBus;
-use telemesh_core::transport::SnapshotPublisher;
-use telemesh_core::{topics, Encoding, Grade, Snapshot, Source};
+use telemesh_core::{topics, Grade, Snapshot, Source};
 use telemesh_incident_response::alerts::{AlertHistoryClient, AlertHistoryError};
 use telemesh_incident_response::{
-    gate, runbooks, serve_http, snapshot_issues, EvaluateNow, GateDecision,
-    IncidentResponseService, IncidentResponseSettings,
+    gate, runbooks, snapshot_issues, GateDecision, IncidentResponse, IncidentResponseSettings,
 };
+use telemesh_service::testing::TestService;
+use telemesh_service::{Domain, Evaluation};
 
 // ---------------------------------------------------------------- fake aggregator
 
@@ -251,10 +249,31 @@ fn recent_training_line() -> String {
         .to_string()
 }
 
-fn service(settings: IncidentResponseSettings) -> IncidentResponseService {
-    let bus = InProcessBus::new(64, [topics::INCIDENT_RESPONSE]);
-    let publisher = SnapshotPublisher::new(bus.publisher(), Encoding::Json, "");
-    IncidentResponseService::new(settings, Source::new("incident-response", "it"), publisher)
+/// The domain for `settings`, run one gather and evaluation at a time as the framework runs it.
+struct Runner(IncidentResponse);
+
+impl Runner {
+    async fn run_once(&mut self) -> Snapshot {
+        let state = self.0.gather().await;
+        let at = Evaluation {
+            source: Source::new("incident-response", "it"),
+            now: Utc::now(),
+        };
+        self.0.evaluate(&state, &at).remove(0)
+    }
+}
+
+fn service(settings: IncidentResponseSettings) -> Runner {
+    Runner(IncidentResponse::new(settings))
+}
+
+/// The domain for `settings` on port 0, its activities guarded by `token`.
+fn serve(settings: IncidentResponseSettings, token: Secret) -> TestService {
+    TestService::start(IncidentResponse::new(IncidentResponseSettings {
+        api_token: token,
+        ..settings
+    }))
+    .expect("serve")
 }
 
 fn issue(snapshot: &Snapshot, category: &str) -> Option<(Grade, String)> {
@@ -322,7 +341,11 @@ async fn malformed_roster_and_runbook_files_are_findings_not_crashes() {
     let roster = snapshot.component("roster").expect("roster component");
     assert_eq!(roster.status, Grade::Fail);
     assert!(roster.summary.contains("is not a valid roster"));
-    assert_eq!(service.gate().status, GateDecision::Block);
+    let g = gate(
+        &snapshot,
+        &IncidentResponseSettings::default().gate_settings(),
+    );
+    assert_eq!(g.status, GateDecision::Block);
 }
 
 #[actix_rt::test]
@@ -503,10 +526,8 @@ async fn http_gate_allows_and_blocks_and_a_recorded_drill_feeds_the_next_evaluat
     );
     let mut settings = inputs.settings(&url);
     settings.chatops_ready = false; // read live: one healthy channel
-    let addr: Addr<IncidentResponseService> = service(settings).start();
-    let (bound, server) =
-        serve_http("127.0.0.1:0", addr.clone(), None, Secret::new(TOKEN)).expect("serve");
-    let base = format!("http://{bound}");
+    let server = serve(settings, Secret::new(TOKEN));
+    let base = server.base_url.clone();
     let client = reqwest::Client::new();
 
     let snapshot = wait_for_snapshot(&client, &base).await;
@@ -604,7 +625,7 @@ async fn http_gate_allows_and_blocks_and_a_recorded_drill_feeds_the_next_evaluat
             alert("old", "warning", 300, Some(295), Some(280), None),
         ]),
     );
-    let fresh = addr.send(EvaluateNow).await.expect("actor answers");
+    let fresh = server.service.handle().run_now().await.remove(0);
     assert_eq!(fresh.status, Grade::Warn);
     let (status, gate) = get(&client, &format!("{base}/api/v1/gate")).await;
     assert_eq!(status, 200);
@@ -617,7 +638,7 @@ async fn http_gate_allows_and_blocks_and_a_recorded_drill_feeds_the_next_evaluat
     assert_eq!(gate["metadata"]["snapshot_status"], "warn");
     assert_eq!(gate["metadata"]["snapshot_id"], fresh.id.to_string());
 
-    server.stop(true).await;
+    server.service.stop(false).await;
 }
 
 /// `POST /api/v1/activities` with an optional raw `Authorization` header.
@@ -663,10 +684,8 @@ async fn activities_need_the_token_before_the_body_is_read_and_hostile_requests_
         ..inputs.settings(&url)
     };
     // no token configured: disabled, whatever is presented, naming the setting
-    let disabled = service(settings()).start();
-    let (bound, server) =
-        serve_http("127.0.0.1:0", disabled, None, Secret::default()).expect("serve");
-    let activities = format!("http://{bound}/api/v1/activities");
+    let server = serve(settings(), Secret::default());
+    let activities = server.url("/api/v1/activities");
     for auth in [None, Some("Bearer "), Some("Bearer anything")] {
         let (status, body, _) = post_as(&client, &activities, auth, good).await;
         assert_eq!(
@@ -681,11 +700,10 @@ async fn activities_need_the_token_before_the_body_is_read_and_hostile_requests_
             "{detail}"
         );
     }
-    server.stop(true).await;
+    server.service.stop(false).await;
 
-    let addr = service(settings()).start();
-    let (bound, server) = serve_http("127.0.0.1:0", addr, None, Secret::new(TOKEN)).expect("serve");
-    let activities = format!("http://{bound}/api/v1/activities");
+    let server = serve(settings(), Secret::new(TOKEN));
+    let activities = server.url("/api/v1/activities");
     let huge_token = format!("Bearer {}", "A".repeat(16 * 1024));
     let wrong_long = format!("Bearer {TOKEN}{TOKEN}");
     let cases: Vec<(Option<&str>, &str, u16)> = vec![
@@ -733,5 +751,5 @@ async fn activities_need_the_token_before_the_body_is_read_and_hostile_requests_
     let (status, answer, _) = post_as(&client, &activities, Some(&bearer), good).await;
     assert_eq!(status, 201, "{answer}");
     assert!(log().contains("forged drill"));
-    server.stop(true).await;
+    server.service.stop(false).await;
 }

@@ -16,11 +16,10 @@ use telemesh_core::transport::{Publisher, SnapshotPublisher};
 use telemesh_core::{topics, Encoding, Grade, Snapshot, Source};
 use telemesh_ingest::settings::{ExpectedInterval, RetentionTable};
 use telemesh_ingest::source::{window_sql, Backend};
-use telemesh_ingest::{
-    retention, trends, GetLastSnapshots, IngestHandle, IngestSettings, SourceDb, TableName,
-};
+use telemesh_ingest::{retention, trends, Ingest, IngestSettings, SourceDb, TableName};
 use telemesh_integration_tests::fixtures::{aggregator_settings, create_topics, kafka_aggregator};
 use telemesh_integration_tests::{namespace, wait_until, TestEnv};
+use telemesh_service::{RunningService, ServiceHandle, ServiceOptions};
 
 const RUNS_DDL: &str = "CREATE SCHEMA telemetry; \
     CREATE TABLE telemetry.ingest_runs (run_id TEXT PRIMARY KEY, dimension TEXT NOT NULL, status TEXT NOT NULL, \
@@ -554,6 +553,42 @@ fn local_publisher() -> SnapshotPublisher {
     SnapshotPublisher::new(bus.publisher(), Encoding::Json, "")
 }
 
+/// The ingest domain of `settings` on port 0, publishing through `publisher` as `instance`.
+fn start_ingest(
+    settings: &IngestSettings,
+    instance: &str,
+    publisher: SnapshotPublisher,
+) -> RunningService {
+    let domain = Ingest::new(settings).expect("valid ingest settings");
+    telemesh_service::start(
+        domain,
+        ServiceOptions {
+            instance: instance.into(),
+            publisher,
+            http_addr: Some("127.0.0.1:0".into()),
+        },
+    )
+    .expect("start ingest")
+}
+
+/// `http://<where the service listens>`.
+fn base(service: &RunningService) -> String {
+    format!("http://{}", service.http_addr().expect("serves HTTP"))
+}
+
+/// The newest snapshots of both kinds.
+struct Last {
+    trends: Option<Snapshot>,
+    retention: Option<Snapshot>,
+}
+
+fn last_of(service: &ServiceHandle) -> Last {
+    Last {
+        trends: service.latest_of(topics::INGEST_TRENDS),
+        retention: service.latest_of(topics::RETENTION),
+    }
+}
+
 async fn post(url: &str, body: &Value) -> (u16, Value) {
     let r = reqwest::Client::new()
         .post(url)
@@ -570,9 +605,8 @@ async fn post(url: &str, body: &Value) -> (u16, Value) {
 async fn run_reports_are_validated_and_recorded_in_the_platform_table() {
     let env = TestEnv::get();
     let (url, mut conn) = platform_db(&env, &namespace()).await;
-    let handle = IngestHandle::start(&settings(&url), "127.0.0.1:0", source(), local_publisher())
-        .expect("start ingest");
-    let runs_url = format!("http://{}/api/v1/ingest/runs", handle.http_addr);
+    let handle = start_ingest(&settings(&url), "it", local_publisher());
+    let runs_url = format!("{}/api/v1/ingest/runs", base(&handle));
     let finished = Utc::now() - Duration::minutes(1);
     let good = json!({
         "run_id": "report-1",
@@ -678,14 +712,14 @@ async fn run_reports_are_validated_and_recorded_in_the_platform_table() {
     );
 
     // the recorded run shows up in the trends snapshot
-    let service = handle.service.clone();
+    let service = handle.handle().clone();
     let daily = wait_until(
         "the reported run in the trends snapshot",
         StdDuration::from_secs(20),
         || {
             let service = service.clone();
             async move {
-                let last = service.send(GetLastSnapshots).await.ok()?;
+                let last = last_of(&service);
                 let c = last.trends?.component("daily_bars").cloned()?;
                 (c.details.get("runs_in_window") == Some(&1usize.into())).then_some(c)
             }
@@ -694,7 +728,7 @@ async fn run_reports_are_validated_and_recorded_in_the_platform_table() {
     .await;
     assert_eq!(daily.status, Grade::Ok, "{daily:?}");
 
-    let base = format!("http://{}", handle.http_addr);
+    let base = base(&handle);
     for (path, code) in [
         ("/health/live", 200),
         ("/health/ready", 200),
@@ -704,7 +738,7 @@ async fn run_reports_are_validated_and_recorded_in_the_platform_table() {
         let r = reqwest::get(format!("{base}{path}")).await.expect("get");
         assert_eq!(r.status().as_u16(), code, "{path}");
     }
-    handle.stop().await;
+    handle.stop(false).await;
 }
 
 #[actix_rt::test]
@@ -719,11 +753,12 @@ async fn run_reports_adapt_to_the_column_types_of_the_platform_table() {
     .await
     .expect("typed runs table");
     let db = SourceDb::connect_lazy(&settings(&url)).expect("pool");
-    let typed = TableName::parse("telemetry.typed_runs").expect("name");
-    let (addr, server) =
-        telemesh_ingest::serve_http("127.0.0.1:0", db.clone(), typed, None, Secret::new(TOKEN))
-            .expect("serve");
-    let runs_url = format!("http://{addr}/api/v1/ingest/runs");
+    let typed_settings = IngestSettings {
+        runs_table: "telemetry.typed_runs".into(),
+        ..settings(&url)
+    };
+    let server = start_ingest(&typed_settings, "it", local_publisher());
+    let runs_url = format!("{}/api/v1/ingest/runs", base(&server));
     let report = |run_id: &str| {
         json!({
             "run_id": run_id, "dimension": "intraday_trades", "status": "warning", "rows_written": 7,
@@ -766,15 +801,16 @@ async fn run_reports_adapt_to_the_column_types_of_the_platform_table() {
     );
 
     // a runs table that does not exist is the platform's problem, not the client's
-    let (addr, missing) = telemesh_ingest::serve_http(
-        "127.0.0.1:0",
-        db,
-        TableName::parse("telemetry.nope").expect("name"),
-        None,
-        Secret::new(TOKEN),
+    let missing_settings = IngestSettings {
+        runs_table: "telemetry.nope".into(),
+        ..settings(&url)
+    };
+    let missing = start_ingest(&missing_settings, "it", local_publisher());
+    let (status, answer) = post(
+        &format!("{}/api/v1/ingest/runs", base(&missing)),
+        &report(id),
     )
-    .expect("serve");
-    let (status, answer) = post(&format!("http://{addr}/api/v1/ingest/runs"), &report(id)).await;
+    .await;
     assert_eq!(status, 503, "{answer}");
     assert!(
         answer["detail"]
@@ -783,8 +819,8 @@ async fn run_reports_adapt_to_the_column_types_of_the_platform_table() {
             .contains("does not exist"),
         "{answer}"
     );
-    server.stop(true).await;
-    missing.stop(true).await;
+    server.stop(false).await;
+    missing.stop(false).await;
 }
 
 #[actix_rt::test]
@@ -801,12 +837,11 @@ async fn the_service_survives_the_source_database_going_away_and_coming_back() {
     )
     .await;
     conn.close().await.expect("close seeding connection");
-    let handle = IngestHandle::start(&settings(&url), "127.0.0.1:0", source(), local_publisher())
-        .expect("start ingest");
-    let service = handle.service.clone();
+    let handle = start_ingest(&settings(&url), "it", local_publisher());
+    let service = handle.handle().clone();
     let last = move || {
         let service = service.clone();
-        async move { service.send(GetLastSnapshots).await.ok() }
+        async move { Some(last_of(&service)) }
     };
     let reachable = |s: &Snapshot| s.component("source_database").is_none();
     wait_until(
@@ -855,7 +890,7 @@ async fn the_service_survives_the_source_database_going_away_and_coming_back() {
         );
         assert_eq!(s.metrics.get("interval_seconds"), Some(&1.0));
     }
-    let base = format!("http://{}", handle.http_addr);
+    let base = base(&handle);
     assert_eq!(
         reqwest::get(format!("{base}/health/live"))
             .await
@@ -870,7 +905,8 @@ async fn the_service_survives_the_source_database_going_away_and_coming_back() {
             .expect("ready")
             .status()
             .as_u16(),
-        503
+        200,
+        "readiness is the transport's; the outage is graded in the snapshots"
     );
     let report = json!({"dimension": "daily_bars", "status": "ok", "rows_written": 1, "finished_at": Utc::now().to_rfc3339()});
     let (status, answer) = post(&format!("{base}/api/v1/ingest/runs"), &report).await;
@@ -903,7 +939,7 @@ async fn the_service_survives_the_source_database_going_away_and_coming_back() {
             .as_u16(),
         200
     );
-    handle.stop().await;
+    handle.stop(false).await;
 }
 
 #[actix_rt::test]
@@ -947,8 +983,7 @@ async fn ingest_snapshots_travel_over_kafka_into_the_aggregator_summary() {
         std::sync::Arc::new(KafkaPublisher::new(&kafka).expect("kafka publisher"));
     let publisher =
         SnapshotPublisher::new(transport, Encoding::Bincode, kafka.topic_prefix.clone());
-    let handle = IngestHandle::start(&s, "127.0.0.1:0", Source::new("ingest", "e2e"), publisher)
-        .expect("start ingest");
+    let handle = start_ingest(&s, "e2e", publisher);
 
     let url = format!("http://{}/api/v1/summary", aggregator.http_addr);
     let domains: Value = wait_until(
@@ -990,7 +1025,7 @@ async fn ingest_snapshots_travel_over_kafka_into_the_aggregator_summary() {
         md.contains("Ingest trends") && md.contains("Data retention"),
         "{md}"
     );
-    handle.stop().await;
+    handle.stop(false).await;
     aggregator.stop().await;
 }
 
@@ -1032,9 +1067,8 @@ async fn run_reports_need_the_token_before_the_body_is_read_and_hostile_requests
         api_token: Secret::default(),
         ..settings(&url)
     };
-    let handle = IngestHandle::start(&disabled, "127.0.0.1:0", source(), local_publisher())
-        .expect("start ingest");
-    let runs_url = format!("http://{}/api/v1/ingest/runs", handle.http_addr);
+    let handle = start_ingest(&disabled, "it", local_publisher());
+    let runs_url = format!("{}/api/v1/ingest/runs", base(&handle));
     for auth in [None, Some("Bearer x".to_owned())] {
         let (status, answer, _) = post_as(runs_url.clone(), auth, good.clone()).await;
         assert_eq!(
@@ -1050,11 +1084,10 @@ async fn run_reports_need_the_token_before_the_body_is_read_and_hostile_requests
             "{answer}"
         );
     }
-    handle.stop().await;
+    handle.stop(false).await;
 
-    let handle = IngestHandle::start(&settings(&url), "127.0.0.1:0", source(), local_publisher())
-        .expect("start ingest");
-    let runs_url = format!("http://{}/api/v1/ingest/runs", handle.http_addr);
+    let handle = start_ingest(&settings(&url), "it", local_publisher());
+    let runs_url = format!("{}/api/v1/ingest/runs", base(&handle));
     let cases: Vec<(Option<String>, String, u16)> = vec![
         (None, good.clone(), 401),
         (Some("Basic Zm9vOmJhcg==".into()), good.clone(), 401),
@@ -1093,7 +1126,7 @@ async fn run_reports_need_the_token_before_the_body_is_read_and_hostile_requests
     let (status, answer, _) = post_as(runs_url.clone(), bearer, good).await;
     assert_eq!(status, 201, "{answer}");
     assert_eq!(run_count(&mut conn).await, 1);
-    handle.stop().await;
+    handle.stop(false).await;
 }
 
 async fn run_count(conn: &mut PgConnection) -> i64 {

@@ -98,6 +98,11 @@ enum Kind {
         from: Mailbox,
         to: Vec<Mailbox>,
     },
+    /// Appends each notification, one webhook-body JSON line, to a local file (`telemesh demo`,
+    /// a laptop with no chat).
+    File {
+        path: std::path::PathBuf,
+    },
 }
 
 /// A configured channel.
@@ -151,6 +156,15 @@ impl Channel {
                 labels: s.labels.clone(),
             },
             "email" => email(s, env)?,
+            "file" if !s.path.trim().is_empty() => Kind::File {
+                path: s.path.clone().into(),
+            },
+            "file" => {
+                return Err(format!(
+                    "{} is empty: set the file to append to",
+                    key("path")
+                ))
+            }
             other => return Err(format!("{}: unknown channel type {other:?}", key("type"))),
         };
         let redactor = match &kind {
@@ -164,6 +178,7 @@ impl Channel {
                 };
                 Redactor::new([password.expose()])
             }
+            Kind::File { .. } => Redactor::new(std::iter::empty::<&str>()),
         };
         Ok(Self {
             name: s.name.clone(),
@@ -180,6 +195,7 @@ impl Channel {
             Kind::Webhook { .. } => "webhook",
             Kind::GitHub { .. } => "github",
             Kind::Email { .. } => "email",
+            Kind::File { .. } => "file",
         }
     }
 
@@ -228,6 +244,7 @@ impl Channel {
                 from,
                 to,
             } => send_email(transport, from, to, n).await,
+            Kind::File { path } => append_line(path, &webhook_payload(n)),
             Kind::GitHub {
                 api,
                 repo,
@@ -398,6 +415,30 @@ pub fn webhook_payload(n: &Notification) -> serde_json::Value {
         "sent_at": Utc::now(),
         "alert": n.alert,
     })
+}
+
+/// Appends `body` as one JSON line to `path` (created when missing).
+fn append_line(path: &std::path::Path, body: &serde_json::Value) -> Result<Sent, SendError> {
+    use std::io::Write as _;
+    let line = format!("{body}\n");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(line.as_bytes()))
+        .map(|()| Sent {
+            status: 200,
+            detail: format!("appended to {}", path.display()),
+        })
+        .map_err(|e| SendError {
+            status: None,
+            retry_after: None,
+            permanent: false,
+            detail: format!(
+                "cannot append to {}: {e}; check the directory exists and is writable",
+                path.display()
+            ),
+        })
 }
 
 /// Longest `Retry-After` taken from a receiver (a day: the outbox expires earlier anyway).
@@ -787,5 +828,36 @@ mod tests {
                 "{value:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_file_channel_needs_a_path_and_appends_one_line_per_notification() {
+        let settings = |path: &str| ChannelSettings {
+            name: "local".into(),
+            kind: "file".into(),
+            path: path.into(),
+            ..ChannelSettings::default()
+        };
+        let env = HashMap::new();
+        let refused = Channel::from_settings(&settings(" "), &env).unwrap_err();
+        assert!(
+            refused.contains("alerting.channels.local.path"),
+            "{refused}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("alerts.log");
+        let channel = Channel::from_settings(&settings(&log.display().to_string()), &env).unwrap();
+        assert_eq!(channel.kind_name(), "file");
+        for n in 0..2 {
+            let sent = append_line(&log, &json!({"n": n})).unwrap();
+            assert_eq!(sent.status, 200);
+        }
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text, "{\"n\":0}\n{\"n\":1}\n");
+        // a file that cannot be opened is a retryable error naming it, not a panic
+        let missing = dir.path().join("no-such-dir").join("alerts.log");
+        let error = append_line(&missing, &json!({})).unwrap_err();
+        assert!(!error.permanent);
+        assert!(error.detail.contains("no-such-dir"), "{}", error.detail);
     }
 }

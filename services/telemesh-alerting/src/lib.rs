@@ -60,7 +60,7 @@ impl Default for RuleSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct ChannelSettings {
     pub name: String,
-    /// `slack`, `webhook` or `github`.
+    /// `slack`, `webhook`, `github`, `email` or `file`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Slack incoming-webhook URL or webhook URL (a secret: prefer `url_env`).
@@ -96,6 +96,8 @@ pub struct ChannelSettings {
     /// Channel that takes a notification this channel could not deliver before it expired
     /// (empty = none).
     pub fallback: String,
+    /// File channel: the file each notification is appended to (one JSON line).
+    pub path: String,
 }
 
 impl Default for ChannelSettings {
@@ -121,6 +123,7 @@ impl Default for ChannelSettings {
             password: Secret::default(),
             password_env: String::new(),
             fallback: String::new(),
+            path: String::new(),
         }
     }
 }
@@ -290,10 +293,10 @@ impl AlertingSettings {
                     format!("{:?} is used twice: give each channel its own name", c.name),
                 ));
             }
-            if !["slack", "webhook", "github", "email"].contains(&c.kind.as_str()) {
+            if !["slack", "webhook", "github", "email", "file"].contains(&c.kind.as_str()) {
                 return Err(Invalid::new(
                     format!("alerting.channels[{i}].type"),
-                    format!("{:?}: use slack, webhook, github or email", c.kind),
+                    format!("{:?}: use slack, webhook, github, email or file", c.kind),
                 ));
             }
             if c.kind == "email" && (c.smtp_host.is_empty() || c.from.is_empty() || c.to.is_empty())

@@ -14,14 +14,18 @@
 //!   events, offsets committed only after an outcome).
 //! - [`execution`]: execution readiness (`telemetry.operational.execution`) from the live
 //!   order book, reconciler and sessions.
-//! - [`service`]: [`FixPilotService`], the actix actor.
+//! - [`service`]: [`FixPilotService`], the actor of the sessions and the reconciler.
+//! - [`kafka_gateway`]: its Kafka side (order requests, execution reports).
+//! - [`domain`]: [`FixPilot`], the domain run by `telemesh_service`.
 
 pub mod codes;
+pub mod domain;
 pub mod evaluate;
 pub mod execution;
 pub mod fasthash;
 pub mod fixed;
 pub mod gateway;
+pub mod kafka_gateway;
 pub mod metrics;
 pub mod order_gateway;
 pub mod orders;
@@ -32,11 +36,11 @@ pub mod session;
 pub mod settings;
 pub mod state;
 
+pub use domain::{FixPilot, SERVICE_NAME};
 pub use fixed::Fixed;
+pub use kafka_gateway::Submit;
 pub use metrics::FixMetrics;
 pub use reconciler::{Category, Outcome, ReconPolicy, ReconSummary, Reconciler, Stream};
 pub use report::{ExecReport, Rejection};
-pub use service::{
-    FixPilotService, GetSnapshots, GetState, PublishNow, Shutdown, Snapshots, Submit,
-};
+pub use service::{FixPilotService, GetState, Shutdown};
 pub use settings::{ExecutionsSource, FixPilotSettings, SessionSettings, LIST_KEYS};

@@ -1,8 +1,8 @@
-//! Owns [`FixPilotService`], the actix actor of `telemesh serve fix-pilot`: it starts the
-//! configured FIX sessions, hosts the order gateway (order requests from Kafka through
-//! [`crate::order_gateway`] → trading session; execution reports → Kafka), feeds the
-//! [`Reconciler`], keeps the session telemetry, and publishes `telemetry.execution.fix_pilot`
-//! and `telemetry.execution.dropcopy` every `interval_seconds`.
+//! Owns [`FixPilotService`], the actix actor behind the FIX pilot domain: it starts the
+//! configured FIX sessions, hosts the order gateway (its Kafka side is in
+//! [`crate::kafka_gateway`]), feeds the [`Reconciler`] and keeps the session telemetry; the
+//! domain ([`crate::domain::FixPilot`]) asks it for its [`PilotState`] ([`GetState`]) at each
+//! gather and grades and publishes it.
 //!
 //! Everything runs on the actor's thread; session callbacks and Kafka consumers only hand
 //! messages over bounded channels. A message that cannot be read is counted as rejected; it
@@ -16,72 +16,28 @@ use actix::{
     ResponseActFuture, StreamHandler, WrapFuture,
 };
 use chrono::Utc;
-use telemesh_core::codec::CONTENT_TYPE_HEADER;
 use telemesh_core::config::KafkaSettings;
-use telemesh_core::transport::kafka::{ensure_topics, KafkaPublisher, KafkaSubscriber, TopicSpec};
-use telemesh_core::transport::{OutboundMessage, Publisher, SnapshotPublisher, Subscriber};
-use telemesh_core::{topics, Snapshot, Source};
+use telemesh_core::transport::Publisher;
 use tokio::sync::mpsc;
 
-use crate::evaluate::{evaluate_dropcopy, evaluate_pilot};
-use crate::gateway::{OrderRequest, RequestError};
-use crate::order_gateway::{
-    self, ConsumerTopics, GatewayOrder, GatewayPolicy, OrderGateway, Outcome, Prepared,
-    RejectReason,
-};
+use crate::order_gateway::{GatewayPolicy, OrderGateway};
 use crate::reconciler::{Reconciler, Stream};
-use crate::report::{normalize, tags, JsonFields};
-use crate::session::{
-    CancelOrder, FixSession, OrderMessage, SessionEvent, SessionLink, SessionSnapshot,
-};
-use crate::settings::{ExecutionsSource, FixPilotSettings, PilotPolicy, SessionSettings};
+use crate::report::{normalize, tags};
+use crate::session::{FixSession, SessionEvent, SessionLink, SessionSnapshot};
+use crate::settings::{ExecutionsSource, FixPilotSettings, SessionSettings};
 use crate::state::{PilotState, QueueState, SessionState, SessionStatus};
 
 /// Capacity of the inbound queue from the sessions.
 const INBOUND_CAPACITY: usize = 8_192;
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-/// Input from the Kafka side (the platform's execution reports; order requests go through
-/// [`order_gateway::run_consumer`]).
-#[derive(Debug)]
-enum KafkaInput {
-    PlatformReport(Vec<u8>),
-    Failed(String),
-}
-
-/// The last snapshots of both kinds.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Snapshots {
-    pub pilot: Option<Snapshot>,
-    pub dropcopy: Option<Snapshot>,
-    /// `telemetry.operational.execution`.
-    pub execution: Option<Snapshot>,
-}
-
-/// Asks for the last published snapshots.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Snapshots")]
-pub struct GetSnapshots;
-
-/// Asks for the current state (evaluated on demand, not published).
+/// Asks for the current state (what the domain grades).
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "PilotState")]
 pub struct GetState;
-
-/// Evaluates and publishes both snapshots now; answers with them.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Snapshots")]
-pub struct PublishNow;
-
-/// Submits an order request directly, as if read from the orders topic now: the same
-/// checks (duplicate ClOrdID, session wait, journal) and the same send; answers when it is
-/// sent or rejected.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<(), RequestError>")]
-pub struct Submit(pub OrderRequest);
 
 /// Logs the sessions out and stops the actor.
 #[derive(Debug, Clone, Copy, Message)]
@@ -90,30 +46,27 @@ pub struct Shutdown;
 
 /// The FIX pilot domain service.
 pub struct FixPilotService {
-    settings: FixPilotSettings,
-    policy: PilotPolicy,
-    kafka: KafkaSettings,
-    source: Source,
-    publisher: SnapshotPublisher,
-    recon: Reconciler,
-    trading: SessionState,
-    dropcopy: SessionState,
-    queues: QueueState,
+    pub(crate) settings: FixPilotSettings,
+    pub(crate) kafka: KafkaSettings,
+    pub(crate) recon: Reconciler,
+    pub(crate) trading: SessionState,
+    pub(crate) dropcopy: SessionState,
+    pub(crate) queues: QueueState,
     sessions: Vec<FixSession>,
-    trading_link: Option<SessionLink>,
+    pub(crate) trading_link: Option<SessionLink>,
     dropcopy_link: Option<SessionLink>,
     inbound_tx: Option<mpsc::Sender<SessionEvent>>,
-    executions: Option<Arc<dyn Publisher>>,
-    gateway: Option<OrderGateway>,
-    last: Snapshots,
+    pub(crate) executions: Option<Arc<dyn Publisher>>,
+    pub(crate) gateway: Option<OrderGateway>,
     last_tick: Option<chrono::DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for FixPilotService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FixPilotService")
-            .field("source", &self.source)
-            .finish()
+            .field("trading", &self.trading.endpoint)
+            .field("dropcopy", &self.dropcopy.endpoint)
+            .finish_non_exhaustive()
     }
 }
 
@@ -131,27 +84,19 @@ fn session_state(s: &SessionSettings) -> SessionState {
 }
 
 impl FixPilotService {
-    /// A service for `settings`, using `kafka` for the order and execution topics and
-    /// publishing snapshots through `publisher` as `source`. Nothing runs until it is started.
-    pub fn new(
-        settings: FixPilotSettings,
-        kafka: KafkaSettings,
-        source: Source,
-        publisher: SnapshotPublisher,
-    ) -> Self {
+    /// A service for `settings`, using `kafka` for the order and execution topics. Nothing runs
+    /// until it is started.
+    pub fn new(settings: FixPilotSettings, kafka: KafkaSettings) -> Self {
         let mut trading = session_state(&settings.trading);
         if settings.executions_source == ExecutionsSource::Kafka {
             trading.configured = false;
         }
         Self {
-            policy: settings.policy(),
             recon: Reconciler::new(settings.recon_policy()),
             dropcopy: session_state(&settings.dropcopy),
             trading,
             settings,
             kafka,
-            source,
-            publisher,
             queues: QueueState::default(),
             sessions: Vec::new(),
             trading_link: None,
@@ -159,12 +104,11 @@ impl FixPilotService {
             inbound_tx: None,
             executions: None,
             gateway: None,
-            last: Snapshots::default(),
             last_tick: None,
         }
     }
 
-    fn session_mut(&mut self, role: Stream) -> &mut SessionState {
+    pub(crate) fn session_mut(&mut self, role: Stream) -> &mut SessionState {
         match role {
             Stream::Trading => &mut self.trading,
             Stream::DropCopy => &mut self.dropcopy,
@@ -195,59 +139,6 @@ impl FixPilotService {
             now,
         ));
         state
-    }
-
-    fn evaluate(&mut self) -> Snapshots {
-        let state = self.state();
-        let now = Utc::now();
-        let pilot = evaluate_pilot(&self.policy, &state, self.source.clone(), now);
-        let dropcopy = evaluate_dropcopy(&self.policy, &state, self.source.clone(), now);
-        let execution = crate::execution::evaluate_pilot_execution(
-            &self.settings.execution,
-            &state,
-            self.source.clone(),
-            now,
-        );
-        if self
-            .last
-            .pilot
-            .as_ref()
-            .is_none_or(|l| l.status != pilot.status)
-        {
-            tracing::info!(status = %pilot.status, summary = %pilot.summary, "fix pilot");
-        }
-        if self
-            .last
-            .dropcopy
-            .as_ref()
-            .is_none_or(|l| l.status != dropcopy.status)
-        {
-            tracing::info!(status = %dropcopy.status, summary = %dropcopy.summary, "drop-copy reconciliation");
-        }
-        self.last = Snapshots {
-            pilot: Some(pilot),
-            dropcopy: Some(dropcopy),
-            execution,
-        };
-        self.last.clone()
-    }
-
-    fn publish(&mut self, ctx: &mut Context<Self>) -> Snapshots {
-        let snapshots = self.evaluate();
-        let publisher = self.publisher.clone();
-        let out = snapshots.clone();
-        ctx.spawn(
-            async move {
-                for s in [out.pilot, out.dropcopy, out.execution]
-                    .into_iter()
-                    .flatten()
-                {
-                    publisher.publish_or_log(&s).await;
-                }
-            }
-            .into_actor(self),
-        );
-        snapshots
     }
 
     fn roll_day_if_due(&mut self) {
@@ -365,152 +256,6 @@ impl FixPilotService {
         }
     }
 
-    fn publish_execution(&mut self, report: &crate::report::ExecReport) {
-        let Some(publisher) = self.executions.clone() else {
-            return;
-        };
-        let payload = match serde_json::to_vec(report) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode execution report");
-                return;
-            }
-        };
-        let message = OutboundMessage {
-            topic: topics::topic_name(&self.kafka.topic_prefix, &self.settings.executions_topic),
-            key: Some(report.cl_ord_id.clone()),
-            headers: vec![(CONTENT_TYPE_HEADER.to_owned(), b"application/json".to_vec())],
-            payload,
-        };
-        self.queues.executions_published += 1;
-        actix::spawn(async move {
-            if let Err(e) = publisher.publish(message).await {
-                tracing::warn!(error = %e, "execution report not published");
-            }
-        });
-    }
-
-    fn on_kafka_input(&mut self, input: KafkaInput) {
-        match input {
-            KafkaInput::PlatformReport(payload) => {
-                let now = now_ms();
-                self.queues.inbound_processed += 1;
-                match JsonFields::parse(&payload).and_then(|f| f.report()) {
-                    Ok(report) => {
-                        self.recon.on_report(Stream::Trading, report, now);
-                    }
-                    Err(rejection) => {
-                        tracing::warn!(reason = %rejection, "platform execution report rejected");
-                        self.recon.on_rejected(Stream::Trading, &rejection, now);
-                    }
-                }
-            }
-            KafkaInput::Failed(detail) => {
-                tracing::warn!(detail = %detail, "kafka consumer of the fix pilot stopped");
-            }
-        }
-    }
-
-    /// Builds the FIX message of a request (a cancel takes symbol, side and quantity from the
-    /// order book), or rejects it.
-    fn prepare(&self, order: GatewayOrder) -> Result<Prepared, Outcome> {
-        let (message, cl_ord_id) = match order.request {
-            OrderRequest::New(new) => {
-                let cl = new.cl_ord_id.clone();
-                (OrderMessage::New(new), cl)
-            }
-            OrderRequest::Cancel {
-                cl_ord_id,
-                orig_cl_ord_id,
-            } => {
-                let Some(orig) = self.recon.orders().by_cl_ord_id(&orig_cl_ord_id) else {
-                    let detail = RequestError::UnknownOrder {
-                        cl_ord_id: cl_ord_id.clone(),
-                        orig_cl_ord_id,
-                    }
-                    .to_string();
-                    return Err(Outcome::rejected(
-                        Some(&cl_ord_id),
-                        RejectReason::UnknownOrder,
-                        detail,
-                    ));
-                };
-                let cancel = CancelOrder {
-                    cl_ord_id: cl_ord_id.clone(),
-                    orig_cl_ord_id: orig.cl_ord_id.clone(),
-                    symbol: orig.symbol.clone(),
-                    side: orig.side,
-                    order_qty: orig.order_qty,
-                };
-                (OrderMessage::Cancel(cancel), cl_ord_id)
-            }
-        };
-        Ok(Prepared {
-            cl_ord_id,
-            message,
-            created_ms: order.created_ms,
-            request: order.position,
-        })
-    }
-
-    /// Runs one order request through the gateway; the book and the counters follow its
-    /// outcome.
-    fn order(&mut self, order: GatewayOrder) -> ResponseActFuture<Self, Outcome> {
-        let prepared = match self.prepare(order) {
-            Ok(p) => p,
-            Err(outcome) => {
-                self.queues.orders_refused += 1;
-                return Box::pin(actix::fut::ready(outcome));
-            }
-        };
-        let link = self.trading_link.clone();
-        let gateway = self.gateway.clone();
-        let message = prepared.message.clone();
-        self.queues.outbound_pending += 1;
-        Box::pin(
-            async move {
-                match gateway {
-                    Some(gateway) => gateway.process(link, prepared).await,
-                    None if link.is_none() => Outcome::rejected(
-                        Some(&prepared.cl_ord_id),
-                        RejectReason::NoSession,
-                        "the trading session is not configured or not started: nothing sent",
-                    ),
-                    None => Outcome::rejected(
-                        Some(&prepared.cl_ord_id),
-                        RejectReason::StoreUnavailable,
-                        "the order gateway is not started: nothing sent",
-                    ),
-                }
-            }
-            .into_actor(self)
-            .map(move |outcome, act, _| {
-                act.queues.outbound_pending = act.queues.outbound_pending.saturating_sub(1);
-                match &outcome {
-                    Outcome::Sent { replayed, .. } => {
-                        if !replayed {
-                            act.queues.orders_sent += 1;
-                        }
-                        let now = now_ms();
-                        match &message {
-                            OrderMessage::New(o) => act.recon.orders_mut().on_sent(o, now),
-                            OrderMessage::Cancel(c) => {
-                                act.recon.orders_mut().on_cancel_sent(
-                                    &c.cl_ord_id,
-                                    &c.orig_cl_ord_id,
-                                    now,
-                                );
-                            }
-                            OrderMessage::PossResend(_) => {}
-                        }
-                    }
-                    Outcome::Rejected { .. } => act.queues.orders_refused += 1,
-                }
-                outcome
-            }),
-        )
-    }
-
     fn poll_sessions(&mut self, ctx: &mut Context<Self>) {
         let links: Vec<(Stream, SessionLink)> = [
             self.trading_link.clone().map(|l| (Stream::Trading, l)),
@@ -603,102 +348,6 @@ impl FixPilotService {
             );
         }
     }
-
-    fn start_kafka(&mut self, ctx: &mut Context<Self>) {
-        if !self.kafka.is_configured() {
-            tracing::info!("kafka not configured: no order topic, no execution topic");
-            return;
-        }
-        let prefix = self.kafka.topic_prefix.clone();
-        let kafka = KafkaSettings {
-            group_id: self.settings.consumer_group.clone(),
-            ..self.kafka.clone()
-        };
-        let specs: Vec<TopicSpec> = [
-            &self.settings.orders_topic,
-            &self.settings.executions_topic,
-            &self.settings.order_events_topic,
-        ]
-        .into_iter()
-        .map(|t| TopicSpec {
-            name: topics::topic_name(&prefix, t),
-            partitions: 1,
-            replication_factor: 1,
-        })
-        .collect();
-        let ensure = {
-            let kafka = kafka.clone();
-            async move {
-                match ensure_topics(&kafka, &specs).await {
-                    Ok(report) if !report.failed.is_empty() => {
-                        tracing::warn!(failed = ?report.failed, "some fix pilot topics could not be created")
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "fix pilot topics not checked"),
-                }
-            }
-        };
-        if self.settings.executions_source == ExecutionsSource::Fix {
-            match KafkaPublisher::new(&self.kafka) {
-                Ok(p) => self.executions = Some(Arc::new(p)),
-                Err(e) => {
-                    tracing::error!(error = %e, "execution reports will not be published")
-                }
-            }
-            let topics = ConsumerTopics {
-                orders: topics::topic_name(&prefix, &self.settings.orders_topic),
-                events: topics::topic_name(&prefix, &self.settings.order_events_topic),
-            };
-            let service = ctx.address().recipient();
-            actix::spawn(async move {
-                ensure.await;
-                order_gateway::run_consumer(kafka, topics, service).await;
-            });
-            return;
-        }
-        let (tx, rx) = mpsc::channel::<KafkaInput>(1_024);
-        ctx.add_stream(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|e| (e, rx))
-        }));
-        let full = topics::topic_name(&prefix, &self.settings.executions_topic);
-        actix::spawn(async move {
-            ensure.await;
-            let mut subscriber = match KafkaSubscriber::new(&kafka, std::slice::from_ref(&full)) {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = tx.send(KafkaInput::Failed(e.to_string())).await;
-                    return;
-                }
-            };
-            loop {
-                match subscriber.poll(Duration::from_millis(500)).await {
-                    Ok(Some(message)) => {
-                        let position = message.position();
-                        if tx
-                            .send(KafkaInput::PlatformReport(message.payload))
-                            .await
-                            .is_err()
-                        {
-                            break; // the service stopped
-                        }
-                        if let Err(e) = subscriber.commit(&[position]) {
-                            tracing::warn!(error = %e, "offset not stored");
-                        }
-                    }
-                    Ok(None) => {
-                        if tx.is_closed() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, topic = %full, "poll failed; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            }
-            let _ = subscriber.close().await;
-        });
-    }
 }
 
 /// Whether the UTC time of day `at` passed in `(last, now]`.
@@ -737,13 +386,6 @@ impl Actor for FixPilotService {
             act.recon.tick(now_ms());
             act.poll_sessions(ctx);
         });
-        let every = Duration::from_secs(self.settings.interval_seconds.max(1));
-        ctx.run_later(Duration::from_secs(1), |act, ctx| {
-            act.publish(ctx);
-        });
-        ctx.run_interval(every, |act, ctx| {
-            act.publish(ctx);
-        });
     }
 }
 
@@ -755,58 +397,12 @@ impl StreamHandler<SessionEvent> for FixPilotService {
     fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
-impl StreamHandler<KafkaInput> for FixPilotService {
-    fn handle(&mut self, input: KafkaInput, _: &mut Context<Self>) {
-        self.on_kafka_input(input);
-    }
-
-    fn finished(&mut self, _: &mut Context<Self>) {}
-}
-
-impl Handler<GetSnapshots> for FixPilotService {
-    type Result = actix::MessageResult<GetSnapshots>;
-
-    fn handle(&mut self, _: GetSnapshots, _: &mut Context<Self>) -> Self::Result {
-        actix::MessageResult(self.last.clone())
-    }
-}
-
 impl Handler<GetState> for FixPilotService {
     type Result = actix::MessageResult<GetState>;
 
     fn handle(&mut self, _: GetState, _: &mut Context<Self>) -> Self::Result {
         self.recon.tick(now_ms());
         actix::MessageResult(self.state())
-    }
-}
-
-impl Handler<PublishNow> for FixPilotService {
-    type Result = actix::MessageResult<PublishNow>;
-
-    fn handle(&mut self, _: PublishNow, ctx: &mut Context<Self>) -> Self::Result {
-        self.recon.tick(now_ms());
-        actix::MessageResult(self.publish(ctx))
-    }
-}
-
-impl Handler<Submit> for FixPilotService {
-    type Result = ResponseActFuture<Self, Result<(), RequestError>>;
-
-    fn handle(&mut self, Submit(request): Submit, _: &mut Context<Self>) -> Self::Result {
-        let order = GatewayOrder {
-            request,
-            created_ms: Some(now_ms()),
-            position: None,
-        };
-        Box::pin(self.order(order).map(|outcome, _, _| outcome.into_result()))
-    }
-}
-
-impl Handler<GatewayOrder> for FixPilotService {
-    type Result = ResponseActFuture<Self, Outcome>;
-
-    fn handle(&mut self, order: GatewayOrder, _: &mut Context<Self>) -> Self::Result {
-        self.order(order)
     }
 }
 
@@ -831,80 +427,7 @@ impl Handler<Shutdown> for FixPilotService {
 
 #[cfg(test)]
 mod tests {
-    use telemesh_core::transport::inproc::InProcessBus;
-    use telemesh_core::{Encoding, Grade};
-
     use super::*;
-
-    fn service(settings: FixPilotSettings) -> (FixPilotService, SnapshotPublisher) {
-        let bus = InProcessBus::new(16, [topics::FIX_PILOT, topics::DROPCOPY]);
-        let publisher = SnapshotPublisher::new(bus.publisher(), Encoding::Json, "");
-        let service = FixPilotService::new(
-            settings,
-            KafkaSettings::default(),
-            Source::new("fix-pilot", "test"),
-            publisher.clone(),
-        );
-        (service, publisher)
-    }
-
-    #[actix::test]
-    async fn without_sessions_it_publishes_all_three_snapshots_and_says_what_is_missing() {
-        let (service, publisher) = service(FixPilotSettings::default());
-        let addr = service.start();
-        let snapshots = addr.send(PublishNow).await.expect("actor answers");
-        let pilot = snapshots.pilot.clone().expect("pilot snapshot");
-        assert_eq!(pilot.status, Grade::Fail);
-        assert!(
-            pilot.summary.contains("trading session not configured"),
-            "{}",
-            pilot.summary
-        );
-        let dropcopy = snapshots.dropcopy.clone().expect("dropcopy snapshot");
-        assert_eq!(dropcopy.status, Grade::Warn);
-        let execution = snapshots.execution.clone().expect("execution snapshot");
-        assert_eq!(execution.status, Grade::Fail, "{}", execution.summary);
-        assert_eq!(
-            execution.component("connection").map(|c| c.status),
-            Some(Grade::Fail)
-        );
-        for _ in 0..100 {
-            if publisher
-                .stats()
-                .published
-                .load(std::sync::atomic::Ordering::Relaxed)
-                == 3
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(
-            publisher
-                .stats()
-                .published
-                .load(std::sync::atomic::Ordering::Relaxed),
-            3
-        );
-        assert_eq!(
-            addr.send(GetSnapshots).await.expect("actor answers"),
-            snapshots
-        );
-        // an order cannot be sent without a trading session, and says so
-        let order = crate::orders::NewOrder {
-            cl_ord_id: "C1".into(),
-            symbol: "AAPL".into(),
-            side: crate::codes::Side::Buy,
-            order_qty: crate::fixed::Fixed::from_int(1),
-            price: None,
-            account: None,
-        };
-        let refused = addr
-            .send(Submit(OrderRequest::New(order)))
-            .await
-            .expect("actor answers");
-        assert_eq!(refused, Err(RequestError::NoSession("C1".into())));
-    }
 
     #[test]
     fn the_day_rolls_once_when_its_time_passes() {
@@ -923,16 +446,15 @@ mod tests {
 
     #[actix::test]
     async fn a_disabled_service_runs_nothing() {
-        let (service, _) = service(FixPilotSettings {
-            enabled: false,
-            ..FixPilotSettings::default()
-        });
-        let addr = service.start();
+        let addr = FixPilotService::new(
+            FixPilotSettings {
+                enabled: false,
+                ..FixPilotSettings::default()
+            },
+            KafkaSettings::default(),
+        )
+        .start();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(
-            addr.send(GetSnapshots).await.expect("actor answers"),
-            Snapshots::default()
-        );
         let state = addr.send(GetState).await.expect("actor answers");
         assert_eq!(state.trading.status, SessionStatus::NotStarted);
     }

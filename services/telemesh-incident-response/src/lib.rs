@@ -9,8 +9,8 @@
 //! - [`collect`]: [`Collector`], gathering an [`IncidentResponseState`] from the inputs.
 //! - [`evaluate`](mod@evaluate): the pure grading ([`evaluate()`]).
 //! - [`gate`](mod@gate): the pure deployment gate ([`gate()`]).
-//! - [`service`]: [`IncidentResponseService`], the actix actor on its own timer.
-//! - [`http`]: [`serve_http`], the gate, snapshot, activity and health endpoints.
+//! - [`service`]: [`IncidentResponse`], the domain run by `telemesh_service`.
+//! - [`http`]: its own routes: the gate, the snapshot and the activities.
 
 pub mod activity;
 pub mod alerts;
@@ -29,8 +29,7 @@ pub use alerts::{Alert, AlertHistoryClient, AlertHistoryError, AlertList};
 pub use collect::Collector;
 pub use evaluate::{evaluate, snapshot_issues, Issue};
 pub use gate::{gate, Gate, GateDecision};
-pub use http::{serve_http, ServeError};
-pub use service::{EvaluateNow, GetGate, GetLastSnapshot, IncidentResponseService, RecordActivity};
+pub use service::{IncidentResponse, SERVICE_NAME};
 pub use settings::{
     GateSettings, IncidentResponsePolicy, IncidentResponseSettings, IncidentSeverity, LIST_KEYS,
 };

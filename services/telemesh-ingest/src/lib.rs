@@ -7,8 +7,8 @@
 //! - [`trends`], [`retention`]: pure evaluators `evaluate(policy, source, observations, now)`.
 //! - [`run`]: the run record, status words and run-report validation.
 //! - [`source`]: the platform database (read-only sessions; the one write is a run report).
-//! - [`service`]: the [`IngestService`] actor and [`IngestHandle`] (actor + HTTP server).
-//! - [`http`]: `POST /api/v1/ingest/runs` and the health endpoints.
+//! - [`service`]: [`Ingest`], the domain run by `telemesh_service`.
+//! - [`http`]: its own route, `POST /api/v1/ingest/runs`.
 //!
 //! Architecture invariant: this crate never opens the telemesh journal; only the aggregator
 //! writes it. Its one write goes to the platform's runs table.
@@ -22,9 +22,6 @@ pub mod settings;
 pub mod source;
 pub mod trends;
 
-pub use http::serve_http;
-pub use service::{
-    EvaluateNow, GetLastSnapshots, IngestHandle, IngestService, LastSnapshots, SERVICE_NAME,
-};
+pub use service::{Ingest, IngestState, SERVICE_NAME};
 pub use settings::{IngestSettings, LIST_KEYS};
 pub use source::{SourceDb, SourceError, TableName};

@@ -1,278 +1,249 @@
-//! Owns the [`IngestService`] actor: on its own timer it reads the platform's database,
-//! grades ingest trends and retention, and publishes both snapshots. An unreachable database
-//! turns both snapshots `fail` with the reason; the actor keeps going and recovers by itself.
+//! Owns [`Ingest`], the ingest [`Domain`]: each gather reads the platform's database (runs
+//! table and retention windows), the pure `evaluate` grades ingest trends and retention. An
+//! unreachable database turns both snapshots `fail` with the reason; the next gather recovers by
+//! itself. Timer, publishing, last snapshots and HTTP are the framework's (`telemesh_service`);
+//! the domain adds the run-report route ([`crate::http`]).
 
-use std::net::SocketAddr;
+use std::time::Duration;
 use telemesh_core::config::Section as _;
 
-use actix::prelude::*;
 use anyhow::Context as _;
-use chrono::Utc;
-use telemesh_core::transport::SnapshotPublisher;
-use telemesh_core::{topics, Snapshot, Source};
+use telemesh_core::config::Secret;
+use telemesh_core::{topics, Snapshot};
+use telemesh_service::{Domain, Evaluation, NotConfigured, Routes, ServiceHandle};
 
-use crate::http;
 use crate::render::unavailable;
+use crate::retention::TableObservation;
 use crate::settings::{IngestSettings, RetentionPolicy, TrendPolicy};
 use crate::source::{SourceDb, TableName};
-use crate::{retention, trends};
+use crate::trends::RunsByDimension;
+use crate::{http, retention, trends};
 
 /// The service name in snapshot sources.
 pub const SERVICE_NAME: &str = "ingest";
 
-/// The newest snapshots of the service.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LastSnapshots {
-    pub trends: Option<Snapshot>,
-    pub retention: Option<Snapshot>,
-    /// Evaluations completed since start.
-    pub evaluations: u64,
-    /// Snapshots that could not be published (the publisher gave up).
-    pub publish_failures: u64,
+/// What one gather read from the platform's database.
+#[derive(Debug, Clone)]
+pub enum IngestState {
+    /// The database did not answer: why.
+    Unreachable(String),
+    /// What could be read: the recent runs (or why the runs table could not be read) and one
+    /// observation per retention table.
+    Read {
+        runs: Result<RunsByDimension, String>,
+        observations: Vec<TableObservation>,
+    },
 }
 
-/// Asks for the newest snapshots.
-#[derive(Debug, Message)]
-#[rtype(result = "LastSnapshots")]
-pub struct GetLastSnapshots;
-
-/// Evaluates now (e.g. after a run report), in addition to the timer.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct EvaluateNow;
-
-/// Stops the actor.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct StopService;
-
-/// The ingest domain service.
+/// The ingest domain.
 #[derive(Debug)]
-pub struct IngestService {
+pub struct Ingest {
     interval_seconds: u64,
     trend_policy: TrendPolicy,
     retention_policy: RetentionPolicy,
     runs_table: TableName,
-    db: SourceDb,
-    source: Source,
-    publisher: SnapshotPublisher,
-    last: LastSnapshots,
-    running: bool,
-    again: bool,
+    /// `None` while no source database is configured.
+    db: Option<SourceDb>,
+    api_token: Secret,
 }
 
-impl IngestService {
-    /// A service reading `db` with `settings` (validated here), publishing as `source`
-    /// (service name [`SERVICE_NAME`]) on `publisher`. Start it with [`Actor::start`].
-    pub fn new(
-        settings: &IngestSettings,
-        db: SourceDb,
-        source: Source,
-        publisher: SnapshotPublisher,
-    ) -> anyhow::Result<Self> {
+impl Ingest {
+    /// The domain for `settings` (validated here). Fails on invalid settings or a source URL
+    /// that cannot be parsed — not on an unreachable database. Without a source URL it runs as
+    /// the not-configured block naming `ingest.source_url`.
+    pub fn new(settings: &IngestSettings) -> anyhow::Result<Self> {
         settings.validate()?;
         let runs_table = TableName::parse(&settings.runs_table).map_err(anyhow::Error::msg)?;
+        let db = if settings.is_configured() {
+            Some(
+                SourceDb::connect_lazy(settings)
+                    .context("cannot set up the platform database pool")?,
+            )
+        } else {
+            None
+        };
         Ok(Self {
             interval_seconds: settings.interval_seconds.max(1),
             trend_policy: settings.trend_policy(),
             retention_policy: settings.retention_policy(),
             runs_table,
             db,
-            source,
-            publisher,
-            last: LastSnapshots::default(),
-            running: false,
-            again: false,
+            api_token: settings.api_token.clone(),
         })
     }
 
-    fn evaluate(&mut self, ctx: &mut Context<Self>) {
-        if self.running {
-            self.again = true;
-            return;
-        }
-        self.running = true;
-        let db = self.db.clone();
-        let table = self.runs_table.clone();
-        let trend_policy = self.trend_policy.clone();
-        let retention_policy = self.retention_policy.clone();
-        let source = self.source.clone();
-        let interval = self.interval_seconds;
-        let work = async move {
-            evaluate_once(
-                &db,
-                &table,
-                &trend_policy,
-                &retention_policy,
-                &source,
-                interval,
-            )
-            .await
-        };
-        ctx.spawn(work.into_actor(self).map(|(trends, retention), act, ctx| {
-            act.last.trends = Some(trends.clone());
-            act.last.retention = Some(retention.clone());
-            act.last.evaluations += 1;
-            let publisher = act.publisher.clone();
-            let publish = async move {
-                let mut failures = 0;
-                for s in [&trends, &retention] {
-                    if !publisher.publish_or_log(s).await {
-                        failures += 1;
-                    }
-                }
-                failures
-            };
-            ctx.spawn(publish.into_actor(act).map(|failures, act, ctx| {
-                act.last.publish_failures += failures;
-                act.running = false;
-                if std::mem::take(&mut act.again) {
-                    act.evaluate(ctx);
-                }
-            }));
-        }));
+    /// The platform database, when configured.
+    pub fn db(&self) -> Option<&SourceDb> {
+        self.db.as_ref()
     }
 }
 
-/// Reads the platform's database once and grades both domains as of now.
-pub async fn evaluate_once(
+/// Reads the platform's database once.
+async fn read(
     db: &SourceDb,
     runs_table: &TableName,
     trend_policy: &TrendPolicy,
     retention_policy: &RetentionPolicy,
-    source: &Source,
-    interval_seconds: u64,
-) -> (Snapshot, Snapshot) {
-    let now = Utc::now();
+) -> IngestState {
     if let Err(e) = db.ping().await {
         tracing::warn!(error = %e, url = %db.redacted_url(), "platform database unreachable");
-        let error = e.to_string();
-        return (
-            unavailable(
-                topics::INGEST_TRENDS,
-                trends::TITLE,
-                source,
-                interval_seconds,
-                &error,
-                now,
-            ),
-            unavailable(
-                topics::RETENTION,
-                retention::TITLE,
-                source,
-                interval_seconds,
-                &error,
-                now,
-            ),
-        );
+        return IngestState::Unreachable(e.to_string());
     }
-    let trends = match db.recent_runs(runs_table, trend_policy.window_runs).await {
-        Ok(runs) => trends::evaluate(trend_policy, source, &runs, now),
-        Err(e) => {
+    let runs = db
+        .recent_runs(runs_table, trend_policy.window_runs)
+        .await
+        .map_err(|e| {
             tracing::warn!(error = %e, "cannot read the runs table");
-            let error = format!(
+            format!(
                 "cannot read runs table {}: {e}",
                 runs_table.display(db.backend())
-            );
-            unavailable(
-                topics::INGEST_TRENDS,
-                trends::TITLE,
-                source,
-                interval_seconds,
-                &error,
-                now,
             )
-        }
-    };
-    let observations = db.observe_all(retention_policy, now).await;
-    let retention = retention::evaluate(retention_policy, source, &observations, now);
-    (trends, retention)
+        });
+    let observations = db.observe_all(retention_policy, chrono::Utc::now()).await;
+    IngestState::Read { runs, observations }
 }
 
-impl Actor for IngestService {
-    type Context = Context<Self>;
+impl Domain for Ingest {
+    type State = IngestState;
 
-    fn started(&mut self, ctx: &mut Self::Context) {
-        tracing::info!(
-            source = %self.db.redacted_url(),
-            runs_table = %self.runs_table.display(self.db.backend()),
-            interval_seconds = self.interval_seconds,
-            tables = self.retention_policy.tables.len(),
-            "ingest service started"
-        );
-        self.evaluate(ctx);
-        ctx.run_interval(
-            std::time::Duration::from_secs(self.interval_seconds),
-            |act, ctx| act.evaluate(ctx),
-        );
+    fn name(&self) -> &'static str {
+        SERVICE_NAME
     }
-}
 
-impl Handler<GetLastSnapshots> for IngestService {
-    type Result = MessageResult<GetLastSnapshots>;
-
-    fn handle(&mut self, _: GetLastSnapshots, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.last.clone())
+    fn kinds(&self) -> Vec<&'static str> {
+        vec![topics::INGEST_TRENDS, topics::RETENTION]
     }
-}
 
-impl Handler<EvaluateNow> for IngestService {
-    type Result = ();
-
-    fn handle(&mut self, _: EvaluateNow, ctx: &mut Self::Context) {
-        self.evaluate(ctx);
+    fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_seconds)
     }
-}
 
-impl Handler<StopService> for IngestService {
-    type Result = ();
-
-    fn handle(&mut self, _: StopService, ctx: &mut Self::Context) {
-        ctx.stop();
-    }
-}
-
-/// A running ingest service with its HTTP endpoints.
-#[derive(Debug)]
-pub struct IngestHandle {
-    pub service: Addr<IngestService>,
-    /// Where the run-report endpoint and the health endpoints listen.
-    pub http_addr: SocketAddr,
-    server: actix_web::dev::ServerHandle,
-}
-
-impl IngestHandle {
-    /// Starts the actor and its HTTP server on `http_addr` (port 0 picks a free port).
-    /// Must run inside an actix system. Fails on invalid settings, a source URL that cannot
-    /// be parsed, or an address that cannot be bound — not on an unreachable database.
-    pub fn start(
-        settings: &IngestSettings,
-        http_addr: &str,
-        source: Source,
-        publisher: SnapshotPublisher,
-    ) -> anyhow::Result<Self> {
-        settings.validate()?;
-        let db =
-            SourceDb::connect_lazy(settings).context("cannot set up the platform database pool")?;
-        let service = IngestService::new(settings, db.clone(), source, publisher)?.start();
-        let runs_table = TableName::parse(&settings.runs_table).map_err(anyhow::Error::msg)?;
-        let (addr, server) = http::serve_http(
-            http_addr,
-            db,
-            runs_table,
-            Some(service.clone()),
-            settings.api_token.clone(),
-        )?;
-        Ok(Self {
-            service,
-            http_addr: addr,
-            server,
+    fn not_configured(&self) -> Option<NotConfigured> {
+        self.db.is_none().then(|| {
+            NotConfigured::new(
+                "ingest.source_url",
+                "the platform database whose runs table and retention windows ingest grades",
+            )
         })
     }
 
-    /// Stops the HTTP server, then the actor.
-    pub async fn stop(self) {
-        self.server.stop(true).await;
-        let _ = self.service.send(StopService).await;
+    async fn gather(&mut self) -> IngestState {
+        match &self.db {
+            Some(db) => {
+                read(
+                    db,
+                    &self.runs_table,
+                    &self.trend_policy,
+                    &self.retention_policy,
+                )
+                .await
+            }
+            None => IngestState::Unreachable("no source database configured".into()),
+        }
+    }
+
+    fn evaluate(&self, state: &IngestState, at: &Evaluation) -> Vec<Snapshot> {
+        let (source, now, interval) = (&at.source, at.now, self.interval_seconds);
+        match state {
+            IngestState::Unreachable(error) => vec![
+                unavailable(
+                    topics::INGEST_TRENDS,
+                    trends::TITLE,
+                    source,
+                    interval,
+                    error,
+                    now,
+                ),
+                unavailable(
+                    topics::RETENTION,
+                    retention::TITLE,
+                    source,
+                    interval,
+                    error,
+                    now,
+                ),
+            ],
+            IngestState::Read { runs, observations } => {
+                let trends = match runs {
+                    Ok(runs) => trends::evaluate(&self.trend_policy, source, runs, now),
+                    Err(error) => unavailable(
+                        topics::INGEST_TRENDS,
+                        trends::TITLE,
+                        source,
+                        interval,
+                        error,
+                        now,
+                    ),
+                };
+                let retention =
+                    retention::evaluate(&self.retention_policy, source, observations, now);
+                vec![trends, retention]
+            }
+        }
+    }
+
+    fn routes(&self, service: &ServiceHandle) -> Option<Routes> {
+        let db = self.db.clone()?;
+        Some(http::routes(
+            db,
+            self.runs_table.clone(),
+            service.clone(),
+            self.api_token.clone(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use telemesh_core::Grade;
+    use telemesh_service::testing::TestService;
+
+    use super::*;
+
+    #[actix::test]
+    async fn without_a_source_database_both_kinds_name_the_setting_and_no_route_is_served() {
+        let svc = TestService::start(Ingest::new(&IngestSettings::default()).expect("valid"))
+            .expect("service starts");
+        for kind in [topics::INGEST_TRENDS, topics::RETENTION] {
+            let published = svc.wait_published(kind, 1, Duration::from_secs(5)).await;
+            assert_eq!(published.len(), 1, "{kind}");
+            assert_eq!(published[0].status, Grade::Warn);
+            assert!(
+                published[0].summary.contains("ingest.source_url"),
+                "{}",
+                published[0].summary
+            );
+        }
+        let client = reqwest::Client::new();
+        let latest: Vec<Snapshot> = client
+            .get(svc.url("/api/v1/snapshots/latest"))
+            .send()
+            .await
+            .expect("service answers")
+            .json()
+            .await
+            .expect("a JSON array");
+        assert_eq!(latest.len(), 2);
+        for (path, code) in [("/health/live", 200), ("/metrics", 200)] {
+            let r = client.get(svc.url(path)).send().await.expect("answers");
+            assert_eq!(r.status().as_u16(), code, "{path}");
+        }
+        let r = client
+            .post(svc.url(http::RUNS_PATH))
+            .body("{}")
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(r.status().as_u16(), 404, "no database, no run reports");
+        svc.service.stop(false).await;
+    }
+
+    #[test]
+    fn an_invalid_runs_table_is_refused_at_construction() {
+        let settings = IngestSettings {
+            runs_table: "runs; DROP TABLE x".into(),
+            ..IngestSettings::default()
+        };
+        assert!(Ingest::new(&settings).is_err());
     }
 }

@@ -5,7 +5,7 @@
 //! - [`state`]: the plain data a probe gathers ([`ReadinessState`]).
 //! - [`probe`]: [`KafkaProbe`], the real I/O with rdkafka.
 //! - [`evaluate`](mod@evaluate): the pure grading ([`evaluate()`]).
-//! - [`service`]: [`ReadinessService`], the actix actor on its own timer.
+//! - [`service`]: [`KafkaReadiness`], the domain run by `telemesh_service`.
 
 pub mod evaluate;
 pub mod probe;
@@ -15,7 +15,7 @@ pub mod state;
 
 pub use evaluate::evaluate;
 pub use probe::KafkaProbe;
-pub use service::{GetLastSnapshot, ReadinessService};
+pub use service::{KafkaReadiness, SERVICE_NAME};
 pub use settings::{ReadinessPolicy, ReadinessSettings};
 pub use state::{
     ConnectionState, GroupLag, PartitionLag, ProvisioningState, PublisherState, ReadinessState,

@@ -3,17 +3,17 @@
 
 mod ci;
 mod config;
+mod demo;
 mod dlq;
 mod drill;
 mod feeds;
 mod operator;
 mod run;
-mod service_http;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::config::TelemeshConfig;
 
@@ -26,23 +26,41 @@ struct Cli {
     command: Command,
 }
 
+/// The arguments of a one-process run (`standalone`, `demo`).
+#[derive(Debug, clap::Args)]
+struct LocalArgs {
+    /// TOML configuration file (environment `TELEMESH__SECTION__KEY` overrides it).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address of the HTTP API [default: [http] addr, 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// Directory of the SQLite journal (and the demo's alert log) [default: [standalone]
+    /// data_dir, ./telemesh-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run every service in one process: in-process transport, SQLite journal, HTTP API.
     Standalone {
-        /// TOML configuration file (environment `TELEMESH__SECTION__KEY` overrides it).
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Address of the HTTP API [default: [http] addr, 127.0.0.1:8080].
-        #[arg(long, value_name = "ADDR")]
-        http: Option<String>,
-        /// Directory of the SQLite journal [default: [standalone] data_dir, ./telemesh-data].
-        #[arg(long, value_name = "DIR")]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        local: LocalArgs,
     },
-    /// Run one service (what each Kubernetes Deployment runs).
+    /// Standalone plus built-in demo producers (source demo/demo): every kind walks ok → warn →
+    /// fail → recovery; pages and resolutions go to <data dir>/alerts.log.
+    Demo {
+        #[command(flatten)]
+        local: LocalArgs,
+        /// Seconds of each scenario phase (four phases: the walk takes four steps).
+        #[arg(long, value_name = "SECONDS", default_value_t = 15.0)]
+        step_seconds: f64,
+    },
+    /// Run one service (what each Kubernetes Deployment runs): the aggregator or a domain.
     Serve {
-        service: ServiceName,
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(run::serve_names()))]
+        service: String,
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -151,18 +169,6 @@ enum DlqCommand {
     },
 }
 
-/// The services `serve` can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ServiceName {
-    Aggregator,
-    FixPilot,
-    Ingest,
-    KafkaReadiness,
-    IncidentResponse,
-    CacheHealth,
-    SystemValidation,
-}
-
 fn load(file: Option<&PathBuf>) -> Result<TelemeshConfig, ExitCode> {
     TelemeshConfig::load(
         file.map(PathBuf::as_path),
@@ -178,6 +184,19 @@ fn load(file: Option<&PathBuf>) -> Result<TelemeshConfig, ExitCode> {
         }
         ExitCode::from(2)
     })
+}
+
+/// The configuration of a one-process run (`standalone`, `demo`) with its `--http` and
+/// `--data-dir` overrides.
+fn load_local(args: LocalArgs) -> Result<TelemeshConfig, ExitCode> {
+    let mut cfg = load(args.config.as_ref())?;
+    if let Some(http) = args.http {
+        cfg.http.addr = http;
+    }
+    if let Some(dir) = args.data_dir {
+        cfg.standalone.data_dir = dir.display().to_string();
+    }
+    Ok(cfg)
 }
 
 fn main() -> ExitCode {
@@ -216,23 +235,29 @@ fn main() -> ExitCode {
             allow_missing,
             output,
         } => return operator::export(&target, &name, &sections, allow_missing, output.as_ref()),
-        Command::Standalone {
-            config,
-            http,
-            data_dir,
-        } => {
-            let mut cfg = match load(config.as_ref()) {
+        Command::Standalone { local } => {
+            let cfg = match load_local(local) {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };
-            if let Some(http) = http {
-                cfg.http.addr = http;
-            }
-            if let Some(dir) = data_dir {
-                cfg.standalone.data_dir = dir.display().to_string();
-            }
             telemesh_aggregator::startup::exit_on_panic();
             run::with_system(cfg, "standalone", run::standalone)
+        }
+        Command::Demo {
+            local,
+            step_seconds,
+        } => {
+            let cfg = match load_local(local) {
+                Ok(cfg) => cfg,
+                Err(code) => return code,
+            };
+            if !(step_seconds.is_finite() && step_seconds >= 0.1) {
+                eprintln!("telemesh: --step-seconds must be at least 0.1");
+                return ExitCode::from(2);
+            }
+            let step = std::time::Duration::from_secs_f64(step_seconds);
+            telemesh_aggregator::startup::exit_on_panic();
+            run::with_system(cfg, "demo", move |cfg| run::demo(cfg, step))
         }
         Command::Alert {
             command: AlertCommand::Drill { config },
@@ -273,22 +298,11 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             telemesh_aggregator::startup::exit_on_panic();
-            match service {
-                ServiceName::Aggregator => run::with_system(cfg, "aggregator", run::aggregator),
-                ServiceName::FixPilot => run::with_system(cfg, "fix-pilot", run::fix_pilot),
-                ServiceName::Ingest => run::with_system(cfg, "ingest", run::ingest),
-                ServiceName::IncidentResponse => {
-                    run::with_system(cfg, "incident-response", run::incident_response)
-                }
-                ServiceName::KafkaReadiness => {
-                    run::with_system(cfg, "kafka-readiness", run::kafka_readiness)
-                }
-                ServiceName::CacheHealth => {
-                    run::with_system(cfg, "cache-health", feeds::cache_health)
-                }
-                ServiceName::SystemValidation => {
-                    run::with_system(cfg, "system-validation", feeds::system_validation)
-                }
+            if service == "aggregator" {
+                run::with_system(cfg, "aggregator", run::aggregator)
+            } else {
+                let name = service.clone();
+                run::with_system(cfg, &service, |cfg| run::domain(cfg, name))
             }
         }
     };

@@ -1,31 +1,61 @@
-//! Owns running the services: the actix system, signal handling, and the wiring of transport,
-//! journal and services for `standalone`, `serve aggregator` and `serve kafka-readiness`.
+//! Owns running the services: the actix system, signal handling, the table of the mesh's
+//! domains ([`DOMAINS`]), and the wiring of transport, journal and services for `standalone`,
+//! `serve aggregator` and `serve <domain>`.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Actor;
 use anyhow::{bail, Context as _};
 use telemesh_aggregator::{
     subscribed_topics, Aggregator, AlertingParts, Journal, JournalSettings, TransportParts,
 };
 use telemesh_alerting::actor::SystemClock;
+use telemesh_cache_health::CacheHealthDomain;
 use telemesh_core::config::SecretUrl;
 use telemesh_core::transport::inproc::InProcessBus;
 use telemesh_core::transport::kafka::{KafkaPublisher, KafkaSubscriber};
 use telemesh_core::transport::{Publisher, SnapshotPublisher};
-use telemesh_core::{topics, Source};
-use telemesh_fix_pilot::{
-    FixMetrics, FixPilotService, GetSnapshots, GetState, Shutdown as FixShutdown,
-};
-use telemesh_incident_response::IncidentResponseService;
-use telemesh_ingest::IngestHandle;
-use telemesh_kafka_readiness::{GetLastSnapshot, ReadinessService};
+use telemesh_fix_pilot::FixPilot;
+use telemesh_incident_response::IncidentResponse;
+use telemesh_ingest::Ingest;
+use telemesh_kafka_readiness::KafkaReadiness;
+use telemesh_service::{Domain, RunningService, ServiceOptions};
+use telemesh_system_validation::SystemValidationDomain;
 
 use crate::config::TelemeshConfig;
-use crate::service_http;
+
+/// How `serve <name>` and `standalone` start one domain of the mesh.
+pub struct DomainEntry {
+    /// The domain's service name: `serve <name>`, the snapshots' `source.service`.
+    pub name: &'static str,
+    /// Builds the domain from its settings and starts it on the framework.
+    pub start: fn(&TelemeshConfig, ServiceOptions) -> anyhow::Result<RunningService>,
+}
+
+/// Every domain of the mesh. A new domain is its crate, one line here and its settings field in
+/// `config.rs`; `standalone` runs every entry and `serve <name>` finds it here.
+#[rustfmt::skip]
+pub const DOMAINS: &[DomainEntry] = &[
+    DomainEntry { name: telemesh_kafka_readiness::SERVICE_NAME, start: |c, o| run(KafkaReadiness::new(&c.kafka_readiness, &c.kafka), o) },
+    DomainEntry { name: telemesh_ingest::SERVICE_NAME, start: |c, o| run(Ingest::new(&c.ingest)?, o) },
+    DomainEntry { name: telemesh_incident_response::SERVICE_NAME, start: |c, o| run(IncidentResponse::new(c.incident_response.clone()), o) },
+    DomainEntry { name: telemesh_fix_pilot::SERVICE_NAME, start: |c, o| run(FixPilot::start(c.fix_pilot.clone(), &c.kafka), o) },
+    DomainEntry { name: telemesh_cache_health::SERVICE, start: |c, o| run(CacheHealthDomain::new(c.cache_health.clone()), o) },
+    DomainEntry { name: telemesh_system_validation::SERVICE, start: |c, o| run(SystemValidationDomain::new(c.system_validation.clone()), o) },
+];
+
+fn run<D: Domain>(domain: D, options: ServiceOptions) -> anyhow::Result<RunningService> {
+    Ok(telemesh_service::start(domain, options)?)
+}
+
+/// What `serve` accepts: the aggregator and every domain of [`DOMAINS`].
+pub fn serve_names() -> Vec<&'static str> {
+    std::iter::once("aggregator")
+        .chain(DOMAINS.iter().map(|d| d.name))
+        .collect()
+}
 
 /// Installs logging and tracing as `service`, then runs `f` to completion on an actix system;
 /// queued spans are flushed (bounded by the export timeout) when it returns.
@@ -84,20 +114,6 @@ async fn connect_journal(settings: &JournalSettings) -> anyhow::Result<Journal> 
     }
 }
 
-fn readiness_service(
-    cfg: &TelemeshConfig,
-    publisher: SnapshotPublisher,
-) -> actix::Addr<ReadinessService> {
-    let source = Source::new("kafka-readiness", cfg.service.instance.clone());
-    ReadinessService::new(
-        cfg.kafka_readiness.clone(),
-        cfg.kafka.clone(),
-        source,
-        publisher,
-    )
-    .start()
-}
-
 /// Alerting of the aggregator: settings, the process environment (channel secrets) and the
 /// system clock.
 fn alerting_parts(cfg: &TelemeshConfig) -> AlertingParts {
@@ -110,6 +126,16 @@ fn alerting_parts(cfg: &TelemeshConfig) -> AlertingParts {
 
 /// `telemesh standalone`.
 pub async fn standalone(cfg: TelemeshConfig) -> anyhow::Result<()> {
+    run_standalone(cfg, None).await
+}
+
+/// `telemesh demo`: standalone plus the scenario producer ([`crate::demo`]), its phases `step`
+/// long, paging to `<data dir>/alerts.log` unless channels are configured.
+pub async fn demo(cfg: TelemeshConfig, step: Duration) -> anyhow::Result<()> {
+    run_standalone(cfg, Some(step)).await
+}
+
+async fn run_standalone(mut cfg: TelemeshConfig, demo: Option<Duration>) -> anyhow::Result<()> {
     let data_dir = PathBuf::from(&cfg.standalone.data_dir);
     std::fs::create_dir_all(&data_dir).with_context(|| {
         format!(
@@ -117,6 +143,11 @@ pub async fn standalone(cfg: TelemeshConfig) -> anyhow::Result<()> {
             data_dir.display()
         )
     })?;
+    if demo.is_some() {
+        if let Some(log) = crate::demo::prepare(&mut cfg, &data_dir) {
+            tracing::info!(alerts = %log.display(), "demo: pages and resolutions are appended to this file");
+        }
+    }
     let mut journal_settings = cfg.journal.clone();
     if journal_settings.url.is_empty() {
         let path = data_dir
@@ -145,61 +176,50 @@ pub async fn standalone(cfg: TelemeshConfig) -> anyhow::Result<()> {
     )
     .await?;
     let publisher = SnapshotPublisher::new(bus.publisher(), cfg.kafka.encoding, "");
-    let _readiness = readiness_service(&cfg, publisher.clone());
-    let feeds = crate::feeds::standalone(&cfg, &publisher)?;
-    // the ingest service joins when a platform database is configured; its run-report endpoint
-    // takes any free port (the API holds [http] addr)
-    let ingest = if cfg.ingest.is_configured() {
-        let source = Source::new(telemesh_ingest::SERVICE_NAME, cfg.service.instance.clone());
-        let handle = IngestHandle::start(&cfg.ingest, "127.0.0.1:0", source, publisher.clone())?;
-        tracing::info!(http = %handle.http_addr, "ingest service: report runs with POST /api/v1/ingest/runs");
-        Some(handle)
-    } else {
-        None
-    };
-    // incident response joins when an on-call roster is configured (without one it grades `fail`)
-    let incident = if cfg.incident_response.roster_file.is_empty() {
-        None
-    } else {
-        let source = Source::new("incident-response", cfg.service.instance.clone());
-        let service =
-            IncidentResponseService::new(cfg.incident_response.clone(), source, publisher.clone())
-                .start();
-        let (bound, server) = telemesh_incident_response::serve_http(
-            "127.0.0.1:0",
-            service,
-            None,
-            cfg.incident_response.api_token.clone(),
-        )?;
-        tracing::info!(http = %bound, "incident-response: deployment gate at /api/v1/gate");
-        Some(server)
-    };
-    // the FIX pilot joins only when a venue is configured: unconfigured, it would grade `fail`
-    let fix_pilot = cfg.fix_pilot.trading.is_configured().then(|| {
-        FixPilotService::new(
-            cfg.fix_pilot.clone(),
-            cfg.kafka.clone(),
-            Source::new("fix-pilot", cfg.service.instance.clone()),
-            publisher,
-        )
-        .start()
-    });
+    let mut domains_cfg = cfg.clone();
+    // incident response reads this aggregator's own alert history unless told otherwise
+    if domains_cfg.incident_response.aggregator_url.is_empty() {
+        domains_cfg.incident_response.aggregator_url = format!("http://{}", aggregator.http_addr);
+    }
+    // every domain runs; one that is not configured publishes a block naming its setting. Their
+    // own endpoints take any free port (the API holds [http] addr).
+    let mut services = Vec::with_capacity(DOMAINS.len());
+    for domain in DOMAINS {
+        let options = ServiceOptions {
+            instance: cfg.service.instance.clone(),
+            publisher: publisher.clone(),
+            http_addr: Some("127.0.0.1:0".into()),
+        };
+        let service = (domain.start)(&domains_cfg, options)
+            .with_context(|| format!("cannot start the {} domain", domain.name))?;
+        if let Some(addr) = service.http_addr() {
+            tracing::info!(domain = domain.name, http = %addr, "domain endpoints listening");
+        }
+        services.push(service);
+    }
+    services.extend(crate::feeds::event_bus(&cfg, &publisher)?);
+    if let Some(step) = demo {
+        let options = ServiceOptions {
+            instance: crate::demo::DEMO.into(),
+            publisher: publisher.clone(),
+            http_addr: None,
+        };
+        services.push(run(crate::demo::Scenario::new(step), options)?);
+        tracing::info!(
+            step_seconds = step.as_secs_f64(),
+            "demo: every kind walks ok → warn → fail → recovery (source demo/demo)"
+        );
+    }
     tracing::info!(
         journal = %journal_settings.url.redacted(),
+        domains = DOMAINS.len(),
         "telemesh standalone running: summary at http://{}/api/v1/summary?format=markdown",
         aggregator.http_addr
     );
     shutdown_signal().await;
-    if let Some(fix_pilot) = fix_pilot {
-        let _ = fix_pilot.send(FixShutdown).await;
+    for service in services {
+        service.stop(false).await;
     }
-    if let Some(ingest) = ingest {
-        ingest.stop().await;
-    }
-    if let Some(server) = incident {
-        server.stop(true).await;
-    }
-    crate::feeds::stop(feeds).await;
     aggregator.stop().await;
     Ok(())
 }
@@ -236,165 +256,37 @@ pub async fn aggregator(cfg: TelemeshConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `telemesh serve kafka-readiness`.
-pub async fn kafka_readiness(cfg: TelemeshConfig) -> anyhow::Result<()> {
-    if !cfg.kafka.is_configured() {
-        bail!("serve kafka-readiness needs Kafka: set [kafka] brokers (TELEMESH__KAFKA__BROKERS)");
-    }
-    let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&cfg.kafka)?);
-    let publisher = SnapshotPublisher::new(
-        Arc::clone(&transport),
-        cfg.kafka.encoding,
-        cfg.kafka.topic_prefix.clone(),
-    );
-    let service = readiness_service(&cfg, publisher.clone());
-    let server = service_http::start(
-        &cfg.http.addr,
-        transport,
-        Arc::new(move || {
-            let service = service.clone();
-            Box::pin(async move { service.send(GetLastSnapshot).await.ok().flatten() })
-        }),
-    )?;
-    shutdown_signal().await;
-    depart(
-        &publisher,
-        &[topics::KAFKA_READINESS],
-        "kafka-readiness",
-        &cfg,
-    )
-    .await;
-    server.stop(true).await;
-    Ok(())
-}
-
-/// Tells the aggregator this instance is going away (its alerts resolve as departed and it
-/// leaves the summary) instead of letting it turn stale.
-async fn depart(
-    publisher: &SnapshotPublisher,
-    kinds: &[&str],
-    service: &str,
-    cfg: &TelemeshConfig,
-) {
-    let source = Source::new(service, cfg.service.instance.clone());
-    publisher
-        .publish_departed(kinds, &source, Duration::from_secs(5))
-        .await;
-}
-
-/// `telemesh serve fix-pilot`.
-pub async fn fix_pilot(cfg: TelemeshConfig) -> anyhow::Result<()> {
-    if !cfg.kafka.is_configured() {
-        bail!("serve fix-pilot needs Kafka: set [kafka] brokers (TELEMESH__KAFKA__BROKERS)");
-    }
-    let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&cfg.kafka)?);
-    let publisher = SnapshotPublisher::new(
-        Arc::clone(&transport),
-        cfg.kafka.encoding,
-        cfg.kafka.topic_prefix.clone(),
-    );
-    let source = Source::new("fix-pilot", cfg.service.instance.clone());
-    let service = FixPilotService::new(
-        cfg.fix_pilot.clone(),
-        cfg.kafka.clone(),
-        source,
-        publisher.clone(),
-    )
-    .start();
-    let addr = service.clone();
-    let fix_metrics = FixMetrics::default();
-    let (registered, state_of) = (fix_metrics.clone(), service.clone());
-    let server = service_http::start_with_metrics(
-        &cfg.http.addr,
-        transport,
-        Arc::new(move || {
-            let service = addr.clone();
-            Box::pin(async move { service.send(GetSnapshots).await.ok().and_then(|s| s.pilot) })
-        }),
-        move |registry| registered.register(registry),
-        Some(Arc::new(move || {
-            let (service, metrics) = (state_of.clone(), fix_metrics.clone());
-            Box::pin(async move {
-                if let Ok(state) = service.send(GetState).await {
-                    metrics.update(&state);
-                }
-            })
-        })),
-    )?;
-    shutdown_signal().await;
-    let _ = service.send(FixShutdown).await;
-    depart(
-        &publisher,
-        &[topics::FIX_PILOT, topics::DROPCOPY],
-        "fix-pilot",
-        &cfg,
-    )
-    .await;
-    server.stop(true).await;
-    Ok(())
-}
-
-/// `telemesh serve ingest`.
-pub async fn ingest(cfg: TelemeshConfig) -> anyhow::Result<()> {
-    if !cfg.kafka.is_configured() {
-        bail!("serve ingest needs Kafka: set [kafka] brokers (TELEMESH__KAFKA__BROKERS)");
-    }
-    if !cfg.ingest.is_configured() {
-        bail!("serve ingest needs the platform database: set [ingest] source_url (TELEMESH__INGEST__SOURCE_URL)");
-    }
-    let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&cfg.kafka)?);
-    let publisher = SnapshotPublisher::new(
-        transport,
-        cfg.kafka.encoding,
-        cfg.kafka.topic_prefix.clone(),
-    );
-    let source = Source::new(telemesh_ingest::SERVICE_NAME, cfg.service.instance.clone());
-    let handle = IngestHandle::start(&cfg.ingest, &cfg.http.addr, source, publisher.clone())?;
-    tracing::info!(http = %handle.http_addr, "ingest service running: report runs with POST /api/v1/ingest/runs");
-    shutdown_signal().await;
-    depart(
-        &publisher,
-        &[topics::INGEST_TRENDS, topics::RETENTION],
-        telemesh_ingest::SERVICE_NAME,
-        &cfg,
-    )
-    .await;
-    handle.stop().await;
-    Ok(())
-}
-
-/// `telemesh serve incident-response`.
-pub async fn incident_response(cfg: TelemeshConfig) -> anyhow::Result<()> {
-    if !cfg.kafka.is_configured() {
+/// `telemesh serve <domain>`: the domain of [`DOMAINS`] named `name`, publishing to Kafka,
+/// serving its endpoints on `[http] addr`; on shutdown it departs (the aggregator retires the
+/// instance at once).
+pub async fn domain(cfg: TelemeshConfig, name: String) -> anyhow::Result<()> {
+    let Some(entry) = DOMAINS.iter().find(|d| d.name == name) else {
         bail!(
-            "serve incident-response needs Kafka: set [kafka] brokers (TELEMESH__KAFKA__BROKERS)"
+            "no domain named {name}; serve one of: {}",
+            serve_names().join(", ")
         );
+    };
+    if !cfg.kafka.is_configured() {
+        bail!("serve {name} needs Kafka: set [kafka] brokers (TELEMESH__KAFKA__BROKERS)");
     }
     let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&cfg.kafka)?);
     let publisher = SnapshotPublisher::new(
-        Arc::clone(&transport),
+        transport,
         cfg.kafka.encoding,
         cfg.kafka.topic_prefix.clone(),
     );
-    let source = Source::new("incident-response", cfg.service.instance.clone());
-    let service =
-        IncidentResponseService::new(cfg.incident_response.clone(), source, publisher.clone())
-            .start();
-    let (bound, server) = telemesh_incident_response::serve_http(
-        &cfg.http.addr,
-        service,
-        Some(transport),
-        cfg.incident_response.api_token.clone(),
-    )?;
-    tracing::info!(http = %bound, "incident-response running: deployment gate at /api/v1/gate");
+    let options = ServiceOptions {
+        instance: cfg.service.instance.clone(),
+        publisher,
+        http_addr: Some(cfg.http.addr.clone()),
+    };
+    let event_bus = crate::feeds::event_bus(&cfg, &options.publisher)?;
+    let service = (entry.start)(&cfg, options)?;
+    tracing::info!(domain = name, kafka = %cfg.kafka.describe(), "domain service running");
     shutdown_signal().await;
-    depart(
-        &publisher,
-        &[topics::INCIDENT_RESPONSE],
-        "incident-response",
-        &cfg,
-    )
-    .await;
-    server.stop(true).await;
+    service.stop(true).await;
+    if let Some(event_bus) = event_bus {
+        event_bus.stop(true).await;
+    }
     Ok(())
 }

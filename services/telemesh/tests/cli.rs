@@ -231,3 +231,151 @@ fn check_config_names_the_bad_key_and_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("kafka.encoding"));
 }
+
+/// Runs `telemesh <args> --http <free port> --data-dir <temp dir>` in that temp dir with no
+/// configuration; stopped when the guard drops.
+fn run_local(args: &[&str]) -> (tempfile::TempDir, u16, Running) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = telemesh()
+        .current_dir(dir.path())
+        .args(args)
+        .args(["--http", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (dir, port, Running(child))
+}
+
+/// Every domain's kinds, as `standalone` publishes them with no configuration.
+const EVERY_DOMAIN: [(&str, &str); 7] = [
+    ("telemetry.kafka.readiness", "kafka-readiness"),
+    ("telemetry.ingest.trends", "ingest"),
+    ("telemetry.data_backbone.retention", "ingest"),
+    (
+        "telemetry.operational.incident_response",
+        "incident-response",
+    ),
+    ("telemetry.execution.fix_pilot", "fix-pilot"),
+    ("telemetry.execution.dropcopy", "fix-pilot"),
+    (
+        "telemetry.operational.system_validation",
+        "system-validation",
+    ),
+];
+
+#[test]
+fn standalone_with_no_configuration_shows_every_domain_and_names_what_to_set() {
+    let (_dir, port, _guard) = run_local(&["standalone"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let summary = loop {
+        if let Some((200, body)) = http_get(port, "/api/v1/summary") {
+            let json: serde_json::Value =
+                serde_json::from_str(chunked_body(&body)).unwrap_or_default();
+            if EVERY_DOMAIN
+                .iter()
+                .all(|(kind, _)| json["domains"][kind].is_object())
+            {
+                break json;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "standalone summary did not show every domain in time"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for (kind, service) in EVERY_DOMAIN {
+        let block = &summary["domains"][kind];
+        assert_eq!(block["snapshot"]["source"]["service"], service, "{block}");
+        assert!(
+            ["ok", "warn", "fail"].contains(&block["status"].as_str().unwrap_or_default()),
+            "{block}"
+        );
+    }
+    // the unconfigured domains say which setting to set
+    for (kind, setting) in [
+        ("telemetry.ingest.trends", "ingest.source_url"),
+        ("telemetry.data_backbone.retention", "ingest.source_url"),
+        ("telemetry.execution.fix_pilot", "fix_pilot.trading.port"),
+        ("telemetry.execution.dropcopy", "fix_pilot.trading.port"),
+        (
+            "telemetry.operational.system_validation",
+            "system_validation.report_path",
+        ),
+    ] {
+        let block = &summary["domains"][kind];
+        assert_eq!(block["status"], "warn", "{block}");
+        let text = block["snapshot"]["summary"].as_str().unwrap_or_default();
+        assert!(text.contains(setting), "{kind}: {text}");
+    }
+    // incident response runs: it grades its inputs rather than saying it is not configured
+    let incident = &summary["domains"]["telemetry.operational.incident_response"];
+    let text = incident["snapshot"]["summary"].as_str().unwrap_or_default();
+    assert!(!text.starts_with("not configured"), "{incident}");
+}
+
+/// The status of the `demo/demo` source of `kind` in a summary, if listed.
+fn demo_status(summary: &serde_json::Value, kind: &str) -> Option<String> {
+    summary["domains"][kind]["sources"]
+        .as_array()?
+        .iter()
+        .find(|s| s["service"] == "demo" && s["instance"] == "demo")
+        .and_then(|s| s["status"].as_str())
+        .map(str::to_owned)
+}
+
+#[test]
+fn demo_shows_a_failure_and_its_recovery_and_the_alert_log_has_the_page_and_its_resolution() {
+    let (dir, port, _guard) = run_local(&["demo", "--step-seconds", "1.5"]);
+    let kind = "telemetry.ingest.trends";
+    // the demo source of a kind goes through fail, then back to ok
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(seen.iter().any(|s| s == "fail")
+        && seen.iter().skip_while(|s| *s != "fail").any(|s| s == "ok"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no failure and recovery of the demo source in time; seen {seen:?}"
+        );
+        if let Some((200, body)) = http_get(port, "/api/v1/summary") {
+            let json: serde_json::Value =
+                serde_json::from_str(chunked_body(&body)).unwrap_or_default();
+            if let Some(status) = demo_status(&json, kind) {
+                if seen.last() != Some(&status) {
+                    seen.push(status);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // the alert log has the page and its resolution for the demo source
+    let log = dir.path().join("alerts.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|e: &serde_json::Value| {
+                e["alert"]["kind"] == kind && e["alert"]["service"] == "demo"
+            })
+            .collect();
+        let opened = events.iter().any(|e| e["event"] == "open");
+        let resolved = events
+            .iter()
+            .any(|e| e["event"] == "resolve" && e["status"] == "resolved");
+        if opened && resolved {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no page and resolution of {kind} in {}:\n{text}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use actix::Actor;
 use serde_json::Value;
-use telemesh_core::{topics, Encoding, Source};
+use telemesh_core::{topics, Encoding};
 use telemesh_integration_tests::fixtures::{aggregator_settings, journal_counts, KafkaTestbed};
 use telemesh_integration_tests::wait_until;
-use telemesh_kafka_readiness::{ReadinessService, ReadinessSettings};
+use telemesh_kafka_readiness::{KafkaReadiness, ReadinessSettings};
+use telemesh_service::ServiceOptions;
 
 #[actix_rt::test]
 async fn kafka_readiness_travels_over_kafka_into_the_journal_and_the_summary() {
@@ -19,13 +19,15 @@ async fn kafka_readiness_travels_over_kafka_into_the_journal_and_the_summary() {
         min_publishers: 0,
         ..ReadinessSettings::default()
     };
-    let _service = ReadinessService::new(
-        settings,
-        kafka.clone(),
-        Source::new("kafka-readiness", "e2e"),
-        bed.publisher.clone(),
+    let _service = telemesh_service::start(
+        KafkaReadiness::new(&settings, kafka),
+        ServiceOptions {
+            instance: "e2e".into(),
+            publisher: bed.publisher.clone(),
+            http_addr: None,
+        },
     )
-    .start();
+    .expect("start the readiness domain");
 
     let url = format!("http://{}/api/v1/summary", aggregator.http_addr);
     let block: Value = wait_until(

@@ -15,7 +15,8 @@ use telemesh_core::transport::{Publisher, SnapshotPublisher};
 use telemesh_core::{topics, DetailValue, Encoding, Grade, Snapshot, Source};
 use telemesh_integration_tests::fixtures::read_topic;
 use telemesh_integration_tests::{namespace, wait_until, TestEnv};
-use telemesh_kafka_readiness::{evaluate, KafkaProbe, ReadinessService, ReadinessSettings};
+use telemesh_kafka_readiness::{evaluate, KafkaProbe, KafkaReadiness, ReadinessSettings};
+use telemesh_service::ServiceOptions;
 
 fn source() -> Source {
     Source::new("kafka-readiness", "it")
@@ -274,9 +275,24 @@ async fn a_topic_with_a_message_inside_the_window_is_an_active_publisher() {
         min_publishers: 1,
         ..ReadinessSettings::default()
     };
-    let mut service = ReadinessService::new(settings, kafka.clone(), source(), publisher.clone());
-    for run in 0..2 {
-        let snapshot = service.run_once().await;
+    let service = telemesh_service::start(
+        KafkaReadiness::new(&settings, &kafka),
+        ServiceOptions {
+            instance: source().instance,
+            publisher: publisher.clone(),
+            http_addr: None,
+        },
+    )
+    .expect("start the readiness domain");
+    // the first probe runs at start; the second once the first is published
+    let handle = service.handle().clone();
+    let first = wait_until("the first probe", Duration::from_secs(30), || {
+        let handle = handle.clone();
+        async move { handle.latest_of(topics::KAFKA_READINESS) }
+    })
+    .await;
+    let second = handle.run_now().await.remove(0);
+    for (run, snapshot) in [first, second].into_iter().enumerate() {
         let publishers = component(&snapshot, "publishers");
         assert_eq!(
             publishers.status,
@@ -303,7 +319,10 @@ async fn a_topic_with_a_message_inside_the_window_is_an_active_publisher() {
             snapshot.summary
         );
     }
-    assert_eq!(service.last_snapshot().map(|s| s.status), Some(Grade::Ok));
+    assert_eq!(
+        handle.latest_of(topics::KAFKA_READINESS).map(|s| s.status),
+        Some(Grade::Ok)
+    );
     assert_eq!(
         publisher
             .stats()
