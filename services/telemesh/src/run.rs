@@ -22,6 +22,7 @@ use telemesh_incident_response::IncidentResponse;
 use telemesh_ingest::Ingest;
 use telemesh_kafka_readiness::KafkaReadiness;
 use telemesh_service::{Domain, RunningService, ServiceOptions};
+use telemesh_ci::domain::CiDomain;
 use telemesh_system_validation::SystemValidationDomain;
 
 use crate::config::TelemeshConfig;
@@ -44,6 +45,7 @@ pub const DOMAINS: &[DomainEntry] = &[
     DomainEntry { name: telemesh_fix_pilot::SERVICE_NAME, start: |c, o| run(FixPilot::start(c.fix_pilot.clone(), &c.kafka), o) },
     DomainEntry { name: telemesh_cache_health::SERVICE, start: |c, o| run(CacheHealthDomain::new(c.cache_health.clone()), o) },
     DomainEntry { name: telemesh_system_validation::SERVICE, start: |c, o| run(SystemValidationDomain::new(c.system_validation.clone()), o) },
+    DomainEntry { name: telemesh_ci::domain::NAME, start: |c, o| run(CiDomain::new(c.ci.clone()), o) },
 ];
 
 fn run<D: Domain>(domain: D, options: ServiceOptions) -> anyhow::Result<RunningService> {
