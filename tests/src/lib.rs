@@ -46,6 +46,8 @@ impl TestEnv {
             group_id: format!("{ns}-aggregator"),
             request_timeout_ms: 5_000,
             message_timeout_ms: 10_000,
+            // the aggregator's pattern subscription sees a topic created mid-test quickly
+            metadata_refresh_ms: 1_000,
             ..KafkaSettings::default()
         }
     }
@@ -122,7 +124,8 @@ pub mod fixtures {
     use chrono::Utc;
     use telemesh_aggregator::settings::JournalSettings;
     use telemesh_aggregator::{
-        subscribed_topics, Aggregator, AggregatorSettings, AlertingParts, Journal, TransportParts,
+        catalogue_topics, subscribed_topics, Aggregator, AggregatorSettings, AlertingParts,
+        Journal, TransportParts,
     };
     use telemesh_alerting::actor::SystemClock;
     use telemesh_alerting::AlertingSettings;
@@ -148,7 +151,7 @@ pub mod fixtures {
 
     /// Creates every snapshot topic and the dead-letter topic of the namespace.
     pub async fn create_topics(kafka: &KafkaSettings, partitions: i32) {
-        let mut specs: Vec<TopicSpec> = subscribed_topics(&kafka.topic_prefix)
+        let mut specs: Vec<TopicSpec> = catalogue_topics(&kafka.topic_prefix)
             .into_iter()
             .map(|name| TopicSpec {
                 name,

@@ -152,15 +152,12 @@ impl AggregatorSettings {
         if self.mailbox_capacity == 0 {
             return Err("aggregator.mailbox_capacity must be at least 1".into());
         }
-        if let Some(kind) = self
+        if let Some(problem) = self
             .expected_kinds
             .iter()
-            .find(|k| !telemesh_core::topics::is_snapshot_kind(k))
+            .find_map(|k| telemesh_core::topics::kind_problem(k))
         {
-            return Err(format!(
-                "aggregator.expected_kinds: unknown kind {kind:?}; known kinds: {}",
-                telemesh_core::topics::SNAPSHOT_KINDS.join(", ")
-            ));
+            return Err(format!("aggregator.expected_kinds: {problem}"));
         }
         Ok(())
     }

@@ -104,12 +104,20 @@ fn start_alerting(
     .start())
 }
 
-/// The topics the aggregator subscribes to under `prefix`.
+/// What the aggregator subscribes to under `prefix`: one librdkafka regex subscription
+/// (`^<prefix>telemetry\.<area>\.<name>$`, [`topics::subscription_pattern`]) covering every
+/// valid kind, listed in the catalogue or not, including topics created after the start
+/// (picked up within `kafka.metadata_refresh_ms`). `telemetry.dlq` and the FIX pilot's
+/// `execution.*` order topics do not match. The in-process bus routes the same pattern.
 pub fn subscribed_topics(prefix: &str) -> Vec<String> {
-    topics::SNAPSHOT_KINDS
+    vec![topics::subscription_pattern(prefix)]
+}
+
+/// The topics of the catalogue's kinds under `prefix` (to provision them ahead of producers).
+pub fn catalogue_topics(prefix: &str) -> Vec<String> {
+    telemesh_core::catalogue::entries()
         .iter()
-        .chain(topics::SECTION_KINDS.iter())
-        .map(|kind| topics::topic_name(prefix, kind))
+        .map(|entry| topics::topic_name(prefix, &entry.kind))
         .collect()
 }
 

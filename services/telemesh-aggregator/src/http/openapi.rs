@@ -79,6 +79,10 @@ pub struct DomainBlockDoc {
     pub snapshot: Option<SnapshotRef>,
     pub markdown: String,
     pub sources: Vec<SourceBlockDoc>,
+    /// The catalogue's title of the kind, or the kind itself when it is unlisted.
+    pub title: String,
+    /// False for a valid kind (`telemetry.<area>.<name>`) the catalogue does not list.
+    pub listed: bool,
 }
 
 /// The runtime summary.
