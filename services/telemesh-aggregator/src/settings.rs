@@ -49,6 +49,13 @@ pub struct AggregatorSettings {
     pub dlq_skip_after_failures: u32,
     /// On SIGTERM, stop within this many seconds even while the journal is failing.
     pub shutdown_grace_seconds: u64,
+    /// Bearer token of `POST /api/v1/snapshots` (HTTP intake for producers that do not speak
+    /// Kafka). Empty (default) = intake disabled: the endpoint answers 403 naming this key.
+    pub intake_token: telemesh_core::config::Secret,
+    /// Most snapshots in one intake request (a JSON array). Default 100.
+    pub intake_max_batch: usize,
+    /// Largest intake request body in bytes. Default 4 MiB.
+    pub intake_max_body_bytes: usize,
 }
 
 impl Default for AggregatorSettings {
@@ -72,6 +79,9 @@ impl Default for AggregatorSettings {
             dlq_alert_after_failures: 5,
             dlq_skip_after_failures: 0,
             shutdown_grace_seconds: 10,
+            intake_token: Default::default(),
+            intake_max_batch: 100,
+            intake_max_body_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -151,6 +161,14 @@ impl AggregatorSettings {
         }
         if self.mailbox_capacity == 0 {
             return Err("aggregator.mailbox_capacity must be at least 1".into());
+        }
+        if !(1..=10_000).contains(&self.intake_max_batch) {
+            return Err("aggregator.intake_max_batch must be between 1 and 10000, e.g. 100".into());
+        }
+        if self.intake_max_body_bytes < 1024 {
+            return Err(
+                "aggregator.intake_max_body_bytes must be at least 1024, e.g. 4194304".into(),
+            );
         }
         if let Some(problem) = self
             .expected_kinds

@@ -249,6 +249,11 @@ impl Aggregator {
             format!("cannot listen on {http_addr}; pick a free address with --http or [http] addr")
         })?;
         let local = listener.local_addr()?;
+        let intake = Arc::new(crate::http::intake::Intake::new(
+            settings,
+            Arc::clone(&transport.publisher),
+            topic_prefix,
+        ));
         let state = AppState {
             journal: journal.clone(),
             summary: summary.clone(),
@@ -267,6 +272,7 @@ impl Aggregator {
             },
             summary_cache,
             live,
+            intake,
         };
         let (server, server_future) = http::serve(listener, state)?;
         let server_task = actix_rt::spawn(server_future);

@@ -4,6 +4,7 @@ mod api;
 mod error;
 mod export;
 mod health;
+pub mod intake;
 pub mod openapi;
 mod stream;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub summary_cache: SummaryCache,
     /// Newly journaled snapshots, for `/api/v1/stream` (the live page, `telemesh tail`).
     pub live: tokio::sync::broadcast::Sender<telemesh_core::Snapshot>,
+    /// `POST /api/v1/snapshots` (HTTP intake).
+    pub intake: Arc<intake::Intake>,
 }
 
 /// Registers every route on an actix-web app.
@@ -65,6 +68,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/api/v1/summary", web::get().to(api::summary))
     .route("/api/v1/snapshots/latest", web::get().to(api::latest))
     .route("/api/v1/snapshots", web::get().to(api::snapshots))
+    .route("/api/v1/snapshots", web::post().to(intake::publish))
     .configure(telemesh_alerting::http::configure)
     .route("/api/v1/stream", web::get().to(stream::stream))
     .route("/api/v1/history", web::get().to(export::history))

@@ -53,6 +53,52 @@ pub struct ErrorDoc {
     pub detail: String,
 }
 
+/// One snapshot published by `POST /api/v1/snapshots`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = IntakePublished)]
+#[serde(deny_unknown_fields)]
+pub struct IntakePublishedDoc {
+    pub id: uuid::Uuid,
+    pub kind: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// 202 of `POST /api/v1/snapshots`: every snapshot acknowledged by the transport.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = IntakeAccepted)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeAcceptedDoc {
+    pub accepted: usize,
+    pub snapshots: Vec<IntakePublishedDoc>,
+}
+
+/// 4xx of `POST /api/v1/snapshots`: nothing was published.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = IntakeError)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeErrorDoc {
+    pub error: String,
+    pub detail: String,
+    /// The offending snapshot's position (0 for a single object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    /// The dead-letter reason the Kafka path would give (docs/snapshot.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// 503 of `POST /api/v1/snapshots`: the ones published before the failure.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = IntakePartial)]
+#[serde(deny_unknown_fields)]
+pub struct IntakePartialDoc {
+    pub error: String,
+    pub detail: String,
+    pub published: Vec<IntakePublishedDoc>,
+}
+
 /// One source of a domain.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = SourceBlock)]
@@ -208,6 +254,7 @@ pub struct HealthDoc {
         super::api::summary,
         super::api::latest,
         super::api::snapshots,
+        super::intake::publish,
         super::stream::stream,
         super::export::history,
         super::export::export,
