@@ -209,7 +209,10 @@ pub mod fixtures {
         let db = env.fresh_database(&crate::namespace()).await;
         let bus = InProcessBus::new(64, subscribed_topics(""));
         let aggregator = Aggregator::start_with(
-            &aggregator_settings(),
+            &AggregatorSettings {
+                intake_token: Secret::new(token),
+                ..aggregator_settings()
+            },
             "127.0.0.1:0",
             "",
             pg_journal(&db).await,

@@ -405,7 +405,15 @@ mod tests {
             valid("telemetry.a.b"),
             valid("telemetry.a.b")
         ]);
-        let cases: Vec<(Vec<u8>, u16, &str, Option<usize>, Option<&str>)> = vec![
+        // (body, status, error, index, reason)
+        type Case = (
+            Vec<u8>,
+            u16,
+            &'static str,
+            Option<usize>,
+            Option<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
             (b"".to_vec(), 400, "invalid_json", None, None),
             (b"not json".to_vec(), 400, "invalid_json", None, None),
             (b"\"a string\"".to_vec(), 400, "invalid_json", None, None),
