@@ -39,6 +39,50 @@ impl ConfigError {
     }
 }
 
+/// A setting that fails validation: the dotted key at fault (e.g. `kafka_readiness.interval_seconds`)
+/// and what is wrong with it, saying what to set instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config key `{key}`: {detail}")]
+pub struct Invalid {
+    pub key: String,
+    pub detail: String,
+}
+
+impl Invalid {
+    /// `key` is dotted from the top of the configuration (`section.key`).
+    pub fn new(key: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<Invalid> for ConfigError {
+    fn from(e: Invalid) -> Self {
+        ConfigError::Key {
+            key: e.key,
+            detail: e.detail,
+        }
+    }
+}
+
+/// One section of the configuration file (`[kafka_readiness]`, `[fix_pilot]`, …): its name, the
+/// keys whose environment values are comma-separated lists, and its validation.
+pub trait Section {
+    /// The section's name in the TOML file and in `TELEMESH__<SECTION>__…`.
+    fn name(&self) -> &'static str;
+    /// Dotted keys (from the top of the file) whose environment values are comma-separated lists.
+    fn list_keys() -> &'static [&'static str]
+    where
+        Self: Sized,
+    {
+        &[]
+    }
+    /// Checks the values; the error names the dotted key at fault.
+    fn validate(&self) -> Result<(), Invalid>;
+}
+
 /// Loads `T` from its defaults, an optional TOML file and the `TELEMESH__…` entries of `env`.
 ///
 /// `list_keys` names the dotted keys whose environment values are comma-separated lists.
