@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use telemesh_aggregator::{subscribed_topics, Aggregator, AggregatorSettings, TransportParts};
-use telemesh_core::config::Secret;
+
+use telemesh_core::config::{KafkaSettings, Secret};
 use telemesh_core::transport::inproc::InProcessBus;
-use telemesh_core::transport::kafka::{ensure_topics, TopicSpec};
+use telemesh_core::transport::kafka::{ensure_topics, KafkaPublisher, TopicSpec};
+use telemesh_core::transport::Publisher;
 use telemesh_core::{topics, Component, Encoding, Grade, Snapshot, Source};
 use telemesh_integration_tests::fixtures::{
     aggregator_settings, journal_counts, pg_journal, KafkaTestbed,
@@ -392,6 +395,48 @@ async fn an_unlisted_kind_from_a_separate_process_and_from_http_intake_travels_o
     let (rows_total, _) = journal_counts(&bed.db).await;
     assert_eq!(rows_total, 2);
     bed.aggregator.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_transport_that_does_not_acknowledge_answers_503_and_the_client_may_retry() {
+    // a real Kafka producer pointed at a closed port: nothing is ever acknowledged
+    let env = TestEnv::get();
+    let db = env.fresh_database(&namespace()).await;
+    let unreachable = KafkaSettings {
+        brokers: "127.0.0.1:1".into(),
+        message_timeout_ms: 500,
+        request_timeout_ms: 500,
+        ..KafkaSettings::default()
+    };
+    let publisher: Arc<dyn Publisher> =
+        Arc::new(KafkaPublisher::new(&unreachable).expect("kafka publisher"));
+    let bus = InProcessBus::new(8, subscribed_topics(""));
+    let aggregator = Aggregator::start(
+        &settings(TOKEN),
+        "127.0.0.1:0",
+        "",
+        pg_journal(&db).await,
+        TransportParts {
+            subscriber: Box::new(bus.subscriber().expect("in-process subscriber")),
+            publisher,
+            name: "kafka",
+            kafka_coords: true,
+        },
+    )
+    .await
+    .expect("start aggregator");
+    let url = format!("http://{}", aggregator.http_addr);
+    let a = snapshot("telemetry.team_x.latency", Grade::Ok);
+    let b = snapshot("telemetry.team_x.other", Grade::Ok);
+    let (status, answer, _) = post(&url, Some(TOKEN), "application/json", body_of(&[&a, &b])).await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"], "unavailable");
+    assert_eq!(answer["published"], json!([]));
+    let detail = answer["detail"].as_str().unwrap();
+    assert!(detail.contains("2 of 2"), "{detail}");
+    assert!(detail.contains("retry the whole request"), "{detail}");
+    assert_eq!(journal_counts(&db).await.0, 0);
+    aggregator.stop().await;
 }
 
 /// The fenced block of `docs/producers.md` that follows `heading`.

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use telemesh_core::catalogue;
 use telemesh_core::snapshot::escape_cell;
+use telemesh_core::{catalogue, topics};
 use telemesh_core::{Grade, Snapshot, Source};
 
 /// The metric through which a source states its publish interval.
@@ -64,7 +64,8 @@ pub struct DomainBlock {
     pub sources: Vec<SourceBlock>,
     /// The catalogue's title of the kind, or the kind itself when it is unlisted.
     pub title: String,
-    /// False for a valid kind the catalogue does not list ("unlisted").
+    /// False for a producer's kind (`telemetry.<area>.<name>`) the catalogue does not list
+    /// ("unlisted"); the aggregator's own blocks (e.g. `telemesh.alerting`) are listed.
     pub listed: bool,
 }
 
@@ -134,7 +135,7 @@ impl SummaryState {
                 markdown: format!("### {kind}: WARN\n\nno snapshot received yet\n"),
                 sources: Vec::new(),
                 title: title_of(kind),
-                listed: catalogue::is_listed(kind),
+                listed: is_listed(kind),
             });
         }
         let status = if domains.is_empty() {
@@ -201,6 +202,12 @@ fn interval_of(policy: &StalenessPolicy, snapshot: &Snapshot) -> f64 {
         .unwrap_or(policy.default_interval_seconds)
 }
 
+/// False only for a producer's kind (one matching `telemetry.<area>.<name>`) that the
+/// catalogue does not list; the aggregator's own blocks (`telemesh.alerting`) count as listed.
+fn is_listed(kind: &str) -> bool {
+    catalogue::is_listed(kind) || !topics::is_snapshot_kind(kind)
+}
+
 /// The catalogue title of `kind`, or the kind itself when it is unlisted.
 pub fn title_of(kind: &str) -> String {
     catalogue::get(kind).map_or_else(|| kind.to_owned(), |e| e.title.clone())
@@ -264,7 +271,7 @@ fn domain_block(
         markdown,
         sources: sources.into_iter().map(|(b, _, _)| b).collect(),
         title: title_of(kind),
-        listed: catalogue::is_listed(kind),
+        listed: is_listed(kind),
     }
 }
 
@@ -473,6 +480,8 @@ mod tests {
         let unlisted = &summary.domains["telemetry.team_b.fail"];
         assert!(!unlisted.listed);
         assert_eq!(unlisted.title, "telemetry.team_b.fail");
+        // the aggregator's own blocks are not producers' kinds: never "unlisted"
+        assert!(is_listed("telemesh.alerting"));
     }
 
     #[test]

@@ -316,10 +316,18 @@ pub(super) async fn publish(
             return problem.response();
         }
     };
-    // in order, so that one producer's snapshots of a kind keep their order on the topic
+    // all at once (the transport enqueues them in request order and awaits every
+    // acknowledgement together), so a batch costs about one round trip, not one per snapshot
+    let outcomes = futures::future::join_all(
+        snapshots
+            .iter()
+            .map(|snapshot| intake.publisher.publish(snapshot)),
+    )
+    .await;
     let mut accepted = Vec::with_capacity(snapshots.len());
-    for (i, snapshot) in snapshots.iter().enumerate() {
-        match intake.publisher.publish(snapshot).await {
+    let mut failed = Vec::new();
+    for (i, (snapshot, outcome)) in snapshots.iter().zip(outcomes).enumerate() {
+        match outcome {
             Ok(delivered) => accepted.push(Accepted {
                 id: snapshot.id,
                 kind: snapshot.kind.clone(),
@@ -329,17 +337,22 @@ pub(super) async fn publish(
             }),
             Err(e) => {
                 tracing::warn!(error = %e, kind = %snapshot.kind, id = %snapshot.id, "intake publish failed");
-                return HttpResponse::ServiceUnavailable().json(json!({
-                    "error": "unavailable",
-                    "detail": format!(
-                        "snapshot {i} ({}) was not acknowledged: {e}; retry the whole request \
-                         (snapshots already published are journaled once, by id)",
-                        snapshot.id
-                    ),
-                    "published": accepted,
-                }));
+                failed.push(format!("snapshot {i} ({}): {e}", snapshot.id));
             }
         }
+    }
+    if !failed.is_empty() {
+        return HttpResponse::ServiceUnavailable().json(json!({
+            "error": "unavailable",
+            "detail": format!(
+                "{} of {} snapshots were not acknowledged ({}); retry the whole request \
+                 (snapshots already published are journaled once, by id)",
+                failed.len(),
+                snapshots.len(),
+                failed.join("; ")
+            ),
+            "published": accepted,
+        }));
     }
     tracing::info!(count = accepted.len(), "intake request published");
     HttpResponse::Accepted().json(json!({ "accepted": accepted.len(), "snapshots": accepted }))

@@ -219,7 +219,7 @@ fn domain_view(kind: &str, block: &DomainBlock, history: Option<Strip>, full: bo
     let snapshot = block.snapshot.as_ref();
     DomainView {
         kind: kind.to_owned(),
-        title: if block.listed {
+        title: if telemesh_core::catalogue::is_listed(kind) {
             block.title.clone()
         } else {
             domain_title(kind)
