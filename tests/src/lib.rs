@@ -46,8 +46,9 @@ impl TestEnv {
             group_id: format!("{ns}-aggregator"),
             request_timeout_ms: 5_000,
             message_timeout_ms: 10_000,
-            // the aggregator's pattern subscription sees a topic created mid-test quickly
-            metadata_refresh_ms: 1_000,
+            // the aggregator's pattern subscription sees a topic created mid-test within 10 s
+            // (1 s made every consumer fetch the whole, test-crowded cluster metadata each second)
+            metadata_refresh_ms: 10_000,
             ..KafkaSettings::default()
         }
     }

@@ -486,7 +486,9 @@ pub struct KafkaSettings {
     /// How often a consumer refreshes topic metadata (librdkafka
     /// `topic.metadata.refresh.interval.ms`): the aggregator's pattern subscription picks up a
     /// new kind's topic within this time (its messages wait in Kafka meanwhile, nothing is
-    /// lost). Default 60 000 (librdkafka's own default is 300 000); tests use ~1 000.
+    /// lost). Default 60 000 (librdkafka's own default is 300 000); the tests use 10 000.
+    /// Each refresh fetches the metadata of every topic of the cluster (to match the pattern):
+    /// keep it in seconds, not milliseconds.
     pub metadata_refresh_ms: u64,
 }
 
