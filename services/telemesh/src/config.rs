@@ -6,13 +6,16 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use telemesh_aggregator::{AggregatorSettings, JournalSettings};
 use telemesh_alerting::AlertingSettings;
+use telemesh_cache_health::CacheHealthSettings;
 use telemesh_core::config::{
     self, ConfigError, HttpSettings, KafkaSettings, LogSettings, ServiceSettings, TracingSettings,
 };
+use telemesh_event_bus::EventBusSettings;
 use telemesh_fix_pilot::FixPilotSettings;
 use telemesh_incident_response::IncidentResponseSettings;
 use telemesh_ingest::IngestSettings;
 use telemesh_kafka_readiness::ReadinessSettings;
+use telemesh_system_validation::SystemValidationSettings;
 
 /// `[standalone]`: the laptop mode.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +53,9 @@ pub struct TelemeshConfig {
     pub ingest: IngestSettings,
     pub incident_response: IncidentResponseSettings,
     pub standalone: StandaloneSettings,
+    pub cache_health: CacheHealthSettings,
+    pub event_bus_health: EventBusSettings,
+    pub system_validation: SystemValidationSettings,
 }
 
 impl TelemeshConfig {
@@ -102,6 +108,15 @@ impl TelemeshConfig {
             .validate()
             .map_err(|e| key_error(e.to_string()))?;
         self.kafka_readiness
+            .validate()
+            .map_err(|e| key_error(e.to_string()))?;
+        self.cache_health
+            .validate()
+            .map_err(|e| key_error(e.to_string()))?;
+        self.event_bus_health
+            .validate()
+            .map_err(|e| key_error(e.to_string()))?;
+        self.system_validation
             .validate()
             .map_err(|e| key_error(e.to_string()))?;
         if self.standalone.channel_capacity == 0 {

@@ -4,6 +4,7 @@
 mod config;
 mod dlq;
 mod drill;
+mod feeds;
 mod operator;
 mod run;
 mod service_http;
@@ -152,6 +153,8 @@ enum ServiceName {
     Ingest,
     KafkaReadiness,
     IncidentResponse,
+    CacheHealth,
+    SystemValidation,
 }
 
 fn load(file: Option<&PathBuf>) -> Result<TelemeshConfig, ExitCode> {
@@ -266,6 +269,12 @@ fn main() -> ExitCode {
                 }
                 ServiceName::KafkaReadiness => {
                     run::with_system(cfg, "kafka-readiness", run::kafka_readiness)
+                }
+                ServiceName::CacheHealth => {
+                    run::with_system(cfg, "cache-health", feeds::cache_health)
+                }
+                ServiceName::SystemValidation => {
+                    run::with_system(cfg, "system-validation", feeds::system_validation)
                 }
             }
         }

@@ -44,7 +44,7 @@ where
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -146,6 +146,7 @@ pub async fn standalone(cfg: TelemeshConfig) -> anyhow::Result<()> {
     .await?;
     let publisher = SnapshotPublisher::new(bus.publisher(), cfg.kafka.encoding, "");
     let _readiness = readiness_service(&cfg, publisher.clone());
+    let feeds = crate::feeds::standalone(&cfg, &publisher)?;
     // the ingest service joins when a platform database is configured; its run-report endpoint
     // takes any free port (the API holds [http] addr)
     let ingest = if cfg.ingest.is_configured() {
@@ -198,6 +199,7 @@ pub async fn standalone(cfg: TelemeshConfig) -> anyhow::Result<()> {
     if let Some(server) = incident {
         server.stop(true).await;
     }
+    crate::feeds::stop(feeds).await;
     aggregator.stop().await;
     Ok(())
 }

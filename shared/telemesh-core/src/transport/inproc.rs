@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use tokio::sync::mpsc;
 
+use crate::transport::stats::{StatsRecorder, TransportStats};
 use crate::transport::{
     Delivered, InboundMessage, OutboundMessage, Position, Publisher, Subscriber, TransportError,
 };
@@ -35,6 +36,7 @@ pub struct InProcessBus {
     rx: Mutex<Option<mpsc::Receiver<InboundMessage>>>,
     offsets: Mutex<HashMap<String, i64>>,
     retained: Mutex<VecDeque<InboundMessage>>,
+    stats: StatsRecorder,
 }
 
 impl InProcessBus {
@@ -68,6 +70,7 @@ impl InProcessBus {
             rx: Mutex::new(Some(rx)),
             offsets: Mutex::default(),
             retained: Mutex::default(),
+            stats: StatsRecorder::default(),
         })
     }
 
@@ -106,6 +109,19 @@ impl InProcessBus {
         self.routed.contains(topic) || self.patterns.iter().any(|re| re.is_match(topic))
     }
 
+    /// The bus's health: channel depth against capacity, publishes waiting for room (in
+    /// flight), drops of the retained buffer, dead letters, whether the subscriber is alive.
+    pub fn stats(&self) -> TransportStats {
+        let mut stats = self.stats.snapshot(MESSAGING_SYSTEM);
+        let taken = self.rx.lock().map(|rx| rx.is_none()).unwrap_or(true);
+        let alive = !self.tx.is_closed();
+        stats.running = alive;
+        stats.queue_depth = self.backlog() as u64;
+        stats.queue_capacity = Some(self.tx.max_capacity() as u64);
+        stats.subscribers = Some(u64::from(taken && alive));
+        stats
+    }
+
     fn next_offset(&self, topic: &str) -> i64 {
         let mut offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
         let next = offsets.entry(topic.to_owned()).or_insert(0);
@@ -124,7 +140,9 @@ pub struct InProcessPublisher {
 #[async_trait]
 impl Publisher for InProcessPublisher {
     async fn publish(&self, message: OutboundMessage) -> Result<Delivered, TransportError> {
+        let _in_flight = self.bus.stats.start();
         let offset = self.bus.next_offset(&message.topic);
+        let topic = message.topic.clone();
         let inbound = InboundMessage {
             topic: message.topic,
             partition: 0,
@@ -135,18 +153,20 @@ impl Publisher for InProcessPublisher {
             timestamp: Some(Utc::now()),
         };
         if self.bus.routes(&inbound.topic) {
-            self.bus
-                .tx
-                .send(inbound)
-                .await
-                .map_err(|_| TransportError::Closed)?;
+            if self.bus.tx.send(inbound).await.is_err() {
+                self.bus.stats.failed(&TransportError::Closed.to_string());
+                return Err(TransportError::Closed);
+            }
+            self.bus.stats.delivered(&topic);
         } else {
             tracing::warn!(topic = %inbound.topic, offset, "in-process message retained: no subscriber for this topic");
             let mut retained = self.bus.retained.lock().unwrap_or_else(|e| e.into_inner());
             if retained.len() == RETAINED_CAPACITY {
                 retained.pop_front();
+                self.bus.stats.dropped();
             }
             retained.push_back(inbound);
+            self.bus.stats.delivered(&topic);
         }
         Ok(Delivered {
             partition: 0,
@@ -164,6 +184,10 @@ impl Publisher for InProcessPublisher {
 
     fn messaging_system(&self) -> &'static str {
         MESSAGING_SYSTEM
+    }
+
+    fn stats(&self) -> Option<TransportStats> {
+        Some(self.bus.stats())
     }
 }
 
@@ -293,6 +317,54 @@ mod tests {
         }
         let broken = InProcessBus::new(1, ["^(unclosed"]);
         assert!(!broken.routes("^(unclosed"));
+    }
+
+    #[tokio::test]
+    async fn stats_show_depth_waiting_publishes_dead_letters_and_a_closed_subscriber() {
+        let bus = InProcessBus::new(2, ["a"]);
+        let publisher = bus.publisher();
+        let stats = publisher.stats().expect("in-process stats");
+        assert_eq!((stats.running, stats.subscribers), (true, Some(0)));
+        let mut sub = bus.subscriber().unwrap();
+        publisher.publish(msg("a")).await.unwrap();
+        publisher.publish(msg("a")).await.unwrap();
+        let waiting = {
+            let publisher = publisher.clone();
+            tokio::spawn(async move { publisher.publish(msg("a")).await })
+        };
+        for _ in 0..500 {
+            if bus.stats().in_flight == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let stats = bus.stats();
+        assert_eq!(stats.queue_depth, 2);
+        assert_eq!(stats.queue_capacity, Some(2));
+        assert_eq!(stats.in_flight, 1, "the third publish waits for room");
+        assert_eq!(stats.subscribers, Some(1));
+        publisher.publish(msg(crate::topics::DLQ)).await.unwrap();
+        sub.poll(Duration::from_secs(1)).await.unwrap().unwrap();
+        waiting.await.unwrap().unwrap();
+        let stats = bus.stats();
+        assert_eq!((stats.published, stats.handler_errors), (4, 1));
+        sub.close().await.unwrap();
+        drop(sub);
+        assert!(publisher.publish(msg("a")).await.is_err());
+        let stats = bus.stats();
+        assert!(!stats.running);
+        assert_eq!((stats.subscribers, stats.delivery_errors), (Some(0), 1));
+        assert!(stats.last_error.is_some());
+    }
+
+    #[tokio::test]
+    async fn retained_overflow_counts_as_dropped() {
+        let bus = InProcessBus::new(2, ["a"]);
+        let publisher = bus.publisher();
+        for _ in 0..RETAINED_CAPACITY + 3 {
+            publisher.publish(msg("other")).await.unwrap();
+        }
+        assert_eq!(bus.stats().dropped, 3);
     }
 
     #[tokio::test]

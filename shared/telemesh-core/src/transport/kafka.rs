@@ -35,9 +35,17 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::codec::MAX_MESSAGE_BYTES;
 use crate::config::KafkaSettings;
+use crate::transport::stats::{BrokerStats, StatsRecorder, TransportStats};
 use crate::transport::{
     Delivered, InboundMessage, OutboundMessage, Position, Publisher, Subscriber, TransportError,
 };
+
+/// How often librdkafka emits its statistics JSON (`statistics.interval.ms`) for producers
+/// and consumers.
+pub const STATISTICS_INTERVAL_MS: u64 = 5000;
+/// `queue.buffering.max.messages` of the producer: the capacity event-bus health grades
+/// the producer queue against.
+pub const PRODUCER_QUEUE_CAPACITY: u64 = 100_000;
 
 /// The settings every client shares: brokers, security, client id.
 pub fn client_config(settings: &KafkaSettings) -> Result<ClientConfig, TransportError> {
@@ -86,10 +94,79 @@ pub fn check_connectivity(
     Ok(metadata.brokers().iter().map(|b| b.id()).collect())
 }
 
+/// What the producer's client context and the publisher share: the publish counters and
+/// librdkafka's latest statistics.
+#[derive(Debug, Default)]
+struct ProducerShared {
+    recorder: StatsRecorder,
+    latest: std::sync::Mutex<Option<LibrdkafkaStats>>,
+}
+
+/// The producer's client context: keeps librdkafka's latest statistics and errors.
+#[derive(Debug, Default)]
+pub struct ProducerStats(Arc<ProducerShared>);
+
+/// What event-bus health needs of one librdkafka statistics emission.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LibrdkafkaStats {
+    pub at: chrono::DateTime<Utc>,
+    /// `msg_cnt`: messages in the producer queues.
+    pub msg_cnt: u64,
+    /// `msg_max`: their maximum.
+    pub msg_max: u64,
+    pub brokers: Vec<BrokerStats>,
+}
+
+impl LibrdkafkaStats {
+    /// Reads one statistics emission; internal pseudo-brokers (no node id) are left out and
+    /// negative gauges (librdkafka's "unknown") read as 0.
+    pub fn from_statistics(statistics: &Statistics, at: chrono::DateTime<Utc>) -> Self {
+        let ms = |us: i64| (us >= 0).then(|| us as f64 / 1000.0);
+        let count = |v: i64| u64::try_from(v).unwrap_or(0);
+        let mut brokers: Vec<BrokerStats> = statistics
+            .brokers
+            .values()
+            .filter(|b| b.source != "internal")
+            .map(|b| BrokerStats {
+                name: b.name.clone(),
+                state: b.state.clone(),
+                rtt_avg_ms: b.rtt.as_ref().filter(|w| w.cnt > 0).and_then(|w| ms(w.avg)),
+                rtt_p99_ms: b.rtt.as_ref().filter(|w| w.cnt > 0).and_then(|w| ms(w.p99)),
+                outbuf_cnt: count(b.outbuf_cnt),
+                outbuf_msg_cnt: count(b.outbuf_msg_cnt),
+                waitresp_cnt: count(b.waitresp_cnt),
+                txerrs: b.txerrs,
+                txretries: b.txretries,
+                req_timeouts: b.req_timeouts,
+            })
+            .collect();
+        brokers.sort_by(|a, b| a.name.cmp(&b.name));
+        Self {
+            at,
+            msg_cnt: statistics.msg_cnt,
+            msg_max: statistics.msg_max,
+            brokers,
+        }
+    }
+}
+
+impl ClientContext for ProducerStats {
+    fn stats(&self, statistics: Statistics) {
+        let parsed = LibrdkafkaStats::from_statistics(&statistics, Utc::now());
+        *self.0.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(parsed);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(error = %error, reason, "kafka producer error");
+        self.0.recorder.error(&format!("{error}: {reason}"));
+    }
+}
+
 /// A producer with `acks=all` and idempotence on.
 #[derive(Clone)]
 pub struct KafkaPublisher {
-    producer: FutureProducer,
+    producer: FutureProducer<ProducerStats>,
+    shared: Arc<ProducerShared>,
     timeout: Duration,
 }
 
@@ -103,7 +180,8 @@ impl std::fmt::Debug for KafkaPublisher {
 
 impl KafkaPublisher {
     pub fn new(settings: &KafkaSettings) -> Result<Self, TransportError> {
-        let producer: FutureProducer = client_config(settings)?
+        let shared = Arc::new(ProducerShared::default());
+        let producer: FutureProducer<ProducerStats> = client_config(settings)?
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
@@ -112,10 +190,16 @@ impl KafkaPublisher {
                 "message.timeout.ms",
                 settings.message_timeout_ms.to_string(),
             )
-            .create()
+            .set(
+                "queue.buffering.max.messages",
+                PRODUCER_QUEUE_CAPACITY.to_string(),
+            )
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string())
+            .create_with_context(ProducerStats(Arc::clone(&shared)))
             .map_err(setup_error)?;
         Ok(Self {
             producer,
+            shared,
             timeout: Duration::from_millis(settings.message_timeout_ms),
         })
     }
@@ -147,16 +231,51 @@ impl Publisher for KafkaPublisher {
         if let Some(key) = &message.key {
             record = record.key(key);
         }
+        let recorder = &self.shared.recorder;
+        let _in_flight = recorder.start();
         match self.producer.send(record, self.timeout).await {
-            Ok(delivery) => Ok(Delivered {
-                partition: delivery.partition,
-                offset: delivery.offset,
-            }),
-            Err((err, _)) => Err(TransportError::Publish {
-                topic: message.topic.clone(),
-                detail: err.to_string(),
-            }),
+            Ok(delivery) => {
+                recorder.delivered(&message.topic);
+                Ok(Delivered {
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                })
+            }
+            Err((err, _)) => {
+                recorder.failed(&err.to_string());
+                Err(TransportError::Publish {
+                    topic: message.topic.clone(),
+                    detail: err.to_string(),
+                })
+            }
         }
+    }
+
+    fn stats(&self) -> Option<TransportStats> {
+        let context = &self.shared;
+        let mut stats = context.recorder.snapshot("kafka");
+        stats.queue_depth = u64::try_from(self.producer.in_flight_count()).unwrap_or(0);
+        stats.queue_capacity = Some(PRODUCER_QUEUE_CAPACITY);
+        let latest = context
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match latest {
+            Some(latest) => {
+                stats.running = latest.brokers.iter().any(|b| b.state == "UP");
+                stats.queue_capacity = Some(latest.msg_max)
+                    .filter(|m| *m > 0)
+                    .or(stats.queue_capacity);
+                stats.queue_depth = stats.queue_depth.max(latest.msg_cnt);
+                stats.retries = latest.brokers.iter().map(|b| b.txretries).sum();
+                stats.stats_at = Some(latest.at);
+                stats.brokers = latest.brokers;
+            }
+            // no statistics yet (first seconds): no evidence of an outage
+            None => stats.running = true,
+        }
+        Some(stats)
     }
 
     async fn check(&self, timeout: Duration) -> Result<(), TransportError> {
@@ -538,4 +657,68 @@ pub async fn ensure_topics(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::statistics::{Broker, Window};
+
+    use super::*;
+
+    fn broker(name: &str, source: &str, state: &str, rtt: Option<Window>) -> Broker {
+        Broker {
+            name: name.into(),
+            nodeid: if source == "internal" { -1 } else { 1 },
+            source: source.into(),
+            state: state.into(),
+            outbuf_cnt: 3,
+            outbuf_msg_cnt: -1, // librdkafka's "unknown"
+            waitresp_cnt: 2,
+            txerrs: 4,
+            txretries: 5,
+            req_timeouts: 6,
+            rtt,
+            ..Broker::default()
+        }
+    }
+
+    #[test]
+    fn librdkafka_statistics_are_read_per_broker_without_internal_ones() {
+        let mut statistics = Statistics {
+            msg_cnt: 7,
+            msg_max: 100_000,
+            ..Statistics::default()
+        };
+        let rtt = Window {
+            avg: 2500,
+            p99: 9000,
+            cnt: 10,
+            ..Window::default()
+        };
+        let empty = Window {
+            avg: -1,
+            cnt: 0,
+            ..Window::default()
+        };
+        for b in [
+            broker("b:9092/1", "learned", "UP", Some(rtt)),
+            broker("a:9092/bootstrap", "configured", "DOWN", Some(empty)),
+            broker(":0/internal", "internal", "UP", None),
+        ] {
+            statistics.brokers.insert(b.name.clone(), b);
+        }
+        let at = Utc::now();
+        let s = LibrdkafkaStats::from_statistics(&statistics, at);
+        assert_eq!((s.msg_cnt, s.msg_max, s.at), (7, 100_000, at));
+        let names: Vec<_> = s.brokers.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["a:9092/bootstrap", "b:9092/1"]);
+        let up = &s.brokers[1];
+        assert_eq!((up.rtt_avg_ms, up.rtt_p99_ms), (Some(2.5), Some(9.0)));
+        assert_eq!(
+            (up.outbuf_cnt, up.outbuf_msg_cnt, up.waitresp_cnt),
+            (3, 0, 2)
+        );
+        assert_eq!((up.txerrs, up.txretries, up.req_timeouts), (4, 5, 6));
+        assert_eq!(s.brokers[0].rtt_avg_ms, None, "no samples: no rtt");
+    }
 }

@@ -10,6 +10,7 @@
 pub mod inproc;
 pub mod kafka;
 mod publisher;
+pub mod stats;
 
 use std::fmt;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use publisher::{PublishError, PublishStats, SnapshotPublisher, DEPARTED_METRIC};
+pub use stats::{BrokerStats, TransportStats};
 
 /// Message headers as ordered (name, value) pairs.
 pub type Headers = Vec<(String, Vec<u8>)>;
@@ -107,6 +109,12 @@ pub trait Publisher: Send + Sync + fmt::Debug {
     /// The `messaging.system` of spans over this transport (OpenTelemetry conventions).
     fn messaging_system(&self) -> &'static str {
         "kafka"
+    }
+
+    /// The transport's own health counters (queue, in flight, errors, brokers), when it
+    /// keeps them; read by the event-bus health domain.
+    fn stats(&self) -> Option<TransportStats> {
+        None
     }
 }
 
