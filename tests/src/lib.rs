@@ -46,6 +46,9 @@ impl TestEnv {
             group_id: format!("{ns}-aggregator"),
             request_timeout_ms: 5_000,
             message_timeout_ms: 10_000,
+            // the aggregator's pattern subscription sees a topic created mid-test within 10 s
+            // (1 s made every consumer fetch the whole, test-crowded cluster metadata each second)
+            metadata_refresh_ms: 10_000,
             ..KafkaSettings::default()
         }
     }
@@ -122,7 +125,8 @@ pub mod fixtures {
     use chrono::Utc;
     use telemesh_aggregator::settings::JournalSettings;
     use telemesh_aggregator::{
-        subscribed_topics, Aggregator, AggregatorSettings, AlertingParts, Journal, TransportParts,
+        catalogue_topics, subscribed_topics, Aggregator, AggregatorSettings, AlertingParts,
+        Journal, TransportParts,
     };
     use telemesh_alerting::actor::SystemClock;
     use telemesh_alerting::AlertingSettings;
@@ -148,7 +152,7 @@ pub mod fixtures {
 
     /// Creates every snapshot topic and the dead-letter topic of the namespace.
     pub async fn create_topics(kafka: &KafkaSettings, partitions: i32) {
-        let mut specs: Vec<TopicSpec> = subscribed_topics(&kafka.topic_prefix)
+        let mut specs: Vec<TopicSpec> = catalogue_topics(&kafka.topic_prefix)
             .into_iter()
             .map(|name| TopicSpec {
                 name,
@@ -206,7 +210,10 @@ pub mod fixtures {
         let db = env.fresh_database(&crate::namespace()).await;
         let bus = InProcessBus::new(64, subscribed_topics(""));
         let aggregator = Aggregator::start_with(
-            &aggregator_settings(),
+            &AggregatorSettings {
+                intake_token: Secret::new(token),
+                ..aggregator_settings()
+            },
             "127.0.0.1:0",
             "",
             pg_journal(&db).await,

@@ -820,6 +820,29 @@ async fn every_route_is_documented_and_real_responses_validate() {
         status,
         &answer,
     );
+    // HTTP intake (the fixture's intake token is TOKEN too)
+    let one = serde_json::to_value(graded(
+        "telemetry.team_x.feed",
+        "team-x",
+        Grade::Ok,
+        "fresh",
+    ))
+    .unwrap();
+    let mut nul = one.clone();
+    nul["summary"] = json!("a\u{0}b");
+    let many = Value::Array(vec![one.clone(); 101]);
+    for (token, body, expected) in [
+        (None, &one, 401),
+        (Some("wrong-token"), &one, 403),
+        (Some(TOKEN), &json!([]), 400),
+        (Some(TOKEN), &json!([one.clone(), nul]), 400),
+        (Some(TOKEN), &many, 413),
+        (Some(TOKEN), &json!([one.clone()]), 202),
+    ] {
+        let (status, answer) = run.post("/api/v1/snapshots", token, body).await;
+        assert_eq!(status, expected, "{token:?}: {answer}");
+        validate(&doc, "/api/v1/snapshots", "POST", status, &answer);
+    }
     // text responses carry the documented content types
     for (url, ct) in [
         ("/", "text/html"),

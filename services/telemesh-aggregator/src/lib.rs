@@ -20,4 +20,4 @@ pub mod web;
 
 pub use journal::Journal;
 pub use settings::{AggregatorSettings, JournalSettings};
-pub use startup::{subscribed_topics, Aggregator, AlertingParts, TransportParts};
+pub use startup::{catalogue_topics, subscribed_topics, Aggregator, AlertingParts, TransportParts};

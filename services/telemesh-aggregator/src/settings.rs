@@ -52,6 +52,13 @@ pub struct AggregatorSettings {
     /// Bearer token of `POST /api/v1/activities` (drills and training sessions recorded in the
     /// journal database by incident-response or `telemesh alert drill`); empty = refused.
     pub activities_token: Secret,
+    /// Bearer token of `POST /api/v1/snapshots` (HTTP intake for producers that do not speak
+    /// Kafka). Empty (default) = intake disabled: the endpoint answers 403 naming this key.
+    pub intake_token: Secret,
+    /// Most snapshots in one intake request (a JSON array). Default 100.
+    pub intake_max_batch: usize,
+    /// Largest intake request body in bytes. Default 4 MiB.
+    pub intake_max_body_bytes: usize,
 }
 
 impl Default for AggregatorSettings {
@@ -76,6 +83,9 @@ impl Default for AggregatorSettings {
             dlq_skip_after_failures: 0,
             shutdown_grace_seconds: 10,
             activities_token: Secret::default(),
+            intake_token: Secret::default(),
+            intake_max_batch: 100,
+            intake_max_body_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -179,18 +189,24 @@ impl Section for AggregatorSettings {
                 "must be at least 1",
             ));
         }
-        if let Some(kind) = self
+        if !(1..=10_000).contains(&self.intake_max_batch) {
+            return Err(Invalid::new(
+                "aggregator.intake_max_batch",
+                "must be between 1 and 10000, e.g. 100",
+            ));
+        }
+        if self.intake_max_body_bytes < 1024 {
+            return Err(Invalid::new(
+                "aggregator.intake_max_body_bytes",
+                "must be at least 1024, e.g. 4194304",
+            ));
+        }
+        if let Some(problem) = self
             .expected_kinds
             .iter()
-            .find(|k| !telemesh_core::topics::is_snapshot_kind(k))
+            .find_map(|k| telemesh_core::topics::kind_problem(k))
         {
-            return Err(Invalid::new(
-                "aggregator.expected_kinds",
-                format!(
-                    "unknown kind {kind:?}; known kinds: {}",
-                    telemesh_core::topics::SNAPSHOT_KINDS.join(", ")
-                ),
-            ));
+            return Err(Invalid::new("aggregator.expected_kinds", problem));
         }
         Ok(())
     }

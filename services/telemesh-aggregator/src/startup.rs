@@ -104,12 +104,20 @@ fn start_alerting(
     .start())
 }
 
-/// The topics the aggregator subscribes to under `prefix`.
+/// What the aggregator subscribes to under `prefix`: one librdkafka regex subscription
+/// (`^<prefix>telemetry\.<area>\.<name>$`, [`topics::subscription_pattern`]) covering every
+/// valid kind, listed in the catalogue or not, including topics created after the start
+/// (picked up within `kafka.metadata_refresh_ms`). `telemetry.dlq` and the FIX pilot's
+/// `execution.*` order topics do not match. The in-process bus routes the same pattern.
 pub fn subscribed_topics(prefix: &str) -> Vec<String> {
-    topics::SNAPSHOT_KINDS
+    vec![topics::subscription_pattern(prefix)]
+}
+
+/// The topics of the catalogue's kinds under `prefix` (to provision them ahead of producers).
+pub fn catalogue_topics(prefix: &str) -> Vec<String> {
+    telemesh_core::catalogue::entries()
         .iter()
-        .chain(topics::SECTION_KINDS.iter())
-        .map(|kind| topics::topic_name(prefix, kind))
+        .map(|entry| topics::topic_name(prefix, &entry.kind))
         .collect()
 }
 
@@ -246,6 +254,11 @@ impl Aggregator {
             format!("cannot listen on {http_addr}; pick a free address with --http or [http] addr")
         })?;
         let local = listener.local_addr()?;
+        let intake = Arc::new(crate::http::intake::Intake::new(
+            settings,
+            Arc::clone(&transport.publisher),
+            topic_prefix,
+        ));
         let state = AppState {
             journal: journal.clone(),
             summary: summary.clone(),
@@ -265,6 +278,7 @@ impl Aggregator {
             summary_cache,
             live,
             activities,
+            intake,
         };
         let (server, server_future) = http::serve(listener, state)?;
         let server_task = actix_rt::spawn(server_future);

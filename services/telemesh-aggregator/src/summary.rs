@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use telemesh_core::snapshot::escape_cell;
+use telemesh_core::{catalogue, topics};
 use telemesh_core::{Grade, Snapshot, Source};
 
 /// The metric through which a source states its publish interval.
@@ -61,6 +62,11 @@ pub struct DomainBlock {
     pub snapshot: Option<Snapshot>,
     pub markdown: String,
     pub sources: Vec<SourceBlock>,
+    /// The catalogue's title of the kind, or the kind itself when it is unlisted.
+    pub title: String,
+    /// False for a producer's kind (`telemetry.<area>.<name>`) the catalogue does not list
+    /// ("unlisted"); the aggregator's own blocks (e.g. `telemesh.alerting`) are listed.
+    pub listed: bool,
 }
 
 /// The runtime summary.
@@ -123,7 +129,7 @@ impl SummaryState {
         }
         let mut domains = BTreeMap::new();
         for (kind, snapshots) in by_kind {
-            domains.insert(kind.to_owned(), domain_block(policy, &snapshots, now));
+            domains.insert(kind.to_owned(), domain_block(policy, kind, &snapshots, now));
         }
         for kind in &policy.expected_kinds {
             domains.entry(kind.clone()).or_insert_with(|| DomainBlock {
@@ -135,6 +141,8 @@ impl SummaryState {
                 snapshot: None,
                 markdown: format!("### {kind}: WARN\n\nno snapshot received yet\n"),
                 sources: Vec::new(),
+                title: title_of(kind),
+                listed: is_listed(kind),
             });
         }
         let status = if domains.is_empty() {
@@ -203,12 +211,24 @@ fn interval_of(policy: &StalenessPolicy, snapshot: &Snapshot) -> f64 {
         .unwrap_or(policy.default_interval_seconds)
 }
 
+/// False only for a producer's kind (one matching `telemetry.<area>.<name>`) that the
+/// catalogue does not list; the aggregator's own blocks (`telemesh.alerting`) count as listed.
+fn is_listed(kind: &str) -> bool {
+    catalogue::is_listed(kind) || !topics::is_snapshot_kind(kind)
+}
+
+/// The catalogue title of `kind`, or the kind itself when it is unlisted.
+pub fn title_of(kind: &str) -> String {
+    catalogue::get(kind).map_or_else(|| kind.to_owned(), |e| e.title.clone())
+}
+
 fn age_seconds(observed: &Observed, now: DateTime<Utc>) -> f64 {
     ((now - observed.at).num_milliseconds() as f64 / 1000.0).max(0.0)
 }
 
 fn domain_block(
     policy: &StalenessPolicy,
+    kind: &str,
     observed: &[&Observed],
     now: DateTime<Utc>,
 ) -> DomainBlock {
@@ -259,6 +279,8 @@ fn domain_block(
         snapshot: deciding.map(|o| o.snapshot.clone()),
         markdown,
         sources: sources.into_iter().map(|(b, _, _)| b).collect(),
+        title: title_of(kind),
+        listed: is_listed(kind),
     }
 }
 
@@ -301,8 +323,9 @@ impl Summary {
         let mut ordered: Vec<(&String, &DomainBlock)> = self.domains.iter().collect();
         ordered.sort_by(|a, b| b.1.status.cmp(&a.1.status).then(a.0.cmp(b.0)));
         for (kind, block) in &ordered {
+            let unlisted = if block.listed { "" } else { " (unlisted)" };
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
+                "| {}{unlisted} | {} | {} | {} | {} |\n",
                 kind,
                 block.status.as_upper(),
                 format_age(block.age_seconds),
@@ -451,11 +474,24 @@ mod tests {
     fn markdown_lists_worst_domains_first() {
         let now = Utc::now();
         let mut state = SummaryState::default();
-        state.observe(snap("a.ok", "x", Grade::Ok, now));
-        state.observe(snap("b.fail", "x", Grade::Fail, now));
-        let md = state.summary(&policy(), now).to_markdown();
+        state.observe(snap("telemetry.kafka.readiness", "x", Grade::Ok, now));
+        state.observe(snap("telemetry.team_b.fail", "x", Grade::Fail, now));
+        let summary = state.summary(&policy(), now);
+        let md = summary.to_markdown();
         assert!(md.starts_with("# telemesh runtime summary: FAIL"));
-        assert!(md.find("| b.fail |").unwrap() < md.find("| a.ok |").unwrap());
+        assert!(
+            md.find("| telemetry.team_b.fail (unlisted) |").unwrap()
+                < md.find("| telemetry.kafka.readiness |").unwrap(),
+            "{md}"
+        );
+        let listed = &summary.domains["telemetry.kafka.readiness"];
+        assert!(listed.listed);
+        assert_eq!(listed.title, "Kafka readiness");
+        let unlisted = &summary.domains["telemetry.team_b.fail"];
+        assert!(!unlisted.listed);
+        assert_eq!(unlisted.title, "telemetry.team_b.fail");
+        // the aggregator's own blocks are not producers' kinds: never "unlisted"
+        assert!(is_listed("telemesh.alerting"));
     }
 
     #[test]

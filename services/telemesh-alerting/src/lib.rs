@@ -345,15 +345,12 @@ impl AlertingSettings {
         let mut rules = Vec::new();
         for (i, r) in self.rules.iter().enumerate() {
             check_names(&format!("alerting.rules[{i}].channels"), &r.channels)?;
-            if let Some(kind) = r
+            if let Some(problem) = r
                 .kinds
                 .iter()
-                .find(|k| !telemesh_core::topics::is_snapshot_kind(k))
+                .find_map(|k| telemesh_core::topics::kind_problem(k))
             {
-                return Err(Invalid::new(
-                    format!("alerting.rules[{i}].kinds"),
-                    format!("unknown kind {kind:?}"),
-                ));
+                return Err(Invalid::new(format!("alerting.rules[{i}].kinds"), problem));
             }
             let target = match r.target.as_str() {
                 "snapshot" => engine::Target::Snapshot,

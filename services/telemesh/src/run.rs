@@ -13,6 +13,7 @@ use telemesh_aggregator::{
 };
 use telemesh_alerting::actor::SystemClock;
 use telemesh_cache_health::CacheHealthDomain;
+use telemesh_ci::domain::CiDomain;
 use telemesh_core::config::SecretUrl;
 use telemesh_core::transport::inproc::InProcessBus;
 use telemesh_core::transport::kafka::{KafkaPublisher, KafkaSubscriber};
@@ -22,7 +23,6 @@ use telemesh_incident_response::IncidentResponse;
 use telemesh_ingest::Ingest;
 use telemesh_kafka_readiness::KafkaReadiness;
 use telemesh_service::{Domain, RunningService, ServiceOptions};
-use telemesh_ci::domain::CiDomain;
 use telemesh_system_validation::SystemValidationDomain;
 
 use crate::config::TelemeshConfig;

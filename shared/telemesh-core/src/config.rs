@@ -525,6 +525,13 @@ pub struct KafkaSettings {
     pub message_timeout_ms: u64,
     /// Timeout of metadata and admin requests.
     pub request_timeout_ms: u64,
+    /// How often a consumer refreshes topic metadata (librdkafka
+    /// `topic.metadata.refresh.interval.ms`): the aggregator's pattern subscription picks up a
+    /// new kind's topic within this time (its messages wait in Kafka meanwhile, nothing is
+    /// lost). Default 60 000 (librdkafka's own default is 300 000); the tests use 10 000.
+    /// Each refresh fetches the metadata of every topic of the cluster (to match the pattern):
+    /// keep it in seconds, not milliseconds.
+    pub metadata_refresh_ms: u64,
 }
 
 impl Default for KafkaSettings {
@@ -542,6 +549,7 @@ impl Default for KafkaSettings {
             group_id: "telemesh-aggregator".into(),
             message_timeout_ms: 30_000,
             request_timeout_ms: 5_000,
+            metadata_refresh_ms: 60_000,
         }
     }
 }

@@ -1,9 +1,10 @@
-//! The telemesh wire contract and the plumbing every telemesh service shares.
+//! The plumbing every telemesh service shares, plus the wire contract re-exported from
+//! `telemesh-wire` under its old paths.
 //!
-//! - [`snapshot`]: the snapshot envelope v1 and its building blocks ([`Grade`], [`Component`], …).
-//! - [`codec`]: bincode 1.3 and JSON encodings, chosen by the `content-type` header.
-//! - [`limits`]: decode-time limits (NUL, time range, nesting, sizes, producer clock skew).
-//! - [`topics`]: the Kafka topic names of the external contract.
+//! - Re-exported from [`telemesh_wire`] (the contract, no I/O): [`snapshot`], [`grade`],
+//!   [`codec`], [`limits`], [`topics`] (kind pattern, topic of a kind), [`catalogue`] (known
+//!   kinds) and [`schema`] (the JSON Schema). Code that only builds or reads snapshots can
+//!   depend on `telemesh-wire` alone.
 //! - [`config`]: layered configuration (TOML file, then `TELEMESH__SECTION__KEY` variables).
 //! - [`telemetry`]: logging (human or JSON lines) and OpenTelemetry tracing over OTLP, with
 //!   the W3C `traceparent` helpers for message headers.
@@ -16,16 +17,11 @@
 
 pub mod activity;
 pub mod auth;
-pub mod codec;
 pub mod config;
-pub mod grade;
-pub mod limits;
 pub mod metrics;
-pub mod snapshot;
 pub mod telemetry;
-pub mod topics;
 pub mod transport;
 
-pub use codec::{CodecError, ContentType, Encoding};
-pub use grade::Grade;
-pub use snapshot::{Component, DetailValue, Details, Snapshot, Source};
+pub use telemesh_wire::{catalogue, codec, grade, limits, schema, snapshot, topics};
+pub use telemesh_wire::{CodecError, ContentType, Encoding};
+pub use telemesh_wire::{Component, DetailValue, Details, Grade, Snapshot, Source};

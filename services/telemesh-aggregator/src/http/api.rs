@@ -68,14 +68,8 @@ pub fn parse_snapshot_query(params: &[(String, String)]) -> Result<SnapshotQuery
     for (k, v) in check_params(params, &["kind", "service", "since", "until", "limit"])? {
         match k {
             "kind" => {
-                if !topics::is_snapshot_kind(v) {
-                    return Err(ApiError::bad_request(
-                        "unknown_kind",
-                        format!(
-                            "unknown kind {v:?}; known kinds: {}",
-                            topics::SNAPSHOT_KINDS.join(", ")
-                        ),
-                    ));
+                if let Some(problem) = topics::kind_problem(v) {
+                    return Err(ApiError::bad_request("unknown_kind", problem));
                 }
                 query.kind = Some(v.to_owned());
             }

@@ -6,6 +6,7 @@ mod error;
 mod execution;
 mod export;
 mod health;
+pub mod intake;
 pub mod openapi;
 mod stream;
 
@@ -45,6 +46,8 @@ pub struct AppState {
     /// Newly journaled snapshots, for `/api/v1/stream` (the live page, `telemesh tail`).
     pub live: tokio::sync::broadcast::Sender<telemesh_core::Snapshot>,
     pub activities: activities::ActivityApi,
+    /// `POST /api/v1/snapshots` (HTTP intake).
+    pub intake: Arc<intake::Intake>,
 }
 
 /// Registers every route on an actix-web app.
@@ -73,6 +76,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/api/v1/execution/journal",
         web::get().to(execution::journal),
     )
+    .route("/api/v1/snapshots", web::post().to(intake::publish))
     .configure(telemesh_alerting::http::configure)
     .route(
         "/api/v1/activities/latest",

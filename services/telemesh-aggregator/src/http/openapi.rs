@@ -53,6 +53,52 @@ pub struct ErrorDoc {
     pub detail: String,
 }
 
+/// One snapshot published by `POST /api/v1/snapshots`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = IntakePublished)]
+#[serde(deny_unknown_fields)]
+pub struct IntakePublishedDoc {
+    pub id: uuid::Uuid,
+    pub kind: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// 202 of `POST /api/v1/snapshots`: every snapshot acknowledged by the transport.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = IntakeAccepted)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeAcceptedDoc {
+    pub accepted: usize,
+    pub snapshots: Vec<IntakePublishedDoc>,
+}
+
+/// 4xx of `POST /api/v1/snapshots`: nothing was published.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = IntakeError)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeErrorDoc {
+    pub error: String,
+    pub detail: String,
+    /// The offending snapshot's position (0 for a single object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    /// The dead-letter reason the Kafka path would give (docs/snapshot.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// 503 of `POST /api/v1/snapshots`: the ones published before the failure.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = IntakePartial)]
+#[serde(deny_unknown_fields)]
+pub struct IntakePartialDoc {
+    pub error: String,
+    pub detail: String,
+    pub published: Vec<IntakePublishedDoc>,
+}
+
 /// One source of a domain.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = SourceBlock)]
@@ -79,6 +125,10 @@ pub struct DomainBlockDoc {
     pub snapshot: Option<SnapshotRef>,
     pub markdown: String,
     pub sources: Vec<SourceBlockDoc>,
+    /// The catalogue's title of the kind, or the kind itself when it is unlisted.
+    pub title: String,
+    /// False for a valid kind (`telemetry.<area>.<name>`) the catalogue does not list.
+    pub listed: bool,
 }
 
 /// The runtime summary.
@@ -225,6 +275,7 @@ pub struct ExecutionJournalDoc {
         super::api::latest,
         super::api::snapshots,
         super::execution::journal,
+        super::intake::publish,
         super::stream::stream,
         super::export::history,
         super::export::export,

@@ -16,18 +16,12 @@ use super::{ApiError, AppState};
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// A `kind` parameter, checked against the known snapshot kinds.
+/// A `kind` parameter, checked against the kind pattern (listed in the catalogue or not).
 pub(super) fn known_kind(v: &str) -> Result<String, ApiError> {
-    if topics::is_snapshot_kind(v) {
-        return Ok(v.to_owned());
+    match topics::kind_problem(v) {
+        None => Ok(v.to_owned()),
+        Some(problem) => Err(ApiError::bad_request("unknown_kind", problem)),
     }
-    Err(ApiError::bad_request(
-        "unknown_kind",
-        format!(
-            "unknown kind {v:?}; known kinds: {}",
-            topics::SNAPSHOT_KINDS.join(", ")
-        ),
-    ))
 }
 
 /// Which snapshots a reader wants.

@@ -204,6 +204,8 @@ struct DomainView {
     components: Vec<ComponentView>,
     markdown_html: String,
     history: Option<Strip>,
+    /// False for a kind the catalogue does not list: the page marks it "unlisted".
+    listed: bool,
 }
 
 fn detail_text(value: &DetailValue) -> String {
@@ -217,7 +219,11 @@ fn domain_view(kind: &str, block: &DomainBlock, history: Option<Strip>, full: bo
     let snapshot = block.snapshot.as_ref();
     DomainView {
         kind: kind.to_owned(),
-        title: domain_title(kind),
+        title: if telemesh_core::catalogue::is_listed(kind) {
+            block.title.clone()
+        } else {
+            domain_title(kind)
+        },
         href: format!("/domains/{kind}"),
         status: grade_str(block.status),
         generated_at: block.generated_at.map(rfc3339),
@@ -264,6 +270,7 @@ fn domain_view(kind: &str, block: &DomainBlock, history: Option<Strip>, full: bo
             String::new()
         },
         history,
+        listed: block.listed,
     }
 }
 
@@ -377,8 +384,9 @@ pub async fn domain(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
             StatusCode::NOT_FOUND,
             "no such domain",
             &format!(
-                "no domain {kind:?} has reported; known kinds: {}",
-                topics::SNAPSHOT_KINDS.join(", ")
+                "no domain {kind:?} has reported; a kind is telemetry.<area>.<name>, \
+                 e.g. {}",
+                topics::KAFKA_READINESS
             ),
         );
     };

@@ -1,7 +1,9 @@
 //! Owns the in-process transport of `telemesh standalone`: one bounded channel from every
 //! publisher to the one subscriber, so a slow consumer blocks publishers (backpressure)
 //! instead of dropping messages. Messages for topics nobody subscribed to (the dead-letter
-//! topic in standalone mode) are retained in a bounded buffer and logged.
+//! topic in standalone mode) are retained in a bounded buffer and logged. Like a librdkafka
+//! subscription, a routed name starting with `^` is a regex (the aggregator routes every
+//! `telemetry.<area>.<name>` topic that way).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -28,6 +30,8 @@ const RETAINED_CAPACITY: usize = 1000;
 #[derive(Debug)]
 pub struct InProcessBus {
     routed: HashSet<String>,
+    /// Routed names that start with `^`, compiled.
+    patterns: Vec<regex_lite::Regex>,
     tx: mpsc::Sender<InboundMessage>,
     rx: Mutex<Option<mpsc::Receiver<InboundMessage>>>,
     offsets: Mutex<HashMap<String, i64>>,
@@ -36,15 +40,32 @@ pub struct InProcessBus {
 }
 
 impl InProcessBus {
-    /// A bus whose subscriber receives `routed` topics through a channel of `capacity`.
+    /// A bus whose subscriber receives `routed` topics through a channel of `capacity`. A
+    /// name starting with `^` is a regex matched against the whole topic name; one that does
+    /// not compile routes nothing and is logged.
     pub fn new<I, S>(capacity: usize, routed: I) -> Arc<Self>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
         let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (patterns, names): (Vec<String>, Vec<String>) = routed
+            .into_iter()
+            .map(Into::into)
+            .partition(|name| name.starts_with('^'));
+        let patterns = patterns
+            .iter()
+            .filter_map(|p| match regex_lite::Regex::new(p) {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    tracing::error!(pattern = %p, error = %e, "in-process subscription pattern does not compile; it routes nothing");
+                    None
+                }
+            })
+            .collect();
         Arc::new(Self {
-            routed: routed.into_iter().map(Into::into).collect(),
+            routed: names.into_iter().collect(),
+            patterns,
             tx,
             rx: Mutex::new(Some(rx)),
             offsets: Mutex::default(),
@@ -81,6 +102,11 @@ impl InProcessBus {
     /// Messages waiting in the channel: the in-process equivalent of consumer lag.
     pub fn backlog(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// True when the subscriber receives `topic`.
+    pub fn routes(&self, topic: &str) -> bool {
+        self.routed.contains(topic) || self.patterns.iter().any(|re| re.is_match(topic))
     }
 
     /// The bus's health: channel depth against capacity, publishes waiting for room (in
@@ -126,7 +152,7 @@ impl Publisher for InProcessPublisher {
             payload: message.payload,
             timestamp: Some(Utc::now()),
         };
-        if self.bus.routed.contains(&inbound.topic) {
+        if self.bus.routes(&inbound.topic) {
             if self.bus.tx.send(inbound).await.is_err() {
                 self.bus.stats.failed(&TransportError::Closed.to_string());
                 return Err(TransportError::Closed);
@@ -271,6 +297,26 @@ mod tests {
         );
         sub.commit(&[first.position()]).unwrap();
         assert_eq!(sub.committed("a"), Some(0));
+    }
+
+    #[tokio::test]
+    async fn a_caret_name_routes_every_matching_topic() {
+        let pattern = crate::topics::subscription_pattern("t1.");
+        let bus = InProcessBus::new(4, [pattern.as_str(), "exact"]);
+        for (topic, routed) in [
+            ("t1.telemetry.kafka.readiness", true),
+            ("t1.telemetry.team_x.new_feed", true),
+            ("exact", true),
+            ("t1.telemetry.dlq", false),
+            ("telemetry.team_x.new_feed", false),
+            ("t1.execution.order_events", false),
+            ("t1xtelemetry.a.b", false),
+            ("t1.telemetry.a.b.c", false),
+        ] {
+            assert_eq!(bus.routes(topic), routed, "{topic}");
+        }
+        let broken = InProcessBus::new(1, ["^(unclosed"]);
+        assert!(!broken.routes("^(unclosed"));
     }
 
     #[tokio::test]

@@ -392,7 +392,9 @@ impl OffsetReset {
 
 impl KafkaSubscriber {
     /// Joins `settings.group_id` and subscribes to `topics`, reading from the earliest offset
-    /// when the group has none.
+    /// when the group has none. A name starting with `^` is a librdkafka regex subscription
+    /// (POSIX extended): topics created later that match are picked up within
+    /// `settings.metadata_refresh_ms`.
     pub fn new(settings: &KafkaSettings, topics: &[String]) -> Result<Self, TransportError> {
         Self::starting_at(settings, topics, OffsetReset::Earliest)
     }
@@ -437,6 +439,11 @@ impl KafkaSubscriber {
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .set("statistics.interval.ms", "5000")
+            // a `^regex` subscription sees topics created later on the next refresh
+            .set(
+                "topic.metadata.refresh.interval.ms",
+                settings.metadata_refresh_ms.max(100).to_string(),
+            )
             // bound what librdkafka prefetches into memory (defaults: 64 MiB queue, 50 MiB fetch)
             .set("queued.max.messages.kbytes", "16384")
             .set("fetch.max.bytes", "8388608")

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
-use telemesh_core::codec::{self, ContentType, Encoding};
-use telemesh_core::{Component, DetailValue, Grade, Snapshot, Source};
+use telemesh_wire::codec::{self, ContentType, Encoding};
+use telemesh_wire::{Component, DetailValue, Grade, Snapshot, Source};
 use uuid::Uuid;
 
 fn golden_snapshot() -> Snapshot {
@@ -231,7 +231,7 @@ fn deep_json(depth: usize) -> Vec<u8> {
 
 #[test]
 fn nesting_is_limited_while_deserialising_for_both_codecs() {
-    use telemesh_core::limits::MAX_DETAIL_DEPTH;
+    use telemesh_wire::limits::MAX_DETAIL_DEPTH;
     // at the limit: accepted
     assert!(codec::decode(Some(BINCODE), &deep_bincode(MAX_DETAIL_DEPTH)).is_ok());
     assert!(codec::decode(Some(JSON), &deep_json(MAX_DETAIL_DEPTH)).is_ok());
