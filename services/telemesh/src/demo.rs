@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use telemesh_alerting::ChannelSettings;
-use telemesh_core::{topics, Component, Grade, Snapshot};
+use telemesh_core::{catalogue, Component, Grade, Snapshot};
 use telemesh_service::{Domain, Evaluation};
 
 use crate::config::TelemeshConfig;
@@ -54,7 +54,7 @@ impl Domain for Scenario {
     }
 
     fn kinds(&self) -> Vec<&'static str> {
-        topics::SNAPSHOT_KINDS.to_vec()
+        catalogue::entries().iter().map(|e| e.kind.as_str()).collect()
     }
 
     fn interval(&self) -> Duration {
@@ -68,10 +68,10 @@ impl Domain for Scenario {
     fn evaluate(&self, step: &u64, at: &Evaluation) -> Vec<Snapshot> {
         let (grade, name) = phase(*step);
         let number = step % PHASES.len() as u64 + 1;
-        topics::SNAPSHOT_KINDS
-            .iter()
+        self.kinds()
+            .into_iter()
             .map(|kind| {
-                let mut s = Snapshot::new(*kind, at.source.clone(), at.now);
+                let mut s = Snapshot::new(kind, at.source.clone(), at.now);
                 s.status = grade;
                 s.summary =
                     format!("demo data: scenario phase {number} of 4 ({name}); not a real system");
@@ -136,7 +136,7 @@ mod tests {
             now: chrono::Utc::now(),
         };
         let snapshots = scenario.evaluate(&2, &at);
-        assert_eq!(snapshots.len(), topics::SNAPSHOT_KINDS.len());
+        assert_eq!(snapshots.len(), catalogue::entries().len());
         for s in &snapshots {
             assert_eq!(s.status, Grade::Fail);
             assert_eq!(
