@@ -25,6 +25,7 @@ use tokio::process::Command;
 const TOKEN: &str = "intake-test-token";
 const WAIT: Duration = Duration::from_secs(60);
 const PRODUCERS_MD: &str = include_str!("../../docs/producers.md");
+const READINESS_MD: &str = include_str!("../../docs/readiness.md");
 
 fn settings(token: &str) -> AggregatorSettings {
     AggregatorSettings {
@@ -506,5 +507,46 @@ async fn the_curl_and_python_examples_of_the_producer_docs_publish() {
         .expect("python3");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused (403)"));
+    run.aggregator.stop().await;
+}
+
+/// The worked example of a trading-internal feed (`docs/readiness.md`, sensory drift published
+/// with `curl`) is accepted, journaled, shown in the summary as an unlisted domain and counted in
+/// the operational roll-up as `drift_sentry`.
+#[actix_rt::test]
+async fn the_sensory_drift_example_of_the_readiness_docs_shows_in_the_summary_and_roll_up() {
+    let run = in_process(TOKEN).await;
+    let script = READINESS_MD
+        .split_once("## A trading-internal feed")
+        .and_then(|(_, after)| after.split_once("```sh\n"))
+        .and_then(|(_, block)| block.split_once("\n```"))
+        .map(|(script, _)| script.to_owned())
+        .expect("docs/readiness.md has the sensory drift curl example");
+    let out = Command::new("bash")
+        .arg("-euc")
+        .arg(&script)
+        .env("TELEMESH_URL", &run.url)
+        .env("TELEMESH_TOKEN", TOKEN)
+        .output()
+        .await
+        .expect("bash, curl and python3 must be installed to run the docs example");
+    assert!(
+        out.status.success(),
+        "sensory drift example failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("curl printed the answer");
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    let block = wait_block(&run.url, "telemetry.sensory.drift", "warn").await;
+    assert_eq!(block["listed"], false, "{block}");
+    let journal = journaled(&run.url, "telemetry.sensory.drift").await;
+    assert_eq!(journal.len(), 1);
+    let summary = get_json(&format!("{}/api/v1/summary", run.url)).await;
+    let drift = summary["readiness"]["operational"]["components"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "drift_sentry").cloned())
+        .unwrap_or_else(|| panic!("drift_sentry in the operational roll-up: {summary}"));
+    assert_eq!(drift["status"], "warn", "{drift}");
     run.aggregator.stop().await;
 }

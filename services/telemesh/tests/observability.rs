@@ -172,6 +172,12 @@ async fn one_snapshot_is_one_trace_with_metrics_and_json_logs_across_two_process
             "TELEMESH__KAFKA_READINESS__INTERVAL_SECONDS".to_owned(),
             "3600".to_owned(),
         ),
+        // the event-bus domain would publish a second kind whose snapshots share the
+        // aggregator's unlabelled lag histograms
+        (
+            "TELEMESH__EVENT_BUS_HEALTH__ENABLED".to_owned(),
+            "false".to_owned(),
+        ),
     ]);
     let agg_log = dir.path().join("aggregator.log");
     let svc_log = dir.path().join("readiness.log");
