@@ -48,12 +48,15 @@ RECOMMENDED_LABELS = (
     "app.kubernetes.io/part-of",
     "helm.sh/chart",
 )
-SERVICES = ("aggregator", "fix-pilot", "ingest", "kafka-readiness", "incident-response")
+SERVICES = ("aggregator", "fix-pilot", "ingest", "kafka-readiness", "incident-response",
+            "cache-health", "system-validation", "ci")
 CONFIG_KEY = "telemesh.toml"
 # Env vars that carry secrets (TELEMESH__KAFKA__PASSWORD, SLACK_WEBHOOK_URL, SMTP_PASSWORD, …):
 # they must come from a Secret.
-SECRET_VARS = ("PASSWORD", "TOKEN", "WEBHOOK", "JOURNAL__URL")
+SECRET_VARS = ("PASSWORD", "TOKEN", "WEBHOOK", "SECRET", "JOURNAL__URL", "CACHE_HEALTH__URL")
 PLACEHOLDER_DSN = "postgres://telemesh:placeholder-secret@journal.invalid:5432/telemesh"
+# The Redis URL of cache-health (it must be redis://…), its password a placeholder.
+PLACEHOLDER_REDIS = "redis://telemesh:placeholder-secret@redis.invalid:6379/0"
 
 
 class Report:
@@ -208,6 +211,11 @@ def config_problems(cm: dict) -> list[str]:
         for key in ("url", "token", "password"):
             if key in ch:
                 p.append(f"alerting.channels[{n}].{key} is in the ConfigMap")
+    for section, keys in (("cache_health", ("url",)), ("system_validation", ("api_token",)),
+                          ("ci", ("webhook_secret", "api_token", "github_token"))):
+        for key in keys:
+            if key in doc.get(section, {}):
+                p.append(f"{section}.{key} is in the ConfigMap")
     for line in text.splitlines():
         if "://" in line and "@" in line:
             p.append(f"a URL with credentials: {line.strip()}")
@@ -260,6 +268,14 @@ def cmd_policy(args: argparse.Namespace) -> int:
                 if got != sel:
                     problems.append(f"{name_of(o)} selects {got}, the aggregator pods are {sel}")
         r.check("aggregator Service and PodDisruptionBudget select the aggregator pods", problems)
+    if "ci" in deps:
+        # GitHub delivers its webhooks to the ci service: it must be reachable through a Service.
+        sel = deps["ci"]["spec"]["selector"]["matchLabels"]
+        services = [d for d in docs if d["kind"] == "Service" and component(d) == "ci"]
+        problems = [] if services or not args.expect_service else ["no Service for the ci webhook receiver"]
+        problems += [f"{name_of(o)} selects {o['spec']['selector']}, the ci pods are {sel}"
+                     for o in services if o["spec"]["selector"] != sel]
+        r.check("the ci webhook receiver has a Service selecting the ci pods", problems)
     return 1 if r.failed else 0
 
 
@@ -279,7 +295,9 @@ def container_env(dep: dict) -> dict[str, str]:
             env[e["name"]] = f"{dep['metadata']['name']}-5d8f7c9b4-x2x7q"
         elif "secretKeyRef" in src:
             ref = src["secretKeyRef"]
-            if e["name"].endswith("__URL"):
+            if e["name"] == "TELEMESH__CACHE_HEALTH__URL":
+                env[e["name"]] = PLACEHOLDER_REDIS
+            elif e["name"].endswith("__URL"):
                 env[e["name"]] = PLACEHOLDER_DSN
             elif any(s in e["name"] for s in SECRET_VARS):
                 env[e["name"]] = "placeholder-secret"
@@ -458,8 +476,8 @@ def cmd_roundtrip(args: argparse.Namespace) -> int:
                     key = (parts[1].lower(), parts[2].lower())
                     if value == "placeholder-secret":
                         expect[key] = "<redacted>"
-                    elif value == PLACEHOLDER_DSN:
-                        expect[key] = PLACEHOLDER_DSN.replace("placeholder-secret", "***")
+                    elif value in (PLACEHOLDER_DSN, PLACEHOLDER_REDIS):
+                        expect[key] = value.replace("placeholder-secret", "***")
                     else:
                         expect[key] = value
             run(f"check-config accepts {name_of(dep)} ({label}: config file + its {len(env)} env vars)", env, expect)
@@ -506,6 +524,12 @@ def cmd_inputs(args: argparse.Namespace) -> int:
         problems = [f"volumeMount {m['name']} has no volume" for m in container.get("volumeMounts") or []
                     if m["name"] not in volumes]
         r.check(f"{name_of(dep)}: every volumeMount has its volume", problems)
+        report = config.get("system_validation", {}).get("report_path", "")
+        if component(dep) == "system-validation" and report:
+            mount = mount_for(container, report)
+            problems = ["no volumeMount holds it"] if mount is None else (
+                [] if mount.get("readOnly") else [f"{mount['name']} is not mounted readOnly"])
+            r.check(f"{name_of(dep)}: system_validation.report_path {report} is mounted read-only", problems)
         if component(dep) != "incident-response":
             continue
         section = config.get("incident_response", {})

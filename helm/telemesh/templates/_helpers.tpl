@@ -245,6 +245,32 @@ Secrets, extra variables. Call with (dict "root" $ "name" "aggregator" "svc" $sv
       name: {{ $v.api.activities.existingSecret }}
       key: {{ $v.api.activities.key }}
 {{- end }}
+{{- if and (eq .name "cache-health") .svc.redis .svc.redis.existingSecret }}
+- name: TELEMESH__CACHE_HEALTH__URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .svc.redis.existingSecret }}
+      key: {{ .svc.redis.urlKey }}
+{{- end }}
+{{- if and (eq .name "system-validation") $v.api.systemValidation $v.api.systemValidation.existingSecret }}
+- name: TELEMESH__SYSTEM_VALIDATION__API_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.api.systemValidation.existingSecret }}
+      key: {{ $v.api.systemValidation.key }}
+{{- end }}
+{{- if and (eq .name "ci") .svc.secrets .svc.secrets.existingSecret }}
+{{- $ci := .svc.secrets }}
+{{- range $var, $key := dict "TELEMESH__CI__WEBHOOK_SECRET" $ci.webhookSecretKey "TELEMESH__CI__API_TOKEN" $ci.apiTokenKey "TELEMESH__CI__GITHUB_TOKEN" $ci.githubTokenKey }}
+{{- if $key }}
+- name: {{ $var }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $ci.existingSecret }}
+      key: {{ $key }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- with $v.extraEnv }}
 {{ toYaml . }}
 {{- end }}
