@@ -54,7 +54,10 @@ impl Domain for Scenario {
     }
 
     fn kinds(&self) -> Vec<&'static str> {
-        catalogue::entries().iter().map(|e| e.kind.as_str()).collect()
+        catalogue::entries()
+            .iter()
+            .map(|e| e.kind.as_str())
+            .collect()
     }
 
     fn interval(&self) -> Duration {
