@@ -116,12 +116,7 @@ fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 fn refuse(req: &HttpRequest, state: &AlertApi) -> Option<HttpResponse> {
     let header = req.headers().get("authorization").map(|v| v.as_bytes());
     let refusal = auth::check_bearer(header, &state.api_token, "alerting.api_token").err()?;
-    let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::FORBIDDEN);
-    let mut response = HttpResponse::build(status);
-    if refusal.challenges() {
-        response.insert_header(("www-authenticate", auth::WWW_AUTHENTICATE));
-    }
-    Some(response.json(refusal.body()))
+    Some(telemesh_service::refused(refusal))
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, ApiError> {

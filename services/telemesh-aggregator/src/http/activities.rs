@@ -4,7 +4,6 @@
 //! `GET /api/v1/activities/latest` (the newest drill and training session, for
 //! incident-response's grading). Bad bodies get 4xx JSON naming the field and change nothing.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::DateTime;
 use chrono::Utc;
@@ -100,12 +99,7 @@ pub(super) async fn record(
         &state.activities.token,
         "aggregator.activities_token",
     ) {
-        let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::FORBIDDEN);
-        let mut response = HttpResponse::build(status);
-        if refusal.challenges() {
-            response.insert_header(("www-authenticate", auth::WWW_AUTHENTICATE));
-        }
-        return Ok(response.json(refusal.body()));
+        return Ok(telemesh_service::refused(refusal));
     }
     let body = match payload.to_bytes_limited(MAX_ACTIVITY_BYTES).await {
         Ok(Ok(body)) => body,

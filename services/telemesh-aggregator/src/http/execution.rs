@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::api::check_params;
+use super::api::{check_params, parse_time};
 use super::{ApiError, AppState};
 use crate::actors::journal::ExecutionJournal;
 use crate::journal::execution::{ExecutionQuery, MAX_LIMIT};
@@ -14,20 +14,7 @@ pub fn parse_query(params: &[(String, String)]) -> Result<ExecutionQuery, ApiErr
     let mut q = ExecutionQuery::default();
     for (k, v) in check_params(params, &["since", "limit", "service"])? {
         match k {
-            "since" => {
-                q.since = Some(
-                    chrono::DateTime::parse_from_rfc3339(v)
-                        .map(|t| t.with_timezone(&chrono::Utc))
-                        .map_err(|e| {
-                            ApiError::bad_request(
-                                "invalid_time",
-                                format!(
-                                    "since={v:?} is not an RFC 3339 time ({e}); use e.g. 2026-11-28T03:00:00Z"
-                                ),
-                            )
-                        })?,
-                )
-            }
+            "since" => q.since = Some(parse_time("since", v)?),
             "limit" => {
                 q.limit = v
                     .parse::<u32>()

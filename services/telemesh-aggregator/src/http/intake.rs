@@ -237,15 +237,6 @@ struct Accepted {
     offset: i64,
 }
 
-fn refused(refusal: auth::Refusal) -> HttpResponse {
-    let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::FORBIDDEN);
-    let mut response = HttpResponse::build(status);
-    if refusal.challenges() {
-        response.insert_header(("www-authenticate", auth::WWW_AUTHENTICATE));
-    }
-    response.json(refusal.body())
-}
-
 fn is_json(req: &HttpRequest) -> bool {
     req.headers()
         .get("content-type")
@@ -276,7 +267,7 @@ pub(super) async fn publish(
     // the token first: an unauthenticated body is never read
     let header = req.headers().get("authorization").map(|v| v.as_bytes());
     if let Err(refusal) = auth::check_bearer(header, &intake.token, TOKEN_SETTING) {
-        return refused(refusal);
+        return telemesh_service::refused(refusal);
     }
     if !is_json(&req) {
         return Problem::new(
