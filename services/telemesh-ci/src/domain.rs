@@ -1,17 +1,22 @@
 //! Owns the CI domain on the framework: gathers a copy of the intake's state, grades it into
 //! `telemetry.ci.pipeline`, `telemetry.ci.flakes` and `telemetry.ci.coverage`, and mounts the
-//! intake routes; new data re-evaluates at once (`run_now`).
+//! intake routes; new data re-evaluates at once (`run_now`). Each gather also publishes the
+//! runs recorded since the last one as history records and, with `ci.aggregator_url`, reads
+//! the history journaled since the last read (the whole flake window at start) back into the
+//! state, so a restarted or second replica grades the same history.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use telemesh_core::Snapshot;
 use telemesh_service::{Domain, Evaluation, NotConfigured, Routes, ServiceHandle};
 
 use crate::evaluate;
 use crate::flakes::detect;
+use crate::history::{run_record, Recorder};
 use crate::http::{configure, CiHttp};
+use crate::journal::JournalClient;
 use crate::intake::{Capacity, CiStore, CiView};
 use crate::kinds;
 use crate::poller::{PollOutcome, Poller};
@@ -20,12 +25,21 @@ use crate::settings::CiSettings;
 /// The service name (`serve ci`, `Source.service`).
 pub const NAME: &str = "ci";
 
+/// How far back each read of the journal after the first reaches before the newest row it
+/// saw (rows journaled late, e.g. another replica's, are still read; known ones are skipped).
+pub const JOURNAL_OVERLAP: chrono::Duration = chrono::Duration::minutes(15);
+
 /// The CI domain.
 #[derive(Debug)]
 pub struct CiDomain {
     settings: CiSettings,
     store: CiStore,
     poller: Option<Poller>,
+    /// Set once the service runs (its publisher and source).
+    recorder: Arc<OnceLock<Recorder>>,
+    journal: Option<JournalClient>,
+    /// Where the next journal read starts (`None`: not read yet, the whole window).
+    journal_since: Option<DateTime<Utc>>,
 }
 
 /// What one gather found: the intake's state and, when the poller runs, its outcome.
@@ -33,6 +47,8 @@ pub struct CiDomain {
 pub struct CiState {
     pub view: CiView,
     pub poll: Option<PollOutcome>,
+    /// With `ci.aggregator_url`: the rows read back from the journal, or why not.
+    pub journal: Option<Result<usize, String>>,
 }
 
 impl CiDomain {
@@ -46,11 +62,68 @@ impl CiDomain {
                 Duration::from_secs(10),
             )
         });
+        let journal = (!settings.aggregator_url.trim().is_empty()).then(|| {
+            JournalClient::new(
+                settings.aggregator_url.trim(),
+                settings.aggregator_token.clone(),
+                Duration::from_secs(settings.aggregator_timeout_seconds.max(1)),
+            )
+        });
         Self {
             settings,
             store: CiStore::new(Capacity::default()),
             poller,
+            recorder: Arc::new(OnceLock::new()),
+            journal,
+            journal_since: None,
         }
+    }
+
+    /// Publishes the runs recorded since the last cycle (put back when that fails).
+    async fn publish_runs(&self) {
+        let Some(recorder) = self.recorder.get() else {
+            return;
+        };
+        let runs = self.store.take_unpublished_runs();
+        let now = Utc::now();
+        for (i, run) in runs.iter().enumerate() {
+            let record = run_record(run, recorder.source(), now);
+            if let Err(detail) = recorder.publish(&[record]).await {
+                tracing::warn!(%detail, "run history not published; trying again next cycle");
+                self.store.requeue_unpublished_runs(runs[i..].to_vec());
+                return;
+            }
+        }
+    }
+
+    /// Reads the history journaled since the last read into the state.
+    async fn read_journal(&mut self) -> Option<Result<usize, String>> {
+        let client = self.journal.as_ref()?;
+        let now = Utc::now();
+        let since = self
+            .journal_since
+            .unwrap_or_else(|| now - self.settings.flake_policy().window);
+        Some(match client.fetch(since).await {
+            Ok(fetched) => {
+                let rows = fetched.rows;
+                if let Some(newest) = fetched.newest {
+                    self.journal_since = Some((newest - JOURNAL_OVERLAP).max(since));
+                } else if self.journal_since.is_none() {
+                    self.journal_since = Some(since);
+                }
+                self.store.merge_journal(
+                    fetched.uploads,
+                    fetched.coverage,
+                    fetched.formatter,
+                    fetched.runs,
+                );
+                Ok(rows)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "CI history not read from the journal");
+                Err(e.to_string())
+            }
+        })
     }
 
     /// The intake's state (for tests and for seeding history).
@@ -97,9 +170,12 @@ impl Domain for CiDomain {
             }
             None => None,
         };
+        self.publish_runs().await;
+        let journal = self.read_journal().await;
         CiState {
             view: self.store.view(),
             poll,
+            journal,
         }
     }
 
@@ -110,15 +186,21 @@ impl Domain for CiDomain {
         if let Some(poll) = &state.poll {
             evaluate::add_poller(&mut pipeline, poll);
         }
+        let mut flakes = evaluate::flakes(&policy, &findings, at.source.clone(), at.now);
+        if let Some(read) = &state.journal {
+            evaluate::add_journal(&mut flakes, read);
+        }
         let state = &state.view;
         vec![
             pipeline,
-            evaluate::flakes(&policy, &findings, at.source.clone(), at.now),
+            flakes,
             evaluate::coverage(&policy, &state.coverage, at.source.clone(), at.now),
         ]
     }
 
     fn routes(&self, service: &ServiceHandle) -> Option<Routes> {
+        let recorder = Recorder::new(service.publisher().clone(), service.source().clone());
+        let _ = self.recorder.set(recorder.clone());
         let handle = service.clone();
         let state = CiHttp {
             store: self.store.clone(),
@@ -130,6 +212,7 @@ impl Domain for CiDomain {
                     handle.run_now().await;
                 });
             }),
+            recorder: Some(recorder),
         };
         Some(Arc::new(move |cfg| configure(cfg, state.clone())))
     }

@@ -70,6 +70,8 @@ pub const MAIN_PIPELINE: &str = "main_pipeline";
 pub const FRESHNESS: &str = "freshness";
 pub const WORKFLOWS: &str = "workflows";
 pub const POLLER: &str = "poller";
+/// The component saying where the graded history came from (see [`add_journal`]).
+pub const JOURNAL: &str = "journal";
 pub const FLAKY_TESTS: &str = "flaky_tests";
 pub const REPORTS: &str = "reports";
 pub const OVERALL: &str = "overall";
@@ -289,6 +291,25 @@ pub fn add_poller(snapshot: &mut Snapshot, poll: &crate::poller::PollOutcome) {
     snapshot
         .markdown
         .push_str(&format!("\nPoller: {}.\n", escape_cell(&summary)));
+}
+
+/// The `journal` component: where the history graded came from. A failed read of the
+/// aggregator's journal is `warn` (the grading may miss other replicas' or earlier uploads).
+pub fn add_journal(snapshot: &mut Snapshot, read: &Result<usize, String>) {
+    let (grade, summary) = match read {
+        Ok(rows) => (
+            Grade::Ok,
+            format!("history read back from the journal ({rows} new row(s))"),
+        ),
+        Err(detail) => (
+            Grade::Warn,
+            format!("journal history not read: {detail}"),
+        ),
+    };
+    snapshot.push(Component::new(JOURNAL, grade, summary.clone()));
+    snapshot
+        .markdown
+        .push_str(&format!("\nHistory: {}.\n", escape_cell(&summary)));
 }
 
 /// The run's fields in the component details the CI-failure alert renders (§8.2 bullets).

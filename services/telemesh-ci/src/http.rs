@@ -3,7 +3,11 @@
 //! `POST /api/v1/ci/reports` (JUnit XML or `flake_runs.json`, bearer token) and
 //! `POST /api/v1/ci/coverage` (Cobertura or LCOV, bearer token). Errors are JSON
 //! `{error, detail}`; a client never gets a 500 for what it sent and a refused upload stores
-//! nothing. Mounted by the domain's `routes()` (or any actix `App`) with [`configure`].
+//! nothing. An accepted upload is published as `telemetry.ci.history` records (journaled by
+//! the aggregator) before it is kept and answered 201; when they cannot be published it is
+//! answered 503 and not kept, so the client sends it again. Its id is derived from its
+//! content, so the same upload sent twice is answered 200 `already_recorded` (or journaled
+//! once). Mounted by the domain's `routes()` (or any actix `App`) with [`configure`].
 
 use std::sync::Arc;
 
@@ -17,6 +21,7 @@ use telemesh_service::refused;
 
 use crate::coverage::FormatterMode;
 use crate::github::parse_workflow_run_event;
+use crate::history::{content_id, coverage_record, formatter_record, upload_records, Recorder};
 use crate::intake::{CiStore, UploadError, UploadMeta};
 use crate::webhook::{verify_signature, Delivery, ReplayGuard, MAX_WEBHOOK_BYTES};
 
@@ -38,6 +43,8 @@ pub struct CiHttp {
     pub api_token: Secret,
     /// Called after new data was recorded (the domain re-evaluates at once).
     pub on_change: Arc<dyn Fn() + Send + Sync>,
+    /// Publishes accepted uploads as history records; `None` keeps them in memory only.
+    pub recorder: Option<Recorder>,
 }
 
 impl std::fmt::Debug for CiHttp {
@@ -184,25 +191,58 @@ async fn reports(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let id = uuid::Uuid::now_v7().to_string();
-    match state.store.record_report(meta, &body, id, Utc::now()) {
-        Ok(upload) => {
-            (state.on_change)();
-            let failed = upload
-                .report
-                .cases
-                .iter()
-                .filter(|c| c.outcome.is_failure())
-                .count();
-            HttpResponse::Created().json(json!({
-                "status": "recorded",
-                "upload_id": upload.upload_id,
-                "cases": upload.report.cases.len(),
-                "failures": failed,
-            }))
-        }
-        Err(e) => upload_error(e),
+    let id = content_id(
+        &[
+            &meta.commit,
+            meta.branch.as_deref().unwrap_or(""),
+            meta.run_id.as_deref().unwrap_or(""),
+            meta.run_url.as_deref().unwrap_or(""),
+            meta.suite.as_deref().unwrap_or(""),
+        ],
+        &body,
+    );
+    if state.store.has_upload(&id) {
+        return HttpResponse::Ok().json(json!({"status": "already_recorded", "upload_id": id}));
     }
+    let upload = match CiStore::prepare_report(meta, &body, id, Utc::now()) {
+        Ok(upload) => upload,
+        Err(e) => return upload_error(e),
+    };
+    let records = match &state.recorder {
+        Some(recorder) => {
+            let records = upload_records(&upload, recorder.source());
+            if let Err(e) = recorder.publish(&records).await {
+                return not_journaled(&e);
+            }
+            records.len()
+        }
+        None => 0,
+    };
+    state.store.keep_upload(upload.clone());
+    (state.on_change)();
+    let failed = upload
+        .report
+        .cases
+        .iter()
+        .filter(|c| c.outcome.is_failure())
+        .count();
+    HttpResponse::Created().json(json!({
+        "status": "recorded",
+        "upload_id": upload.upload_id,
+        "cases": upload.report.cases.len(),
+        "failures": failed,
+        "records": records,
+    }))
+}
+
+/// 503: the history records could not be published; nothing was kept.
+fn not_journaled(detail: &str) -> HttpResponse {
+    tracing::warn!(%detail, "upload not kept: its history records were not published");
+    error(
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+        "not_journaled",
+        format!("{detail}; nothing was kept: check the mesh transport (Kafka) and send the upload again"),
+    )
 }
 
 /// Query of a coverage upload.
@@ -253,13 +293,9 @@ async fn coverage(
         Ok(body) => body,
         Err(response) => return response,
     };
-    match query.formatter.as_deref() {
-        Some("global") => {
-            state.store.record_formatter(FormatterMode::global());
-            (state.on_change)();
-            return HttpResponse::Created()
-                .json(json!({"status": "recorded", "formatter": "global"}));
-        }
+    let now = Utc::now();
+    let mode = match query.formatter.as_deref() {
+        Some("global") => Some(FormatterMode::global()),
         Some("allowlist") => {
             let Ok(text) = std::str::from_utf8(&body) else {
                 return error(
@@ -268,12 +304,7 @@ async fn coverage(
                     "the allowlist is not UTF-8 text",
                 );
             };
-            let mode = FormatterMode::allowlist(text);
-            let entries = mode.total_entries;
-            state.store.record_formatter(mode);
-            (state.on_change)();
-            return HttpResponse::Created()
-                .json(json!({"status": "recorded", "formatter": "allowlist", "entries": entries}));
+            Some(FormatterMode::allowlist(text))
         }
         Some(other) => {
             return error(
@@ -282,20 +313,42 @@ async fn coverage(
                 format!("formatter {other:?} is neither global nor allowlist"),
             )
         }
-        None => {}
-    }
-    match state
-        .store
-        .record_coverage(&query.label, query.depth, &body, Utc::now())
-    {
-        Ok(entry) => {
-            (state.on_change)();
-            HttpResponse::Created().json(json!({
-                "status": "recorded",
-                "percent": entry.percent,
-                "domains": entry.domains.len(),
-            }))
+        None => None,
+    };
+    if let Some(mode) = mode {
+        if let Some(recorder) = &state.recorder {
+            let id = content_id(&["formatter", &mode.mode, &now.to_rfc3339()], &body);
+            let record = formatter_record(&id, &mode, now, recorder.source());
+            if let Err(e) = recorder.publish(&[record]).await {
+                return not_journaled(&e);
+            }
         }
-        Err(e) => upload_error(e),
+        let (name, entries) = (mode.mode.clone(), mode.total_entries);
+        state.store.record_formatter(mode, now);
+        (state.on_change)();
+        return HttpResponse::Created()
+            .json(json!({"status": "recorded", "formatter": name, "entries": entries}));
     }
+    let id = content_id(&[&query.label, &query.depth.to_string()], &body);
+    if state.store.has_coverage(&id) {
+        return HttpResponse::Ok().json(json!({"status": "already_recorded", "entry_id": id}));
+    }
+    let entry = match CiStore::prepare_coverage(&query.label, query.depth, &body, now) {
+        Ok(entry) => entry,
+        Err(e) => return upload_error(e),
+    };
+    if let Some(recorder) = &state.recorder {
+        let record = coverage_record(&id, &entry, recorder.source());
+        if let Err(e) = recorder.publish(&[record]).await {
+            return not_journaled(&e);
+        }
+    }
+    state.store.keep_coverage(id.clone(), entry.clone());
+    (state.on_change)();
+    HttpResponse::Created().json(json!({
+        "status": "recorded",
+        "entry_id": id,
+        "percent": entry.percent,
+        "domains": entry.domains.len(),
+    }))
 }

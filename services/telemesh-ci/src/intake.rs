@@ -1,7 +1,9 @@
 //! Owns the CI domain's derived state and what goes into it: completed pipeline runs (from
 //! the webhook or the poller), test-report uploads and coverage reports, each validated
 //! before anything is kept, bounded in size, and the webhook replay guard. The evaluators read
-//! a consistent copy of it ([`CiStore::view`]).
+//! a consistent copy of it ([`CiStore::view`]). History read back from the journal
+//! ([`CiStore::merge_journal`]) joins it by id (an upload, entry or run known twice is kept
+//! once); runs recorded here wait in a bounded outbox until published as history records.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -40,9 +42,12 @@ struct Inner {
     capacity: Capacity,
     runs: VecDeque<PipelineRun>,
     uploads: VecDeque<TestUpload>,
-    coverage: VecDeque<CoverageEntry>,
-    formatter: Option<FormatterMode>,
+    /// (entry id, entry), oldest first.
+    coverage: VecDeque<(String, CoverageEntry)>,
+    formatter: Option<(DateTime<Utc>, FormatterMode)>,
     deliveries: ReplayGuard,
+    /// Runs recorded here and not yet published as history records.
+    unpublished_runs: VecDeque<PipelineRun>,
 }
 
 /// The shared, bounded CI state (cheap to clone).
@@ -134,6 +139,63 @@ fn push_bounded<T>(queue: &mut VecDeque<T>, item: T, capacity: usize) {
     queue.push_back(item);
 }
 
+/// Replaces a run with the same id and attempt, or adds it; false when nothing changed.
+fn upsert_run(inner: &mut Inner, run: PipelineRun) -> bool {
+    if let Some(existing) = inner
+        .runs
+        .iter_mut()
+        .find(|r| r.run_id == run.run_id && r.run_attempt == run.run_attempt)
+    {
+        let changed = *existing != run;
+        *existing = run;
+        return changed;
+    }
+    let capacity = inner.capacity.runs;
+    push_bounded(&mut inner.runs, run, capacity);
+    true
+}
+
+/// Adds an upload in time order, or completes one already kept (a part read earlier).
+fn merge_upload(inner: &mut Inner, upload: TestUpload) {
+    if let Some(existing) = inner
+        .uploads
+        .iter_mut()
+        .find(|u| u.upload_id == upload.upload_id)
+    {
+        if upload.report.cases.len() > existing.report.cases.len() {
+            *existing = upload;
+        }
+        return;
+    }
+    let capacity = inner.capacity.uploads;
+    let at = inner
+        .uploads
+        .iter()
+        .position(|u| u.recorded_at > upload.recorded_at)
+        .unwrap_or(inner.uploads.len());
+    inner.uploads.insert(at, upload);
+    while inner.uploads.len() > capacity.max(1) {
+        inner.uploads.pop_front();
+    }
+}
+
+/// Adds a coverage entry in time order unless its id is kept.
+fn merge_coverage(inner: &mut Inner, id: String, entry: CoverageEntry) {
+    if inner.coverage.iter().any(|(known, _)| *known == id) {
+        return;
+    }
+    let capacity = inner.capacity.coverage;
+    let at = inner
+        .coverage
+        .iter()
+        .position(|(_, e)| e.recorded_at > entry.recorded_at)
+        .unwrap_or(inner.coverage.len());
+    inner.coverage.insert(at, (id, entry));
+    while inner.coverage.len() > capacity.max(1) {
+        inner.coverage.pop_front();
+    }
+}
+
 impl CiStore {
     pub fn new(capacity: Capacity) -> Self {
         Self(Arc::new(Mutex::new(Inner {
@@ -143,6 +205,7 @@ impl CiStore {
             coverage: VecDeque::new(),
             formatter: None,
             deliveries: ReplayGuard::new(capacity.deliveries),
+            unpublished_runs: VecDeque::new(),
         })))
     }
 
@@ -164,21 +227,118 @@ impl CiStore {
     }
 
     /// Records a completed run; a run already known (same id and attempt) is replaced.
-    /// Returns false when it was already known with the same conclusion.
+    /// Returns false when it was already known with the same conclusion. A new or changed
+    /// run waits in the outbox ([`CiStore::take_unpublished_runs`]).
     pub fn record_run(&self, run: PipelineRun) -> bool {
         let mut inner = self.lock();
-        if let Some(existing) = inner
-            .runs
-            .iter_mut()
-            .find(|r| r.run_id == run.run_id && r.run_attempt == run.run_attempt)
-        {
-            let changed = *existing != run;
-            *existing = run;
-            return changed;
+        if !upsert_run(&mut inner, run.clone()) {
+            return false;
         }
         let capacity = inner.capacity.runs;
-        push_bounded(&mut inner.runs, run, capacity);
+        push_bounded(&mut inner.unpublished_runs, run, capacity);
         true
+    }
+
+    /// The runs recorded since the last call (to publish as history records).
+    pub fn take_unpublished_runs(&self) -> Vec<PipelineRun> {
+        self.lock().unpublished_runs.drain(..).collect()
+    }
+
+    /// Puts back runs whose publishing failed (tried again on the next cycle).
+    pub fn requeue_unpublished_runs(&self, runs: Vec<PipelineRun>) {
+        let mut inner = self.lock();
+        let capacity = inner.capacity.runs;
+        for run in runs.into_iter().rev() {
+            if inner.unpublished_runs.len() < capacity.max(1) {
+                inner.unpublished_runs.push_front(run);
+            }
+        }
+    }
+
+    /// Whether an upload with this id is already kept (the same report sent again).
+    pub fn has_upload(&self, upload_id: &str) -> bool {
+        self.lock().uploads.iter().any(|u| u.upload_id == upload_id)
+    }
+
+    /// Whether a coverage entry with this id is already kept.
+    pub fn has_coverage(&self, entry_id: &str) -> bool {
+        self.lock().coverage.iter().any(|(id, _)| id == entry_id)
+    }
+
+    /// Validates and parses a test report without keeping it.
+    pub fn prepare_report(
+        meta: UploadMeta,
+        body: &[u8],
+        upload_id: String,
+        now: DateTime<Utc>,
+    ) -> Result<TestUpload, UploadError> {
+        meta.validate()?;
+        let report = parse_report(body)?;
+        Ok(TestUpload {
+            upload_id,
+            recorded_at: now,
+            commit: meta.commit,
+            branch: meta.branch,
+            run_id: meta.run_id,
+            run_url: meta.run_url,
+            suite: meta.suite,
+            report,
+        })
+    }
+
+    /// Keeps an upload (one with the same id is replaced when this one has more cases).
+    pub fn keep_upload(&self, upload: TestUpload) {
+        let mut inner = self.lock();
+        merge_upload(&mut inner, upload);
+    }
+
+    /// Validates and parses a coverage report without keeping it.
+    pub fn prepare_coverage(
+        label: &str,
+        depth: usize,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<CoverageEntry, UploadError> {
+        check_text("label", label)?;
+        let report = parse_coverage(body)?;
+        Ok(CoverageEntry {
+            label: label.to_owned(),
+            recorded_at: now,
+            percent: report.percent(),
+            domains: report.domains(depth),
+        })
+    }
+
+    /// Keeps a coverage entry under its id (once).
+    pub fn keep_coverage(&self, entry_id: String, entry: CoverageEntry) {
+        let mut inner = self.lock();
+        merge_coverage(&mut inner, entry_id, entry);
+    }
+
+    /// Joins history read back from the journal: uploads, coverage entries and runs by id,
+    /// the formatter mode when it is newer than the one kept.
+    pub fn merge_journal(
+        &self,
+        uploads: Vec<TestUpload>,
+        coverage: Vec<(String, CoverageEntry)>,
+        formatter: Option<(DateTime<Utc>, FormatterMode)>,
+        runs: Vec<PipelineRun>,
+    ) {
+        let mut inner = self.lock();
+        for upload in uploads {
+            merge_upload(&mut inner, upload);
+        }
+        for (id, entry) in coverage {
+            merge_coverage(&mut inner, id, entry);
+        }
+        if let Some((at, mode)) = formatter {
+            if inner.formatter.as_ref().is_none_or(|(kept, _)| at >= *kept) {
+                inner.formatter = Some((at, mode));
+            }
+        }
+        for run in runs {
+            upsert_run(&mut inner, run);
+        }
     }
 
     /// Parses and records a test report; nothing is kept when any part is invalid.
@@ -189,25 +349,13 @@ impl CiStore {
         upload_id: String,
         now: DateTime<Utc>,
     ) -> Result<TestUpload, UploadError> {
-        meta.validate()?;
-        let report = parse_report(body)?;
-        let upload = TestUpload {
-            upload_id,
-            recorded_at: now,
-            commit: meta.commit,
-            branch: meta.branch,
-            run_id: meta.run_id,
-            run_url: meta.run_url,
-            suite: meta.suite,
-            report,
-        };
-        let mut inner = self.lock();
-        let capacity = inner.capacity.uploads;
-        push_bounded(&mut inner.uploads, upload.clone(), capacity);
+        let upload = Self::prepare_report(meta, body, upload_id, now)?;
+        self.keep_upload(upload.clone());
         Ok(upload)
     }
 
-    /// Parses and records a coverage report (domains `depth` directories deep).
+    /// Parses and records a coverage report (domains `depth` directories deep) under the
+    /// content id of its label, depth and body.
     pub fn record_coverage(
         &self,
         label: &str,
@@ -215,23 +363,15 @@ impl CiStore {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<CoverageEntry, UploadError> {
-        check_text("label", label)?;
-        let report = parse_coverage(body)?;
-        let entry = CoverageEntry {
-            label: label.to_owned(),
-            recorded_at: now,
-            percent: report.percent(),
-            domains: report.domains(depth),
-        };
-        let mut inner = self.lock();
-        let capacity = inner.capacity.coverage;
-        push_bounded(&mut inner.coverage, entry.clone(), capacity);
+        let entry = Self::prepare_coverage(label, depth, body, now)?;
+        let id = crate::history::content_id(&[label, &depth.to_string()], body);
+        self.keep_coverage(id, entry.clone());
         Ok(entry)
     }
 
-    /// Records the formatter mode.
-    pub fn record_formatter(&self, mode: FormatterMode) {
-        self.lock().formatter = Some(mode);
+    /// Records the formatter mode (as of `at`).
+    pub fn record_formatter(&self, mode: FormatterMode, at: DateTime<Utc>) {
+        self.lock().formatter = Some((at, mode));
     }
 
     /// A consistent copy for one evaluation.
@@ -241,8 +381,8 @@ impl CiStore {
             runs: inner.runs.iter().cloned().collect(),
             uploads: inner.uploads.iter().cloned().collect(),
             coverage: CoverageState {
-                trend: inner.coverage.iter().cloned().collect(),
-                formatter: inner.formatter.clone(),
+                trend: inner.coverage.iter().map(|(_, e)| e.clone()).collect(),
+                formatter: inner.formatter.as_ref().map(|(_, m)| m.clone()),
             },
         }
     }

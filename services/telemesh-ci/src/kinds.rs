@@ -10,3 +10,8 @@ pub const COVERAGE: &str = "telemetry.ci.coverage";
 
 /// Every kind this domain publishes.
 pub const ALL: [&str; 3] = [PIPELINE, FLAKES, COVERAGE];
+
+/// The history records the aggregator journals (per-test results, coverage and formatter
+/// entries, pipeline runs; `history.rs`). Not graded and not a heartbeat, so not in [`ALL`]:
+/// no not-configured block and no departed snapshot is published for it.
+pub const HISTORY: &str = "telemetry.ci.history";

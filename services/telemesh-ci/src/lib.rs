@@ -10,6 +10,9 @@
 //! - [`flakes`]: flake detection over per-test history.
 //! - [`evaluate`]: the pure evaluators of `telemetry.ci.pipeline`, `telemetry.ci.flakes` and
 //!   `telemetry.ci.coverage`.
+//! - [`history`]: the `telemetry.ci.history` records that journal per-test history, coverage
+//!   and formatter trends and pipeline runs, and reading them back from the aggregator.
+//! - [`journal`]: the aggregator client that seeds the domain's state from the journal.
 //! - [`http`]: the intake routes (webhook, report and coverage uploads).
 //! - [`intake`]: the bounded in-memory state the webhook, poller and uploads feed.
 //! - [`poller`]: the GitHub REST poller (ETag, rate limits) for hosts without inbound HTTP.
@@ -22,8 +25,10 @@ pub mod domain;
 pub mod evaluate;
 pub mod flakes;
 pub mod github;
+pub mod history;
 pub mod http;
 pub mod intake;
+pub mod journal;
 pub mod junit;
 pub mod kinds;
 pub mod poller;

@@ -50,6 +50,15 @@ pub struct CiSettings {
     pub poll_workflow: String,
     /// Token of the poller (a fine-grained token with `actions: read`). Default: empty.
     pub github_token: Secret,
+    /// Base URL of the aggregator (`http://host:port`) whose journal holds the CI history
+    /// (`GET /api/v1/ci/*`): read at start and then each cycle, so a restarted or second
+    /// replica grades the same flakes, coverage trend and runs. Empty: history is in memory
+    /// only (lost on restart; run one replica). Default: empty.
+    pub aggregator_url: String,
+    /// Optional bearer token for the aggregator's read API. Default: empty.
+    pub aggregator_token: Secret,
+    /// Timeout of one history request, in seconds. Default: 10.
+    pub aggregator_timeout_seconds: u64,
 }
 
 impl Default for CiSettings {
@@ -72,6 +81,9 @@ impl Default for CiSettings {
             poll_repository: String::new(),
             poll_workflow: String::new(),
             github_token: Secret::default(),
+            aggregator_url: String::new(),
+            aggregator_token: Secret::default(),
+            aggregator_timeout_seconds: 10,
         }
     }
 }
@@ -175,6 +187,21 @@ impl Section for CiSettings {
                 "must be an http(s) URL, e.g. https://api.github.com",
             ));
         }
+        let aggregator = self.aggregator_url.trim();
+        if !aggregator.is_empty()
+            && !(aggregator.starts_with("https://") || aggregator.starts_with("http://"))
+        {
+            return Err(Invalid::new(
+                "ci.aggregator_url",
+                "must be the aggregator's http(s) URL, e.g. http://telemesh-aggregator:8080, or empty",
+            ));
+        }
+        if self.aggregator_timeout_seconds == 0 {
+            return Err(Invalid::new(
+                "ci.aggregator_timeout_seconds",
+                "must be at least 1",
+            ));
+        }
         percent("ci.coverage_floor", self.coverage_floor)?;
         percent("ci.max_coverage_drop", self.max_coverage_drop)?;
         percent("ci.domain_threshold", self.domain_threshold)?;
@@ -246,6 +273,20 @@ mod tests {
                     ..Default::default()
                 },
                 "ci.max_coverage_drop",
+            ),
+            (
+                CiSettings {
+                    aggregator_url: "aggregator:8080".into(),
+                    ..Default::default()
+                },
+                "ci.aggregator_url",
+            ),
+            (
+                CiSettings {
+                    aggregator_timeout_seconds: 0,
+                    ..Default::default()
+                },
+                "ci.aggregator_timeout_seconds",
             ),
         ];
         for (settings, key) in bad {

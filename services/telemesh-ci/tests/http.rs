@@ -47,6 +47,7 @@ fn start() -> Server {
         on_change: Arc::new(move || {
             counter.fetch_add(1, Ordering::SeqCst);
         }),
+        recorder: None,
     };
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
