@@ -210,6 +210,30 @@ impl Handler<StatusHistory> for JournalActor {
     }
 }
 
+/// Reads one page of the CI history (`journal/ci.rs`).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<crate::journal::ci::CiPage, JournalError>")]
+pub struct CiHistory(
+    pub crate::journal::ci::CiTable,
+    pub crate::journal::ci::CiQuery,
+);
+
+impl Handler<CiHistory> for JournalActor {
+    type Result = ResponseFuture<Result<crate::journal::ci::CiPage, JournalError>>;
+
+    fn handle(&mut self, msg: CiHistory, _: &mut Self::Context) -> Self::Result {
+        let journal = self.journal.clone();
+        let health = Arc::clone(&self.health);
+        let metrics = Arc::clone(&self.metrics);
+        let limit = self.read_timeout;
+        Box::pin(async move {
+            let result = bounded(limit, journal.ci_read(msg.0, &msg.1)).await;
+            health.record(&metrics, &result);
+            result
+        })
+    }
+}
+
 /// Reads the execution journal (recent rows, latest, totals).
 #[derive(Debug, Message)]
 #[rtype(result = "Result<crate::journal::execution::ExecutionJournalView, JournalError>")]

@@ -2,6 +2,7 @@
 
 mod activities;
 mod api;
+mod ci;
 mod error;
 mod execution;
 mod export;
@@ -77,6 +78,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::get().to(execution::journal),
     )
     .route("/api/v1/snapshots", web::post().to(intake::publish))
+    .route("/api/v1/ci/tests", web::get().to(ci::tests))
+    .route("/api/v1/ci/coverage", web::get().to(ci::coverage))
+    .route("/api/v1/ci/runs", web::get().to(ci::runs))
     .configure(telemesh_alerting::http::configure)
     .route(
         "/api/v1/activities/latest",

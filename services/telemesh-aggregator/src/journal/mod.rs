@@ -7,6 +7,7 @@
 
 mod activity;
 mod alerts;
+pub mod ci;
 mod copy;
 pub mod execution;
 pub mod history;

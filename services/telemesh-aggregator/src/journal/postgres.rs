@@ -233,6 +233,7 @@ impl PgJournal {
         .fetch_all(&mut *tx)
         .await?;
         super::execution::insert_pg(&mut tx, records, &inserted).await?;
+        super::ci::insert_pg(&mut tx, records, &inserted).await?;
         sqlx::query(
             "INSERT INTO telemetry_latest (kind, service, instance, generated_at, body) \
              SELECT DISTINCT ON (kind, service, instance) kind, service, instance, generated_at, body \
@@ -379,6 +380,7 @@ impl PgJournal {
             .execute(&self.pool)
             .await?;
         super::execution::retain_pg(&self.pool, cutoff).await?;
+        super::ci::retain_pg(&self.pool, cutoff).await?;
         Ok(outcome)
     }
 
@@ -529,6 +531,7 @@ async fn prepare_layout(pool: &PgPool, settings: &JournalSettings) -> Result<Lay
             super::execution::make_hypertable(pool, hours)
                 .await
                 .map_err(|e| timescale_failed("create_hypertable(execution_snapshots)", e))?;
+            super::ci::make_hypertables(pool, hours).await.map_err(|e| timescale_failed("create_hypertable(ci_*)", e))?;
             Ok(Layout::Timescale { version })
         }
     }

@@ -101,6 +101,7 @@ impl SqliteJournal {
                 inserted.push(s.id);
             }
             super::execution::insert_sqlite(&mut tx, r, result.rows_affected() > 0).await?;
+            super::ci::insert_sqlite(&mut tx, r, result.rows_affected() > 0).await?;
             sqlx::query(
                 "INSERT INTO telemetry_latest (kind, service, instance, generated_at, body) \
                  VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, service, instance) DO UPDATE \
@@ -190,6 +191,7 @@ impl SqliteJournal {
             .execute(&self.pool)
             .await?;
         super::execution::retain_sqlite(&self.pool, cutoff).await?;
+        super::ci::retain_sqlite(&self.pool, cutoff).await?;
         Ok(outcome)
     }
 
