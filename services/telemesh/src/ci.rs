@@ -1,13 +1,18 @@
 //! Owns `telemesh ci flakes`: the flake digest the plan's summariser printed (§9.1) —
-//! sessions, failures, failing and flaky tests, the newest failures and the main pipeline's
-//! run history with links — read from the aggregator's journal API (`GET /api/v1/snapshots`
-//! of `telemetry.ci.flakes` and `telemetry.ci.pipeline`), as Markdown or JSON. Its gaps are
-//! fixed: the history comes from the journaled runs, and xfails are not failures.
+//! sessions, failures, failing and flaky tests, the newest failures and the run history with
+//! links — computed with the CI domain's own `flakes::detect` over the per-test history in the
+//! journal database (the aggregator's `GET /api/v1/ci/tests` and `GET /api/v1/ci/runs`, paged),
+//! as Markdown or JSON. Its gaps are fixed: the history comes from the journaled runs, and
+//! xfails are not failures.
 
 use std::process::ExitCode;
 
 use chrono::{DateTime, Duration, Utc};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
+use telemesh_ci::flakes::{detect, FlakePolicy, TestUpload};
+use telemesh_ci::github::PipelineRun;
+use telemesh_ci::history::{runs_from_rows, uploads_from_rows, RunRow, TestRow};
 
 use crate::operator::{base_url, client, finish, get_json, runtime, urlencode, Failure, Target};
 
@@ -63,66 +68,65 @@ pub fn parse_since(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Str
     Ok(now - span)
 }
 
-fn component<'a>(snapshot: &'a Value, name: &str) -> Option<&'a Value> {
-    snapshot["components"]
-        .as_array()?
-        .iter()
-        .find(|c| c["name"] == name)
-}
+/// Rows asked for per request (the aggregator's maximum) and the most pages read.
+const PAGE: usize = 10_000;
+const MAX_PAGES: usize = 100;
 
-/// Builds the digest from the newest flakes snapshot and the pipeline snapshots (newest first).
-pub fn digest(since: DateTime<Utc>, flakes: Option<&Value>, pipelines: &[Value]) -> Value {
-    let metric = |name: &str| {
-        flakes
-            .and_then(|f| f["metrics"][name].as_f64())
-            .unwrap_or(0.0) as u64
+/// Builds the digest of the uploads and runs recorded in `[since, now]`.
+pub fn digest(
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+    uploads: &[TestUpload],
+    runs: &[PipelineRun],
+) -> Value {
+    let policy = FlakePolicy {
+        window: now - since,
+        newest_failures: usize::MAX,
+        ..FlakePolicy::default()
     };
-    let flaky = flakes
-        .and_then(|f| component(f, "flaky_tests"))
-        .map(|c| c["details"]["flaky"].clone())
-        .unwrap_or_else(|| json!([]));
-    let newest = flakes
-        .and_then(|f| component(f, "reports"))
-        .map(|c| c["details"]["newest_failures"].clone())
-        .unwrap_or_else(|| json!([]));
-    let mut failing: Vec<String> = newest
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f["test_id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let found = detect(uploads, &policy, now);
+    let mut failing: Vec<String> = found
+        .newest_failures
+        .iter()
+        .map(|f| f.test_id.clone())
+        .collect();
     failing.sort();
     failing.dedup();
-    let mut history: Vec<Value> = Vec::new();
-    for p in pipelines {
-        let Some(main) = component(p, "main_pipeline") else {
-            continue;
-        };
-        let d = &main["details"];
-        let Some(run_id) = d["run_id"].as_i64() else {
-            continue;
-        };
-        if history.iter().any(|h| h["run_id"] == run_id) {
-            continue;
-        }
-        history.push(json!({
-            "run_id": run_id,
-            "run_number": d["run_number"],
-            "conclusion": d["conclusion"],
-            "branch": d["branch"],
-            "run_url": d["run_url"],
-            "completed_at": d["completed_at"],
-        }));
-    }
+    let newest: Vec<Value> = found
+        .newest_failures
+        .iter()
+        .take(FlakePolicy::default().newest_failures)
+        .map(|f| serde_json::to_value(f).unwrap_or_default())
+        .collect();
+    let mut ordered: Vec<&PipelineRun> = runs
+        .iter()
+        .filter(|r| r.completed_at.or(r.started_at).is_none_or(|t| t >= since))
+        .collect();
+    ordered.sort_by_key(|r| std::cmp::Reverse((r.completed_at, r.run_id, r.run_attempt)));
+    let history: Vec<Value> = ordered
+        .iter()
+        .map(|r| {
+            json!({
+                "run_id": r.run_id,
+                "run_number": r.run_number,
+                "run_attempt": r.run_attempt,
+                "workflow": r.workflow,
+                "conclusion": r.conclusion.as_str(),
+                "branch": r.branch,
+                "commit": r.commit,
+                "run_url": r.url,
+                "completed_at": r.completed_at,
+            })
+        })
+        .collect();
     json!({
         "since": since.to_rfc3339(),
-        "generated_at": flakes.map_or(Value::Null, |f| f["generated_at"].clone()),
-        "sessions": metric("uploads"),
-        "failure_count": metric("failures"),
+        "generated_at": now.to_rfc3339(),
+        "sessions": found.uploads,
+        "cases": found.cases,
+        "failure_count": found.failures,
         "failing_tests": failing,
-        "flaky_tests": flaky,
+        "flaky_tests": found.flaky,
         "newest_failures": newest,
         "history": history,
     })
@@ -192,6 +196,35 @@ pub fn render_markdown(d: &Value) -> String {
     out
 }
 
+/// Every row of a paged CI history endpoint since `at` (URL-encoded).
+async fn all_rows<T: DeserializeOwned>(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    at: &str,
+) -> Result<Vec<T>, Failure> {
+    let mut rows = Vec::new();
+    for page in 0..MAX_PAGES {
+        let answer = get_json(
+            http,
+            base,
+            &format!("{path}?since={at}&limit={PAGE}&offset={}", page * PAGE),
+        )
+        .await?;
+        let entries: Vec<T> = serde_json::from_value(answer["entries"].clone()).map_err(|e| {
+            Failure::refused(format!(
+                "{path} did not answer CI history rows ({e}); is --aggregator a telemesh aggregator of this version?"
+            ))
+        })?;
+        let full = entries.len() >= PAGE;
+        rows.extend(entries);
+        if !full {
+            break;
+        }
+    }
+    Ok(rows)
+}
+
 /// `telemesh ci flakes`.
 pub fn flakes(target: &Target, since: Option<&str>, format: &str) -> ExitCode {
     finish((|| {
@@ -200,36 +233,17 @@ pub fn flakes(target: &Target, since: Option<&str>, format: &str) -> ExitCode {
                 "--format {format:?}: use markdown or json"
             )));
         }
-        let since = parse_since(since.unwrap_or("7d"), Utc::now()).map_err(Failure::refused)?;
+        let now = Utc::now();
+        let since = parse_since(since.unwrap_or("7d"), now).map_err(Failure::refused)?;
         let base = base_url(target)?;
         let http = client()?;
         let at = urlencode(&since.to_rfc3339());
-        let (flakes, pipelines) = runtime()?.block_on(async {
-            let flakes = get_json(
-                &http,
-                &base,
-                &format!("/api/v1/snapshots?kind=telemetry.ci.flakes&since={at}&limit=1"),
-            )
-            .await?;
-            let pipelines = get_json(
-                &http,
-                &base,
-                &format!("/api/v1/snapshots?kind=telemetry.ci.pipeline&since={at}&limit=1000"),
-            )
-            .await?;
-            Ok::<_, Failure>((flakes, pipelines))
+        let (tests, runs) = runtime()?.block_on(async {
+            let tests: Vec<TestRow> = all_rows(&http, &base, "/api/v1/ci/tests", &at).await?;
+            let runs: Vec<RunRow> = all_rows(&http, &base, "/api/v1/ci/runs", &at).await?;
+            Ok::<_, Failure>((tests, runs))
         })?;
-        let newest = flakes["snapshots"]
-            .as_array()
-            .and_then(|a| a.first())
-            .map(|s| &s["snapshot"]);
-        let runs: Vec<Value> = pipelines["snapshots"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|s| s["snapshot"].clone())
-            .collect();
-        let d = digest(since, newest, &runs);
+        let d = digest(since, now, &uploads_from_rows(&tests), &runs_from_rows(&runs));
         if format == "json" {
             println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
         } else {
@@ -242,6 +256,7 @@ pub fn flakes(target: &Target, since: Option<&str>, format: &str) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use telemesh_ci::junit::{Outcome, ReportFormat, TestCase, TestReport};
 
     #[test]
     fn since_takes_rfc3339_or_a_span_and_refuses_the_rest() {
@@ -259,34 +274,77 @@ mod tests {
         }
     }
 
+    fn upload(id: &str, minutes: i64, commit: &str, cases: &[(&str, Outcome)]) -> TestUpload {
+        TestUpload {
+            upload_id: id.into(),
+            recorded_at: t0() + Duration::minutes(minutes),
+            commit: commit.into(),
+            branch: Some("main".into()),
+            run_id: Some(id.into()),
+            run_url: Some(format!("https://gh/{id}")),
+            suite: None,
+            report: TestReport {
+                format: ReportFormat::Junit,
+                cases: cases
+                    .iter()
+                    .map(|(name, outcome)| TestCase {
+                        test_id: (*name).into(),
+                        outcome: *outcome,
+                        duration_seconds: 0.1,
+                        failure: outcome.is_failure().then(|| "boom".to_owned()),
+                        retried_failures: 0,
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-30T00:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
+    fn run(id: u64, conclusion: &str, minutes: i64) -> PipelineRun {
+        serde_json::from_value(json!({
+            "run_id": id, "workflow": "CI", "workflow_path": null, "run_number": id,
+            "run_attempt": 1, "display_title": "t", "event": "push",
+            "conclusion": conclusion, "branch": "main", "commit": "abc", "actor": null,
+            "url": format!("https://gh/runs/{id}"), "repository": null, "repository_url": null,
+            "started_at": null,
+            "completed_at": (t0() + Duration::minutes(minutes)).to_rfc3339(),
+        }))
+        .expect("a run")
+    }
+
     #[test]
-    fn digest_dedupes_runs_and_renders_hostile_text_safely() {
-        let flakes = json!({
-            "generated_at": "2026-11-30T00:00:00Z",
-            "metrics": {"uploads": 2.0, "failures": 3.0},
-            "components": [
-                {"name": "flaky_tests", "details": {"flaky": [{"test_id": "a|b`c\u{1b}[31m", "reasons": ["failed then passed on commit abc"], "failures": 1, "passes": 1, "last_run_url": "https://ci/1"}]}},
-                {"name": "reports", "details": {"newest_failures": [{"test_id": "t2"}, {"test_id": "t1"}, {"test_id": "t2"}]}}
-            ]
-        });
-        let run = |id: i64, conclusion: &str| json!({"components": [{"name": "main_pipeline", "details": {"run_id": id, "run_number": id, "conclusion": conclusion, "branch": "main", "run_url": format!("https://gh/{id}")}}]});
-        let pipelines = [
-            run(2, "success"),
-            run(2, "success"),
-            run(1, "failure"),
-            json!({"components": []}),
+    fn digest_finds_flakes_across_uploads_and_renders_hostile_text_safely() {
+        let hostile = "a|b`c\u{1b}[31m";
+        let uploads = [
+            upload("1", 1, "abc", &[("t1", Outcome::Failed), (hostile, Outcome::Failed), ("x", Outcome::XFailed)]),
+            upload("2", 2, "abc", &[("t1", Outcome::Passed), (hostile, Outcome::Passed), ("t2", Outcome::Failed)]),
+            // before --since: not counted
+            upload("0", -600, "old", &[("t9", Outcome::Failed)]),
         ];
-        let d = digest(Utc::now(), Some(&flakes), &pipelines);
+        let runs = [run(2, "success", 3), run(1, "failure", 1), run(0, "failure", -600)];
+        let d = digest(t0(), t0() + Duration::hours(1), &uploads, &runs);
         assert_eq!(d["sessions"], 2);
-        assert_eq!(d["failure_count"], 3);
-        assert_eq!(d["failing_tests"], json!(["t1", "t2"]));
-        assert_eq!(d["history"].as_array().map(Vec::len), Some(2));
+        assert_eq!(d["failure_count"], 3, "xfail is not a failure: {d}");
+        assert_eq!(d["failing_tests"], json!([hostile, "t1", "t2"]));
+        let flaky: Vec<&str> = d["flaky_tests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["test_id"].as_str())
+            .collect();
+        assert_eq!(flaky, [hostile, "t1"]);
+        assert_eq!(d["history"].as_array().map(Vec::len), Some(2), "{d}");
         let md = render_markdown(&d);
-        assert!(md.contains("- #2: success on main (https://gh/2)"), "{md}");
+        assert!(md.contains("- #2: success on main (https://gh/runs/2)"), "{md}");
         assert!(md.contains("- #1: failure on main"), "{md}");
         assert!(md.contains("a\\|b'c"), "{md}");
         assert!(!md.contains('\u{1b}'), "control characters removed: {md}");
-        let empty = render_markdown(&digest(Utc::now(), None, &[]));
+        let empty = render_markdown(&digest(t0(), t0(), &[], &[]));
         assert!(
             empty.contains("No flaky tests") && empty.contains("No runs recorded"),
             "{empty}"
