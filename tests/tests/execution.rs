@@ -271,7 +271,15 @@ async fn execution_journal_on_timescale_is_a_hypertable() {
     .fetch_all(pg.pool())
     .await
     .expect("hypertables");
-    assert_eq!(hypertables, ["execution_snapshots", "telemetry_snapshots"]);
+    assert_eq!(
+        hypertables,
+        [
+            "ci_test_results",
+            "ci_trends",
+            "execution_snapshots",
+            "telemetry_snapshots"
+        ]
+    );
     behaves_like_an_execution_journal(&j).await;
     j.close().await;
 }

@@ -301,10 +301,7 @@ pub fn add_journal(snapshot: &mut Snapshot, read: &Result<usize, String>) {
             Grade::Ok,
             format!("history read back from the journal ({rows} new row(s))"),
         ),
-        Err(detail) => (
-            Grade::Warn,
-            format!("journal history not read: {detail}"),
-        ),
+        Err(detail) => (Grade::Warn, format!("journal history not read: {detail}")),
     };
     snapshot.push(Component::new(JOURNAL, grade, summary.clone()));
     snapshot

@@ -472,7 +472,10 @@ pub fn trend_from_rows(rows: &[TrendRow]) -> (Vec<(String, CoverageEntry)>, Opti
                 else {
                     continue;
                 };
-                if formatter.as_ref().is_none_or(|(at, _)| row.recorded_at >= *at) {
+                if formatter
+                    .as_ref()
+                    .is_none_or(|(at, _)| row.recorded_at >= *at)
+                {
                     formatter = Some((row.recorded_at, mode));
                 }
             }
@@ -544,7 +547,8 @@ mod tests {
         assert_eq!(a[0].status, Grade::Ok);
         assert_eq!(a[0].metrics["interval_seconds"], RECORD_INTERVAL_SECONDS);
         // the aggregator's row shape, as its API answers it
-        let details = serde_json::Value::from(&DetailValue::Map(a[0].components[0].details.clone()));
+        let details =
+            serde_json::Value::from(&DetailValue::Map(a[0].components[0].details.clone()));
         let rows: Vec<TestRow> = details["cases"]
             .as_array()
             .expect("cases")

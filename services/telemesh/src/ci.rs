@@ -243,7 +243,12 @@ pub fn flakes(target: &Target, since: Option<&str>, format: &str) -> ExitCode {
             let runs: Vec<RunRow> = all_rows(&http, &base, "/api/v1/ci/runs", &at).await?;
             Ok::<_, Failure>((tests, runs))
         })?;
-        let d = digest(since, now, &uploads_from_rows(&tests), &runs_from_rows(&runs));
+        let d = digest(
+            since,
+            now,
+            &uploads_from_rows(&tests),
+            &runs_from_rows(&runs),
+        );
         if format == "json" {
             println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
         } else {
@@ -321,12 +326,34 @@ mod tests {
     fn digest_finds_flakes_across_uploads_and_renders_hostile_text_safely() {
         let hostile = "a|b`c\u{1b}[31m";
         let uploads = [
-            upload("1", 1, "abc", &[("t1", Outcome::Failed), (hostile, Outcome::Failed), ("x", Outcome::XFailed)]),
-            upload("2", 2, "abc", &[("t1", Outcome::Passed), (hostile, Outcome::Passed), ("t2", Outcome::Failed)]),
+            upload(
+                "1",
+                1,
+                "abc",
+                &[
+                    ("t1", Outcome::Failed),
+                    (hostile, Outcome::Failed),
+                    ("x", Outcome::XFailed),
+                ],
+            ),
+            upload(
+                "2",
+                2,
+                "abc",
+                &[
+                    ("t1", Outcome::Passed),
+                    (hostile, Outcome::Passed),
+                    ("t2", Outcome::Failed),
+                ],
+            ),
             // before --since: not counted
             upload("0", -600, "old", &[("t9", Outcome::Failed)]),
         ];
-        let runs = [run(2, "success", 3), run(1, "failure", 1), run(0, "failure", -600)];
+        let runs = [
+            run(2, "success", 3),
+            run(1, "failure", 1),
+            run(0, "failure", -600),
+        ];
         let d = digest(t0(), t0() + Duration::hours(1), &uploads, &runs);
         assert_eq!(d["sessions"], 2);
         assert_eq!(d["failure_count"], 3, "xfail is not a failure: {d}");
@@ -340,7 +367,10 @@ mod tests {
         assert_eq!(flaky, [hostile, "t1"]);
         assert_eq!(d["history"].as_array().map(Vec::len), Some(2), "{d}");
         let md = render_markdown(&d);
-        assert!(md.contains("- #2: success on main (https://gh/runs/2)"), "{md}");
+        assert!(
+            md.contains("- #2: success on main (https://gh/runs/2)"),
+            "{md}"
+        );
         assert!(md.contains("- #1: failure on main"), "{md}");
         assert!(md.contains("a\\|b'c"), "{md}");
         assert!(!md.contains('\u{1b}'), "control characters removed: {md}");

@@ -75,11 +75,7 @@ pub struct PageDoc<T: ToSchema> {
     pub entries: Vec<T>,
 }
 
-async fn read(
-    state: &AppState,
-    table: CiTable,
-    query: CiQuery,
-) -> Result<HttpResponse, ApiError> {
+async fn read(state: &AppState, table: CiTable, query: CiQuery) -> Result<HttpResponse, ApiError> {
     let page = state
         .journal
         .send(CiHistory(table, query))

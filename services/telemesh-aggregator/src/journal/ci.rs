@@ -175,7 +175,8 @@ impl CiRows {
                 other => Err(format!("unknown component {:?}", clip(other, 64))),
             };
             if let Err(reason) = refused {
-                rows.refused.push(format!("{}: {reason}", clip(&c.name, 64)));
+                rows.refused
+                    .push(format!("{}: {reason}", clip(&c.name, 64)));
             }
         }
         rows
@@ -836,10 +837,7 @@ mod tests {
             .detail("run_id", 42)
             .detail("run_attempt", 2)
             .detail("workflow", "CI")
-            .detail(
-                "conclusion",
-                map(serde_json::json!({"other": "skipped"})),
-            )
+            .detail("conclusion", map(serde_json::json!({"other": "skipped"})))
             .detail("url", "https://gh/42");
         let rows = CiRows::from_snapshot(&record(cov));
         assert_eq!(rows.trends[0].percent, Some(81.5));

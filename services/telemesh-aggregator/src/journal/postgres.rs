@@ -531,7 +531,9 @@ async fn prepare_layout(pool: &PgPool, settings: &JournalSettings) -> Result<Lay
             super::execution::make_hypertable(pool, hours)
                 .await
                 .map_err(|e| timescale_failed("create_hypertable(execution_snapshots)", e))?;
-            super::ci::make_hypertables(pool, hours).await.map_err(|e| timescale_failed("create_hypertable(ci_*)", e))?;
+            super::ci::make_hypertables(pool, hours)
+                .await
+                .map_err(|e| timescale_failed("create_hypertable(ci_*)", e))?;
             Ok(Layout::Timescale { version })
         }
     }
