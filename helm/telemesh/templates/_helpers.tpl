@@ -261,7 +261,7 @@ Secrets, extra variables. Call with (dict "root" $ "name" "aggregator" "svc" $sv
 {{- end }}
 {{- if and (eq .name "ci") .svc.secrets .svc.secrets.existingSecret }}
 {{- $ci := .svc.secrets }}
-{{- range $var, $key := dict "TELEMESH__CI__WEBHOOK_SECRET" $ci.webhookSecretKey "TELEMESH__CI__API_TOKEN" $ci.apiTokenKey "TELEMESH__CI__GITHUB_TOKEN" $ci.githubTokenKey }}
+{{- range $var, $key := dict "TELEMESH__CI__WEBHOOK_SECRET" $ci.webhookSecretKey "TELEMESH__CI__API_TOKEN" $ci.apiTokenKey "TELEMESH__CI__GITHUB_TOKEN" $ci.githubTokenKey "TELEMESH__CI__AGGREGATOR_TOKEN" ($ci.aggregatorTokenKey | default "") }}
 {{- if $key }}
 - name: {{ $var }}
   valueFrom:

@@ -183,6 +183,10 @@ async fn run_standalone(mut cfg: TelemeshConfig, demo: Option<Duration>) -> anyh
     if domains_cfg.incident_response.aggregator_url.is_empty() {
         domains_cfg.incident_response.aggregator_url = format!("http://{}", aggregator.http_addr);
     }
+    // the CI domain reads its history back from this aggregator's journal unless told otherwise
+    if domains_cfg.ci.aggregator_url.is_empty() {
+        domains_cfg.ci.aggregator_url = format!("http://{}", aggregator.http_addr);
+    }
     // every domain runs; one that is not configured publishes a block naming its setting. Their
     // own endpoints take any free port (the API holds [http] addr).
     let mut services = Vec::with_capacity(DOMAINS.len());
