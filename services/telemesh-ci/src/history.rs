@@ -482,7 +482,7 @@ pub fn trend_from_rows(rows: &[TrendRow]) -> (Vec<(String, CoverageEntry)>, Opti
             _ => {}
         }
     }
-    coverage.sort_by(|a, b| a.1.recorded_at.cmp(&b.1.recorded_at));
+    coverage.sort_by_key(|e| e.1.recorded_at);
     (coverage, formatter.map(|(_, m)| m))
 }
 

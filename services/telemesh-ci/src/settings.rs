@@ -188,8 +188,9 @@ impl Section for CiSettings {
             ));
         }
         let aggregator = self.aggregator_url.trim();
-        if !aggregator.is_empty()
-            && !(aggregator.starts_with("https://") || aggregator.starts_with("http://"))
+        if !(aggregator.is_empty()
+            || aggregator.starts_with("https://")
+            || aggregator.starts_with("http://"))
         {
             return Err(Invalid::new(
                 "ci.aggregator_url",
