@@ -212,7 +212,7 @@ def config_problems(cm: dict) -> list[str]:
             if key in ch:
                 p.append(f"alerting.channels[{n}].{key} is in the ConfigMap")
     for section, keys in (("cache_health", ("url",)), ("system_validation", ("api_token",)),
-                          ("ci", ("webhook_secret", "api_token", "github_token"))):
+                          ("ci", ("webhook_secret", "api_token", "github_token", "aggregator_token"))):
         for key in keys:
             if key in doc.get(section, {}):
                 p.append(f"{section}.{key} is in the ConfigMap")
