@@ -34,6 +34,7 @@ use telemesh_integration_tests::{namespace, timescale_url, wait_until, TestEnv};
 use telemesh_service::{RunningService, ServiceOptions};
 
 const TOKEN: &str = "ci-upload-token";
+const WEBHOOK_SECRET: &str = "ci-webhook-secret";
 const COMMIT: &str = "5779607b49aab1200488439f02372c57b4f75444";
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -425,6 +426,7 @@ impl Mesh {
         let svc = telemesh_service::start(
             CiDomain::new(CiSettings {
                 api_token: Secret::new(TOKEN),
+                webhook_secret: Secret::new(WEBHOOK_SECRET),
                 aggregator_url: self.base.clone(),
                 interval_seconds: 3600,
                 coverage_floor: 0.0,
@@ -535,9 +537,34 @@ async fn history_survives_a_restart(journal_url: &str) {
     )
     .await;
     assert_eq!(status, 201, "{answer}");
+    // and a failed run of the published webhook example
+    let mut event: Value = serde_json::from_slice(&fixture(
+        "github/workflow_run.completed.success.payload.json",
+    ))
+    .expect("webhook example");
+    event["workflow_run"]["conclusion"] = "failure".into();
+    let run_url = event["workflow_run"]["html_url"]
+        .as_str()
+        .expect("html_url")
+        .to_owned();
+    let body = serde_json::to_vec(&event).expect("json");
+    let r = reqwest::Client::new()
+        .post(format!("{a_url}/api/v1/ci/github"))
+        .header("x-github-event", "workflow_run")
+        .header("x-github-delivery", "delivery-1")
+        .header(
+            "x-hub-signature-256",
+            telemesh_ci::webhook::signature_header(WEBHOOK_SECRET.as_bytes(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(r.status().as_u16(), 202);
     m.wait_count(&format!("/api/v1/ci/tests?commit={COMMIT}"), n1 + n2)
         .await;
     m.wait_count("/api/v1/ci/coverage", 2).await;
+    m.wait_count("/api/v1/ci/runs", 1).await;
     a.stop(false).await;
 
     // replica "b" starts with empty memory: the history comes back from the journal
@@ -566,6 +593,17 @@ async fn history_survives_a_restart(journal_url: &str) {
     let overall = component(coverage, "overall");
     assert_eq!(overall.status, Grade::Warn, "{}", overall.summary);
     assert!(overall.summary.contains("dropped"), "{}", overall.summary);
+    let pipeline = graded
+        .iter()
+        .find(|s| s.kind == "telemetry.ci.pipeline")
+        .expect("pipeline snapshot");
+    assert!(
+        serde_json::to_string(pipeline)
+            .expect("json")
+            .contains(&run_url),
+        "the run comes back from the journal: {}",
+        pipeline.summary
+    );
 
     // the same report sent again after the restart is known: nothing new is journaled
     let (status, answer) = post(

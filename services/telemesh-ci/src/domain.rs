@@ -1,9 +1,10 @@
 //! Owns the CI domain on the framework: gathers a copy of the intake's state, grades it into
 //! `telemetry.ci.pipeline`, `telemetry.ci.flakes` and `telemetry.ci.coverage`, and mounts the
-//! intake routes; new data re-evaluates at once (`run_now`). Each gather also publishes the
-//! runs recorded since the last one as history records and, with `ci.aggregator_url`, reads
-//! the history journaled since the last read (the whole flake window at start) back into the
-//! state, so a restarted or second replica grades the same history.
+//! intake routes; new data re-evaluates at once (`run_now`). Each gather, with
+//! `ci.aggregator_url`, first reads the history journaled since the last read (the whole flake
+//! window at start) back into the state, so a restarted or second replica grades the same
+//! history, then polls and publishes the runs recorded since the last gather as history
+//! records.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -160,6 +161,8 @@ impl Domain for CiDomain {
     }
 
     async fn gather(&mut self) -> CiState {
+        // the journal first: runs it already holds are not published again after a restart
+        let journal = self.read_journal().await;
         let poll = match &mut self.poller {
             Some(poller) => {
                 let outcome = poller.poll(&self.store, Utc::now()).await;
@@ -171,7 +174,6 @@ impl Domain for CiDomain {
             None => None,
         };
         self.publish_runs().await;
-        let journal = self.read_journal().await;
         CiState {
             view: self.store.view(),
             poll,

@@ -276,7 +276,8 @@ pub fn formatter_record(
     )
 }
 
-/// The record of one completed pipeline run (its time: completion, else start, else `now`).
+/// The record of one completed pipeline run, as recorded at `now` (when the domain learnt of
+/// it: a run is read back with the window it was recorded in, however old the run).
 pub fn run_record(run: &PipelineRun, source: &Source, now: DateTime<Utc>) -> Snapshot {
     let mut c = Component::new(
         "run",
@@ -299,7 +300,7 @@ pub fn run_record(run: &PipelineRun, source: &Source, now: DateTime<Utc>) -> Sna
             run.conclusion.as_str(),
         ]),
         source,
-        run.completed_at.or(run.started_at).unwrap_or(now),
+        now,
         format!(
             "workflow run {} #{} {}",
             run.workflow,
