@@ -443,6 +443,94 @@ mod tests {
     }
 
     #[test]
+    fn journal_history_joins_by_id_and_is_never_republished() {
+        use crate::junit::{Outcome, ReportFormat, TestCase, TestReport};
+        let store = CiStore::new(Capacity::default());
+        let xml = b"<testsuite><testcase name='t'/></testsuite>";
+        let meta = UploadMeta {
+            commit: "c".into(),
+            ..UploadMeta::default()
+        };
+        let t = |s: i64| DateTime::from_timestamp(1_700_000_000 + s, 0).expect("time");
+        let local = store
+            .record_report(meta, xml, "u1".into(), t(10))
+            .expect("valid");
+        // the journal holds u1 with more cases (a part read later) and an older u0
+        let mut fuller = local.clone();
+        fuller.report.cases.push(TestCase {
+            test_id: "t2".into(),
+            outcome: Outcome::Failed,
+            duration_seconds: 0.0,
+            failure: None,
+            retried_failures: 0,
+        });
+        let older = crate::flakes::TestUpload {
+            upload_id: "u0".into(),
+            recorded_at: t(0),
+            report: TestReport {
+                format: ReportFormat::Junit,
+                cases: vec![],
+            },
+            ..local.clone()
+        };
+        let entry = CoverageEntry {
+            label: "b".into(),
+            recorded_at: t(5),
+            percent: 80.0,
+            domains: vec![],
+        };
+        let run: PipelineRun = serde_json::from_value(serde_json::json!({
+            "run_id": 1, "workflow": "CI", "workflow_path": null, "run_number": 1,
+            "run_attempt": 1, "display_title": "t", "event": null, "conclusion": "success",
+            "branch": null, "commit": "c", "actor": null, "url": "https://gh/1",
+            "repository": null, "repository_url": null, "started_at": null, "completed_at": null
+        }))
+        .expect("run");
+        for _ in 0..2 {
+            store.merge_journal(
+                vec![fuller.clone(), older.clone()],
+                vec![("e1".into(), entry.clone())],
+                Some((t(1), FormatterMode::global())),
+                vec![run.clone()],
+            );
+        }
+        let view = store.view();
+        let ids: Vec<_> = view.uploads.iter().map(|u| u.upload_id.as_str()).collect();
+        assert_eq!(ids, ["u0", "u1"], "time order, each once");
+        assert_eq!(
+            view.uploads[1].report.cases.len(),
+            2,
+            "the fuller copy wins"
+        );
+        assert_eq!(view.coverage.trend.len(), 1);
+        assert_eq!(view.coverage.formatter, Some(FormatterMode::global()));
+        assert_eq!(view.runs.len(), 1);
+        assert!(
+            store.take_unpublished_runs().is_empty(),
+            "journal runs are not republished"
+        );
+        assert!(store.has_upload("u1") && store.has_coverage("e1"));
+        // a newer local formatter is not replaced by an older journaled one
+        store.record_formatter(FormatterMode::allowlist("src/\n"), t(20));
+        store.merge_journal(
+            vec![],
+            vec![],
+            Some((t(2), FormatterMode::global())),
+            vec![],
+        );
+        assert_eq!(
+            store.view().coverage.formatter.map(|f| f.mode),
+            Some("allowlist".into())
+        );
+        // a run recorded here waits in the outbox once
+        let mut failed = run.clone();
+        failed.run_attempt = 2;
+        assert!(store.record_run(failed.clone()));
+        assert!(!store.record_run(failed));
+        assert_eq!(store.take_unpublished_runs().len(), 1);
+    }
+
+    #[test]
     fn a_refused_report_stores_nothing_and_capacity_bounds_history() {
         let store = CiStore::new(Capacity {
             uploads: 2,

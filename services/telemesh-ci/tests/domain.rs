@@ -177,3 +177,63 @@ async fn unconfigured_domain_names_the_setting() {
     );
     svc.service.stop(false).await;
 }
+
+/// An upload is published as history records, a webhook run as one too (on the next cycle),
+/// and a journal that cannot be read is a `warn` component naming the setting to check.
+#[actix_rt::test]
+async fn history_records_are_published_and_an_unreachable_journal_is_graded() {
+    // a port nothing listens on: bound, then released
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let svc = TestService::start(CiDomain::new(CiSettings {
+        aggregator_url: format!("http://{closed}"),
+        aggregator_timeout_seconds: 2,
+        ..settings()
+    }))
+    .expect("start");
+    let client = reqwest::Client::new();
+    let r = client
+        .post(svc.url("/api/v1/ci/reports?commit=abc&suite=pytest"))
+        .bearer_auth(TOKEN)
+        .body(fixture("junit/pytest-run1.xml"))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status().as_u16(), 201);
+    let answer: Value = r.json().await.expect("json");
+    let records = svc
+        .wait_published(kinds::HISTORY, 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(records.len(), 1, "{answer}");
+    assert_eq!(records[0].components[0].name, "tests");
+    assert_eq!(records[0].status, Grade::Ok);
+    assert_eq!(
+        deliver(&client, &svc, run_body("failure", 77), "d-77").await,
+        202
+    );
+    let records = svc
+        .wait_published(kinds::HISTORY, 2, Duration::from_secs(10))
+        .await;
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1].components[0].name, "run");
+
+    let graded = svc.service.handle().run_now().await;
+    let flakes = graded
+        .iter()
+        .find(|s| s.kind == kinds::FLAKES)
+        .expect("flakes");
+    let journal = flakes.component("journal").expect("journal component");
+    assert_eq!(journal.status, Grade::Warn);
+    assert!(
+        journal.summary.contains("ci.aggregator_url"),
+        "{}",
+        journal.summary
+    );
+    assert_eq!(
+        svc.published(kinds::HISTORY).len(),
+        2,
+        "a run is published once"
+    );
+    svc.service.stop(false).await;
+}
