@@ -65,14 +65,29 @@ pub fn parse_query(params: &[(String, String)], allowed: &[&str]) -> Result<CiQu
     Ok(q)
 }
 
-/// One page of CI history.
+/// A page of `GET /api/v1/ci/tests`: `count` rows, oldest first (ask for the next page with
+/// `offset` + `count` while `count` = `limit`).
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(as = CiHistoryPage)]
-pub struct PageDoc<T: ToSchema> {
-    /// Rows in this page.
+#[schema(as = CiTestsPage)]
+pub struct TestsPageDoc {
     pub count: usize,
-    /// Oldest first; ask for the next page with `offset` + `count` while `count` = `limit`.
-    pub entries: Vec<T>,
+    pub entries: Vec<crate::journal::ci::TestResultRow>,
+}
+
+/// A page of `GET /api/v1/ci/coverage`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CiCoveragePage)]
+pub struct CoveragePageDoc {
+    pub count: usize,
+    pub entries: Vec<crate::journal::ci::TrendRow>,
+}
+
+/// A page of `GET /api/v1/ci/runs`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CiRunsPage)]
+pub struct RunsPageDoc {
+    pub count: usize,
+    pub entries: Vec<crate::journal::ci::RunRow>,
 }
 
 async fn read(state: &AppState, table: CiTable, query: CiQuery) -> Result<HttpResponse, ApiError> {
@@ -94,7 +109,7 @@ async fn read(state: &AppState, table: CiTable, query: CiQuery) -> Result<HttpRe
         ("test" = Option<String>, Query, description = "only this test id (classname::name)"),
         ("limit" = Option<u32>, Query, description = "1 to 10000, default 1000"),
         ("offset" = Option<u32>, Query, description = "rows to skip, 0 to 1000000")),
-    responses((status = 200, description = "Per-test results of uploaded reports, oldest first", body = PageDoc<crate::journal::ci::TestResultRow>), (status = 400, description = "Bad query", body = super::openapi::ErrorDoc), (status = 503, description = "A dependency is down", body = super::openapi::ErrorDoc)))]
+    responses((status = 200, description = "Per-test results of uploaded reports, oldest first", body = TestsPageDoc), (status = 400, description = "Bad query", body = super::openapi::ErrorDoc), (status = 503, description = "A dependency is down", body = super::openapi::ErrorDoc)))]
 pub(super) async fn tests(
     state: web::Data<AppState>,
     params: web::Query<Vec<(String, String)>>,
@@ -107,7 +122,7 @@ pub(super) async fn tests(
     params(("since" = Option<String>, Query, description = "RFC 3339, inclusive"),
         ("limit" = Option<u32>, Query, description = "1 to 10000, default 1000"),
         ("offset" = Option<u32>, Query, description = "rows to skip, 0 to 1000000")),
-    responses((status = 200, description = "Coverage and formatter entries, oldest first", body = PageDoc<crate::journal::ci::TrendRow>), (status = 400, description = "Bad query", body = super::openapi::ErrorDoc), (status = 503, description = "A dependency is down", body = super::openapi::ErrorDoc)))]
+    responses((status = 200, description = "Coverage and formatter entries, oldest first", body = CoveragePageDoc), (status = 400, description = "Bad query", body = super::openapi::ErrorDoc), (status = 503, description = "A dependency is down", body = super::openapi::ErrorDoc)))]
 pub(super) async fn coverage(
     state: web::Data<AppState>,
     params: web::Query<Vec<(String, String)>>,
@@ -121,7 +136,7 @@ pub(super) async fn coverage(
         ("commit" = Option<String>, Query, description = "only this commit"),
         ("limit" = Option<u32>, Query, description = "1 to 10000, default 1000"),
         ("offset" = Option<u32>, Query, description = "rows to skip, 0 to 1000000")),
-    responses((status = 200, description = "Completed pipeline runs, oldest first", body = PageDoc<crate::journal::ci::RunRow>), (status = 400, description = "Bad query", body = super::openapi::ErrorDoc), (status = 503, description = "A dependency is down", body = super::openapi::ErrorDoc)))]
+    responses((status = 200, description = "Completed pipeline runs, oldest first", body = RunsPageDoc), (status = 400, description = "Bad query", body = super::openapi::ErrorDoc), (status = 503, description = "A dependency is down", body = super::openapi::ErrorDoc)))]
 pub(super) async fn runs(
     state: web::Data<AppState>,
     params: web::Query<Vec<(String, String)>>,
@@ -175,6 +190,23 @@ mod tests {
                 .error,
             "unknown_parameter"
         );
+    }
+
+    #[test]
+    fn the_openapi_document_has_the_three_reads() {
+        let doc = crate::http::openapi::document();
+        for (path, schema) in [
+            ("/api/v1/ci/tests", "CiTestsPage"),
+            ("/api/v1/ci/coverage", "CiCoveragePage"),
+            ("/api/v1/ci/runs", "CiRunsPage"),
+        ] {
+            assert!(doc["paths"][path]["get"].is_object(), "{path}");
+            assert!(
+                doc["components"]["schemas"][schema]["properties"]["entries"].is_object(),
+                "{schema}"
+            );
+        }
+        assert!(doc["components"]["schemas"]["TestResultRow"].is_object());
     }
 
     #[test]
