@@ -1,9 +1,9 @@
 //! The CI history in the journal database (issue 13), on real servers: the CI domain publishes
 //! `telemetry.ci.history` records for each accepted upload, the aggregator journals them into
 //! `ci_test_results` / `ci_trends` / `ci_pipeline_runs` exactly once (PostgreSQL, SQLite and
-//! TimescaleDB, where they are hypertables) and serves them on `GET /api/v1/ci/*`; a CI domain
-//! started afresh (a restart, or a second replica) reads them back and grades the same flaky
-//! test and coverage drop. Hostile uploads are split, clipped or refused with a reason, and
+//! TimescaleDB, where they are hypertables; over the in-process transport and real Kafka) and
+//! serves them on `GET /api/v1/ci/*`; a CI domain started afresh (a restart, or a second
+//! replica) reads them back and grades the same flaky test, coverage drop and run. Hostile uploads are split, clipped or refused with a reason, and
 //! the next upload goes through. Fixtures are the real report files of `tests/fixtures/ci`.
 
 use std::path::PathBuf;
@@ -28,9 +28,10 @@ use telemesh_ci::junit::{parse_report, Outcome, ReportFormat, TestCase, TestRepo
 use telemesh_ci::settings::CiSettings;
 use telemesh_core::config::{Secret, SecretUrl};
 use telemesh_core::transport::inproc::InProcessBus;
+use telemesh_core::transport::kafka::KafkaPublisher;
 use telemesh_core::transport::SnapshotPublisher;
 use telemesh_core::{Component, Encoding, Grade, Snapshot, Source};
-use telemesh_integration_tests::{namespace, timescale_url, wait_until, TestEnv};
+use telemesh_integration_tests::{fixtures, namespace, timescale_url, wait_until, TestEnv};
 use telemesh_service::{RunningService, ServiceOptions};
 
 const TOKEN: &str = "ci-upload-token";
@@ -398,11 +399,12 @@ async fn ci_history_on_timescale_is_in_hypertables() {
 
 struct Mesh {
     aggregator: Aggregator,
-    bus: Arc<InProcessBus>,
+    publisher: SnapshotPublisher,
     base: String,
 }
 
-async fn mesh(journal_url: &str) -> Mesh {
+/// An aggregator on `journal_url` fed by the in-process transport.
+async fn in_process_mesh(journal_url: &str) -> Mesh {
     let journal = Journal::connect(&settings(journal_url))
         .await
         .expect("open journal");
@@ -424,14 +426,34 @@ async fn mesh(journal_url: &str) -> Mesh {
     let base = format!("http://{}", aggregator.http_addr);
     Mesh {
         aggregator,
-        bus,
+        publisher: SnapshotPublisher::new(bus.publisher(), Encoding::Json, ""),
+        base,
+    }
+}
+
+/// An aggregator on a fresh PostgreSQL database consuming a fresh namespace of the real Kafka
+/// broker, the CI domain publishing bincode to it.
+async fn kafka_mesh() -> Mesh {
+    let env = TestEnv::get();
+    let ns = namespace();
+    let kafka = env.kafka(&ns);
+    fixtures::create_topics(&kafka, 1).await;
+    let db = env.fresh_database(&ns).await;
+    let aggregator =
+        fixtures::kafka_aggregator(&kafka, &db, &fixtures::aggregator_settings()).await;
+    let base = format!("http://{}", aggregator.http_addr);
+    let producer: Arc<dyn telemesh_core::transport::Publisher> =
+        Arc::new(KafkaPublisher::new(&kafka).expect("kafka publisher"));
+    Mesh {
+        aggregator,
+        publisher: SnapshotPublisher::new(producer, Encoding::Bincode, kafka.topic_prefix.clone()),
         base,
     }
 }
 
 impl Mesh {
     fn publisher(&self) -> SnapshotPublisher {
-        SnapshotPublisher::new(self.bus.publisher(), Encoding::Json, "")
+        self.publisher.clone()
     }
 
     /// A CI domain publishing into this mesh and reading its history back from it.
@@ -507,8 +529,7 @@ fn lowered_lcov() -> Vec<u8> {
     lowered.into_bytes()
 }
 
-async fn history_survives_a_restart(journal_url: &str) {
-    let m = mesh(journal_url).await;
+async fn history_survives_a_restart(m: Mesh) {
     let reports = format!("commit={COMMIT}&branch=main&suite=pytest&run_id=1");
     let n1 = parse_report(&fixture("junit/pytest-run1.xml"))
         .expect("run 1")
@@ -761,7 +782,8 @@ async fn history_survives_a_restart(journal_url: &str) {
 #[actix_rt::test]
 async fn history_survives_a_restart_on_postgres() {
     let db = TestEnv::get().fresh_database(&namespace()).await;
-    tokio::time::timeout(Duration::from_secs(300), history_survives_a_restart(&db))
+    let m = in_process_mesh(&db).await;
+    tokio::time::timeout(Duration::from_secs(300), history_survives_a_restart(m))
         .await
         .expect("within five minutes");
 }
@@ -770,7 +792,16 @@ async fn history_survives_a_restart_on_postgres() {
 async fn history_survives_a_restart_on_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/journal.db", dir.path().display());
-    tokio::time::timeout(Duration::from_secs(300), history_survives_a_restart(&url))
+    let m = in_process_mesh(&url).await;
+    tokio::time::timeout(Duration::from_secs(300), history_survives_a_restart(m))
+        .await
+        .expect("within five minutes");
+}
+
+#[actix_rt::test]
+async fn history_survives_a_restart_over_kafka() {
+    let m = kafka_mesh().await;
+    tokio::time::timeout(Duration::from_secs(300), history_survives_a_restart(m))
         .await
         .expect("within five minutes");
 }
