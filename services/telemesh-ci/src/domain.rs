@@ -15,6 +15,7 @@ use crate::http::{configure, CiHttp};
 use crate::intake::{Capacity, CiStore, CiView};
 use crate::kinds;
 use crate::poller::{PollOutcome, Poller};
+use crate::reports_dir::{DirStatus, ReportsDir};
 use crate::settings::CiSettings;
 
 /// The service name (`serve ci`, `Source.service`).
@@ -26,6 +27,7 @@ pub struct CiDomain {
     settings: CiSettings,
     store: CiStore,
     poller: Option<Poller>,
+    reports_dir: Option<ReportsDir>,
 }
 
 /// What one gather found: the intake's state and, when the poller runs, its outcome.
@@ -33,6 +35,8 @@ pub struct CiDomain {
 pub struct CiState {
     pub view: CiView,
     pub poll: Option<PollOutcome>,
+    /// The reports directory after this gather's scan, when `ci.reports_dir` is set.
+    pub reports_dir: Option<DirStatus>,
 }
 
 impl CiDomain {
@@ -46,10 +50,13 @@ impl CiDomain {
                 Duration::from_secs(10),
             )
         });
+        let reports_dir =
+            (!settings.reports_dir.is_empty()).then(|| ReportsDir::new(&settings.reports_dir));
         Self {
             settings,
             store: CiStore::new(Capacity::default()),
             poller,
+            reports_dir,
         }
     }
 
@@ -77,7 +84,8 @@ impl Domain for CiDomain {
     fn not_configured(&self) -> Option<NotConfigured> {
         (self.settings.webhook_secret.expose().is_empty()
             && self.settings.api_token.expose().is_empty()
-            && !self.settings.polls())
+            && !self.settings.polls()
+            && self.reports_dir.is_none())
             .then(|| {
                 NotConfigured::new(
                     "ci.webhook_secret",
@@ -97,9 +105,22 @@ impl Domain for CiDomain {
             }
             None => None,
         };
+        let reports_dir = match &self.reports_dir {
+            Some(dir) => {
+                let (dir, store) = (dir.clone(), self.store.clone());
+                let scan =
+                    actix_web::rt::task::spawn_blocking(move || dir.scan(&store, Utc::now()));
+                Some(scan.await.unwrap_or_else(|e| DirStatus {
+                    error: Some(format!("the directory scan failed: {e}")),
+                    ..DirStatus::default()
+                }))
+            }
+            None => None,
+        };
         CiState {
             view: self.store.view(),
             poll,
+            reports_dir,
         }
     }
 
@@ -110,10 +131,14 @@ impl Domain for CiDomain {
         if let Some(poll) = &state.poll {
             evaluate::add_poller(&mut pipeline, poll);
         }
+        let mut flakes = evaluate::flakes(&policy, &findings, at.source.clone(), at.now);
+        if let Some(status) = &state.reports_dir {
+            crate::reports_dir::add_component(&mut flakes, status);
+        }
         let state = &state.view;
         vec![
             pipeline,
-            evaluate::flakes(&policy, &findings, at.source.clone(), at.now),
+            flakes,
             evaluate::coverage(&policy, &state.coverage, at.source.clone(), at.now),
         ]
     }

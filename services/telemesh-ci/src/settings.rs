@@ -50,6 +50,10 @@ pub struct CiSettings {
     pub poll_workflow: String,
     /// Token of the poller (a fine-grained token with `actions: read`). Default: empty.
     pub github_token: Secret,
+    /// A directory CI jobs write test reports and coverage into (read each gather, files
+    /// moved to `processed/` or `refused/`: docs/ci.md "Reports from a directory"); empty =
+    /// none. Default: empty.
+    pub reports_dir: String,
 }
 
 impl Default for CiSettings {
@@ -72,6 +76,7 @@ impl Default for CiSettings {
             poll_repository: String::new(),
             poll_workflow: String::new(),
             github_token: Secret::default(),
+            reports_dir: String::new(),
         }
     }
 }
@@ -175,6 +180,16 @@ impl Section for CiSettings {
                 "must be an http(s) URL, e.g. https://api.github.com",
             ));
         }
+        if !self.reports_dir.is_empty()
+            && (self.reports_dir.trim() != self.reports_dir
+                || self.reports_dir.chars().any(char::is_control)
+                || self.reports_dir.trim_end_matches('/').is_empty())
+        {
+            return Err(Invalid::new(
+                "ci.reports_dir",
+                "must be a directory path (no surrounding blanks or control characters, not /), e.g. /var/lib/telemesh/ci-reports",
+            ));
+        }
         percent("ci.coverage_floor", self.coverage_floor)?;
         percent("ci.max_coverage_drop", self.max_coverage_drop)?;
         percent("ci.domain_threshold", self.domain_threshold)?;
@@ -246,6 +261,27 @@ mod tests {
                     ..Default::default()
                 },
                 "ci.max_coverage_drop",
+            ),
+            (
+                CiSettings {
+                    reports_dir: " /reports".into(),
+                    ..Default::default()
+                },
+                "ci.reports_dir",
+            ),
+            (
+                CiSettings {
+                    reports_dir: "/reports\n".into(),
+                    ..Default::default()
+                },
+                "ci.reports_dir",
+            ),
+            (
+                CiSettings {
+                    reports_dir: "/".into(),
+                    ..Default::default()
+                },
+                "ci.reports_dir",
             ),
         ];
         for (settings, key) in bad {
