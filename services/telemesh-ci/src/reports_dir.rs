@@ -573,9 +573,11 @@ impl ReportsDir {
                     None => None,
                     Some(serde_json::Value::String(s)) => Some(s),
                     Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-                    Some(_) => return Verdict::Refused(format!(
+                    Some(_) => {
+                        return Verdict::Refused(format!(
                         "bad sidecar {stem}{SIDECAR_SUFFIX}: run_id must be a string or a number"
-                    )),
+                    ))
+                    }
                 };
                 let Some(commit) = sidecar.commit.or_else(|| name_commit.map(str::to_owned)) else {
                     return Verdict::Refused(format!(
