@@ -92,6 +92,8 @@ struct State {
     /// Refusal reasons by the file's name in `refused/`.
     reasons: HashMap<String, String>,
     reasons_loaded: bool,
+    /// Lines in `refused/.reasons` (compacted when mostly about files no longer there).
+    reasons_lines: usize,
     recorded_total: u64,
     duplicates_total: u64,
     refused_total: u64,
@@ -368,12 +370,26 @@ impl ReportsDir {
             ));
         }
         for sub in [PROCESSED, REFUSED] {
-            fs::create_dir_all(self.dir.join(sub)).map_err(|e| {
+            let path = self.dir.join(sub);
+            fs::create_dir_all(&path).map_err(|e| {
                 format!(
                     "cannot create {}: {e}; the directory must be writable",
-                    self.dir.join(sub).display()
+                    path.display()
                 )
             })?;
+            // Never follow a link planted in the directory: files would be moved, and the
+            // ledger or the reasons appended to, wherever it points.
+            let real_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+            let own = [LEDGER, REASONS]
+                .iter()
+                .all(|f| fs::symlink_metadata(path.join(f)).map_or(true, |m| m.is_file()));
+            if !real_dir || !own {
+                return Err(format!(
+                    "{} (or its {LEDGER} / {REASONS}) is not a plain directory (file): a link or \
+                     something else was put there; remove it",
+                    path.display()
+                ));
+            }
         }
         if !state.ledger_loaded {
             self.load_ledger(state);
@@ -385,6 +401,7 @@ impl ReportsDir {
                     .lines()
                     .map_while(Result::ok)
                 {
+                    state.reasons_lines += 1;
                     if let Some((name, reason)) = line.split_once('\t') {
                         state.reasons.insert(name.to_owned(), reason.to_owned());
                     }
@@ -442,6 +459,24 @@ impl ReportsDir {
         match written {
             Ok(()) => state.appended_since_compaction = 0,
             Err(e) => tracing::warn!(error = %e, "cannot compact the reports ledger"),
+        }
+    }
+
+    /// Rewrites `refused/.reasons` with the reasons of the files still there.
+    fn compact_reasons(&self, state: &mut State) {
+        let path = self.dir.join(REFUSED).join(REASONS);
+        let tmp = self.dir.join(REFUSED).join(".reasons.tmp");
+        let written = (|| -> std::io::Result<()> {
+            let mut file = File::create(&tmp)?;
+            for (name, reason) in &state.reasons {
+                writeln!(file, "{name}\t{reason}")?;
+            }
+            file.sync_all()?;
+            fs::rename(&tmp, &path)
+        })();
+        match written {
+            Ok(()) => state.reasons_lines = state.reasons.len(),
+            Err(e) => tracing::warn!(error = %e, "cannot compact refused/.reasons"),
         }
     }
 
@@ -717,8 +752,9 @@ impl ReportsDir {
                     .append(true)
                     .open(self.dir.join(REFUSED).join(REASONS))
                     .and_then(|mut f| writeln!(f, "{target}\t{reason_line}"));
-                if let Err(e) = appended {
-                    tracing::warn!(error = %e, "cannot append to refused/.reasons");
+                match appended {
+                    Ok(()) => state.reasons_lines += 1,
+                    Err(e) => tracing::warn!(error = %e, "cannot append to refused/.reasons"),
                 }
                 state.reasons.insert(target, reason_line);
             }
@@ -766,6 +802,12 @@ impl ReportsDir {
         refused.sort_by(|a, b| b.cmp(a));
         let names: HashSet<&String> = refused.iter().map(|(_, n)| n).collect();
         state.reasons.retain(|name, _| names.contains(name));
+        if status.error.is_none()
+            && state.reasons_lines > 1_000
+            && state.reasons_lines > 2 * state.reasons.len()
+        {
+            self.compact_reasons(state);
+        }
         status.refused_now = refused.len();
         status.refusals = refused
             .iter()

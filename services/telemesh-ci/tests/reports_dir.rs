@@ -341,12 +341,45 @@ fn thousands_of_files_drain_over_bounded_scans() {
 }
 
 #[test]
-fn a_missing_directory_is_reported_not_fatal() {
+fn a_missing_directory_or_planted_links_are_reported_not_fatal() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let reader = ReportsDir::new(tmp.path().join("nope"));
     let status = reader.scan(&store(), Utc::now());
     let error = status.error.expect("error");
     assert!(error.contains("create it or fix ci.reports_dir"), "{error}");
+
+    // processed/ planted as a link out of the directory: nothing is read or moved through it.
+    let dir = tmp.path().join("reports");
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::create_dir_all(&elsewhere).expect("mkdir");
+    std::os::unix::fs::symlink(&elsewhere, dir.join("processed")).expect("symlink");
+    write(&dir, "r@c1.xml", &fixture("junit/pytest-run1.xml"));
+    let reader = ReportsDir::new(&dir);
+    let store = store();
+    reader.scan(&store, Utc::now());
+    let status = reader.scan(&store, Utc::now());
+    let error = status.error.expect("error");
+    assert!(error.contains("not a plain directory"), "{error}");
+    assert!(store.view().uploads.is_empty());
+    assert!(
+        names(&elsewhere).is_empty(),
+        "nothing written through the link"
+    );
+    // A ledger planted as a link is refused the same way.
+    std::fs::remove_file(dir.join("processed")).expect("rm link");
+    std::fs::create_dir_all(dir.join("processed")).expect("mkdir");
+    std::os::unix::fs::symlink(elsewhere.join("x"), dir.join("processed/.ledger"))
+        .expect("symlink");
+    let status = ReportsDir::new(&dir).scan(&store, Utc::now());
+    assert!(status.error.is_some(), "a planted ledger link is reported");
+    let status = ReportsDir::new(&dir).scan(&store, Utc::now());
+    assert!(status.error.is_some());
+    assert!(
+        !elsewhere.join("x").exists(),
+        "nothing appended through the link"
+    );
+    assert!(store.view().uploads.is_empty());
 }
 
 #[actix::test]
