@@ -292,21 +292,15 @@ impl ReportsDir {
                 continue; // other directories are left alone
             }
             present.insert(name.clone());
+            let look = self.look(&shown, &meta);
+            if state.seen.get(&name) == Some(&(look, true)) {
+                continue; // settled (it could not be moved): not again while unchanged
+            }
             if let Some(reason) = Self::refuse_early(&name, &meta) {
                 // Refused without reading: no need to wait for it to settle.
                 self.refuse(&mut state, &name, &reason, &mut status);
                 continue;
             }
-            let (size, mtime_ns, ino) = look_of(&meta);
-            let sidecar = fs::symlink_metadata(self.sidecar_path(&shown))
-                .ok()
-                .map(|m| look_of(&m));
-            let look = Look {
-                size,
-                mtime_ns,
-                ino,
-                sidecar,
-            };
             match state.seen.get(&name) {
                 Some((before, settled)) if *before == look => {
                     if !settled {
@@ -494,6 +488,20 @@ impl ReportsDir {
             self.compact_ledger(state);
         }
         Ok(())
+    }
+
+    /// How a file and its sidecar look now.
+    fn look(&self, shown: &str, meta: &fs::Metadata) -> Look {
+        let (size, mtime_ns, ino) = look_of(meta);
+        let sidecar = fs::symlink_metadata(self.sidecar_path(shown))
+            .ok()
+            .map(|m| look_of(&m));
+        Look {
+            size,
+            mtime_ns,
+            ino,
+            sidecar,
+        }
     }
 
     fn sidecar_path(&self, shown: &str) -> PathBuf {
@@ -761,13 +769,7 @@ impl ReportsDir {
             Err(e) => {
                 tracing::warn!(file = %shown, error = %e, "cannot move a refused report to refused/; it will not be read again while it is unchanged");
                 if let Ok(meta) = fs::symlink_metadata(self.dir.join(name)) {
-                    let (size, mtime_ns, ino) = look_of(&meta);
-                    let look = Look {
-                        size,
-                        mtime_ns,
-                        ino,
-                        sidecar: None,
-                    };
+                    let look = self.look(&shown, &meta);
                     state.seen.insert(name.clone(), (look, true));
                 }
                 status.error.get_or_insert(format!(
