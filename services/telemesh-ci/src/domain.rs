@@ -15,7 +15,7 @@ use crate::http::{configure, CiHttp};
 use crate::intake::{Capacity, CiStore, CiView};
 use crate::kinds;
 use crate::poller::{PollOutcome, Poller};
-use crate::reports_dir::{DirStatus, ReportsDir};
+use crate::reports_dir::{record_in, DirStatus, ReportsDir};
 use crate::settings::CiSettings;
 
 /// The service name (`serve ci`, `Source.service`).
@@ -58,6 +58,29 @@ impl CiDomain {
             poller,
             reports_dir,
         }
+    }
+
+    /// Reads the reports directory: its files (blocking I/O, off the async workers) go
+    /// through the intake's record path, then are moved to `processed/` or `refused/`.
+    async fn read_reports_dir(&self, dir: ReportsDir) -> DirStatus {
+        use actix_web::rt::task::spawn_blocking;
+        let failed = |e: actix_web::rt::task::JoinError| DirStatus {
+            error: Some(format!("the directory scan failed: {e}")),
+            ..DirStatus::default()
+        };
+        let reader = dir.clone();
+        let collected = match spawn_blocking(move || reader.collect(Utc::now())).await {
+            Ok(collected) => collected,
+            Err(e) => return failed(e),
+        };
+        let results = collected
+            .candidates
+            .iter()
+            .map(|c| record_in(&self.store, c))
+            .collect();
+        spawn_blocking(move || dir.settle(collected, results))
+            .await
+            .unwrap_or_else(failed)
     }
 
     /// The intake's state (for tests and for seeding history).
@@ -106,15 +129,7 @@ impl Domain for CiDomain {
             None => None,
         };
         let reports_dir = match &self.reports_dir {
-            Some(dir) => {
-                let (dir, store) = (dir.clone(), self.store.clone());
-                let scan =
-                    actix_web::rt::task::spawn_blocking(move || dir.scan(&store, Utc::now()));
-                Some(scan.await.unwrap_or_else(|e| DirStatus {
-                    error: Some(format!("the directory scan failed: {e}")),
-                    ..DirStatus::default()
-                }))
-            }
+            Some(dir) => Some(self.read_reports_dir(dir.clone()).await),
             None => None,
         };
         CiState {

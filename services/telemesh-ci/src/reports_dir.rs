@@ -22,6 +22,11 @@
 //!   sidecar, malformed or invalid report): logged, moved to `refused/`, its reason appended to
 //!   `refused/.reasons`; the `reports_dir` component lists `refused report <name>: <reason>`
 //!   while the file stays in `refused/`. The next file goes through.
+//!
+//! A gather runs in three steps so the recording can be anything the intake does (today
+//! [`record_in`], the store's `record_report` / `record_coverage`): [`ReportsDir::collect`]
+//! (blocking reads), the recording of each [`Candidate`], and [`ReportsDir::settle`] (ledger and
+//! moves); a [`Recording::Retry`] leaves the file to be read again next gather.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
@@ -152,13 +157,77 @@ enum FileKind {
     Coverage,
 }
 
-/// One file's verdict in a scan.
-enum Verdict {
-    Recorded,
+/// What reading one settled file gave.
+enum FileRead {
+    Candidate(Box<Candidate>),
     Duplicate,
     /// Changed while it was read: left for the next gather.
     Changing,
     Refused(String),
+}
+
+/// What a file is recorded as.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// A test report (JUnit or `flake_runs.json`) with its upload metadata.
+    Tests(UploadMeta),
+    /// A coverage report (Cobertura or LCOV) with its label and domain depth.
+    Coverage { label: String, depth: usize },
+}
+
+/// A settled file, read and checked, to be recorded through the intake.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    name: OsString,
+    look: Look,
+    key: String,
+    /// The file's name (lossy UTF-8), for logs.
+    pub file: String,
+    pub report: Report,
+    pub body: Vec<u8>,
+    /// Derived from the content key: the same content always gets the same id.
+    pub upload_id: String,
+    /// When it counts as recorded (oldest file first, a microsecond apart).
+    pub at: DateTime<Utc>,
+}
+
+/// How recording a candidate went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recording {
+    Recorded,
+    /// Refused for what it holds: moved to `refused/` with this reason.
+    Refused(String),
+    /// Not recorded for a passing reason (e.g. it could not be published): read again next
+    /// gather.
+    Retry(String),
+}
+
+/// The candidates of one scan, to record and then hand back to [`ReportsDir::settle`].
+#[derive(Debug)]
+pub struct Collected {
+    status: DirStatus,
+    pub candidates: Vec<Candidate>,
+}
+
+/// Records a candidate in the store through the upload's own parse/validate/record path.
+pub fn record_in(store: &CiStore, candidate: &Candidate) -> Recording {
+    let recorded = match &candidate.report {
+        Report::Tests(meta) => store
+            .record_report(
+                meta.clone(),
+                &candidate.body,
+                candidate.upload_id.clone(),
+                candidate.at,
+            )
+            .map(|_| ()),
+        Report::Coverage { label, depth } => store
+            .record_coverage(label, *depth, &candidate.body, candidate.at)
+            .map(|_| ()),
+    };
+    match recorded {
+        Ok(()) => Recording::Recorded,
+        Err(e) => Recording::Refused(e.to_string()),
+    }
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -254,9 +323,23 @@ impl ReportsDir {
         &self.dir
     }
 
-    /// One scan (blocking file I/O: run it off the async workers, as the domain's gather does).
+    /// One whole scan, recording in `store` ([`Self::collect`], [`record_in`],
+    /// [`Self::settle`]). Blocking file I/O: run it off the async workers.
     pub fn scan(&self, store: &CiStore, now: DateTime<Utc>) -> DirStatus {
+        let collected = self.collect(now);
+        let results = collected
+            .candidates
+            .iter()
+            .map(|c| record_in(store, c))
+            .collect();
+        self.settle(collected, results)
+    }
+
+    /// Lists the directory, refuses what needs no read, and reads the settled files (oldest
+    /// first, within this gather's budget) into candidates. Blocking file I/O.
+    pub fn collect(&self, now: DateTime<Utc>) -> Collected {
         let mut state = lock(&self.state);
+        let mut candidates = Vec::new();
         let mut status = DirStatus {
             dir: self.dir.display().to_string(),
             ..DirStatus::default()
@@ -264,7 +347,7 @@ impl ReportsDir {
         if let Err(e) = self.prepare(&mut state) {
             tracing::warn!(dir = %self.dir.display(), error = %e, "reports directory unusable");
             status.error = Some(e);
-            return self.finish(&mut state, status);
+            return Collected { status, candidates };
         }
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
@@ -273,7 +356,7 @@ impl ReportsDir {
                     "cannot list {}: {e}; create it or fix ci.reports_dir",
                     self.dir.display()
                 ));
-                return self.finish(&mut state, status);
+                return Collected { status, candidates };
             }
         };
         let mut present: HashSet<OsString> = HashSet::new();
@@ -328,22 +411,56 @@ impl ReportsDir {
             // Oldest file first and a microsecond apart: the flake detector orders uploads by
             // when they were recorded, so "failed, then passed" keeps the files' order.
             let at = now + chrono::Duration::microseconds(i as i64);
-            match self.read_and_record(&mut state, store, name, &shown, at) {
-                Verdict::Recorded => {
-                    state.recorded_total += 1;
-                    status.recorded += 1;
-                    self.settle(&mut state, name, *look);
-                }
-                Verdict::Duplicate => {
+            match self.read(&mut state, name, &shown, *look, at) {
+                FileRead::Candidate(candidate) => candidates.push(*candidate),
+                FileRead::Duplicate => {
                     state.duplicates_total += 1;
                     tracing::info!(file = %shown, "report already recorded (same content): moved to processed/");
-                    self.settle(&mut state, name, *look);
+                    self.settle_name(&mut state, name, *look);
                 }
-                Verdict::Changing => {
+                FileRead::Changing => {
                     state.seen.remove(name);
                     status.pending += 1;
                 }
-                Verdict::Refused(reason) => self.refuse(&mut state, name, &reason, &mut status),
+                FileRead::Refused(reason) => self.refuse(&mut state, name, &reason, &mut status),
+            }
+        }
+        Collected { status, candidates }
+    }
+
+    /// Finishes a scan with how each candidate's recording went: recorded ones are entered in
+    /// the ledger and moved to `processed/`, refused ones to `refused/`, the others are read
+    /// again next gather. Blocking file I/O.
+    pub fn settle(&self, collected: Collected, results: Vec<Recording>) -> DirStatus {
+        let mut state = lock(&self.state);
+        let Collected {
+            mut status,
+            candidates,
+        } = collected;
+        for (candidate, result) in candidates.iter().zip(
+            results
+                .into_iter()
+                .chain(std::iter::repeat(Recording::Retry("not recorded".into()))),
+        ) {
+            let (name, shown) = (&candidate.name, &candidate.file);
+            match result {
+                Recording::Recorded => {
+                    if let Err(e) = self.append_ledger(&mut state, &candidate.key, shown) {
+                        tracing::warn!(file = %shown, error = %e, "cannot append to processed/.ledger: a restart may record this report again");
+                    }
+                    tracing::info!(file = %shown, "report read from the reports directory");
+                    if let Err(e) = self.move_to(PROCESSED, name, shown) {
+                        tracing::warn!(file = %shown, error = %e, "cannot move a recorded report to processed/; it will not be read again while it is unchanged");
+                    }
+                    state.recorded_total += 1;
+                    status.recorded += 1;
+                    self.settle_name(&mut state, name, candidate.look);
+                }
+                Recording::Refused(reason) => self.refuse(&mut state, name, &reason, &mut status),
+                Recording::Retry(reason) => {
+                    tracing::warn!(file = %shown, %reason, "report not recorded; read again next gather");
+                    status.pending += 1;
+                }
             }
         }
         self.finish(&mut state, status)
@@ -533,58 +650,58 @@ impl ReportsDir {
         None
     }
 
-    /// Reads one settled file and its sidecar, and records it through the intake.
-    fn read_and_record(
+    /// Reads one settled file and its sidecar into a candidate.
+    fn read(
         &self,
         state: &mut State,
-        store: &CiStore,
         name: &OsString,
         shown: &str,
-        now: DateTime<Utc>,
-    ) -> Verdict {
+        look: Look,
+        at: DateTime<Utc>,
+    ) -> FileRead {
         let path = self.dir.join(name);
         let before = match fs::symlink_metadata(&path) {
             Ok(meta) => meta,
-            Err(e) => return Verdict::Refused(format!("cannot read: {e}")),
+            Err(e) => return FileRead::Refused(format!("cannot read: {e}")),
         };
         if let Some(reason) = Self::refuse_early(name, &before) {
-            return Verdict::Refused(reason);
+            return FileRead::Refused(reason);
         }
         let mut file = match File::open(&path) {
             Ok(file) => file,
             Err(e) => {
-                return Verdict::Refused(format!("cannot read: {e}; make it readable by telemesh"))
+                return FileRead::Refused(format!("cannot read: {e}; make it readable by telemesh"))
             }
         };
         // The file opened must be the one looked at (not swapped for a link or a FIFO).
         match file.metadata() {
             Ok(opened) if opened.is_file() && opened.ino() == before.ino() => {}
-            Ok(_) => return Verdict::Changing,
-            Err(e) => return Verdict::Refused(format!("cannot read: {e}")),
+            Ok(_) => return FileRead::Changing,
+            Err(e) => return FileRead::Refused(format!("cannot read: {e}")),
         }
         let body = match read_bounded(&mut file, MAX_UPLOAD_BYTES as u64) {
             Ok(Ok(body)) => body,
             Ok(Err(())) => {
-                return Verdict::Refused(format!(
+                return FileRead::Refused(format!(
                     "larger than the {MAX_UPLOAD_BYTES}-byte upload limit: split it"
                 ))
             }
             Err(e) => {
-                return Verdict::Refused(format!("cannot read: {e}; make it readable by telemesh"))
+                return FileRead::Refused(format!("cannot read: {e}; make it readable by telemesh"))
             }
         };
         match fs::symlink_metadata(&path) {
             Ok(after) if look_of(&after) == look_of(&before) => {}
-            _ => return Verdict::Changing,
+            _ => return FileRead::Changing,
         }
         let (stem, ext) = stem_and_ext(shown);
         let (sidecar, sidecar_bytes) = match self.read_sidecar(shown) {
             Ok(found) => found,
-            Err(reason) => return Verdict::Refused(reason),
+            Err(reason) => return FileRead::Refused(reason),
         };
         let kind = match kind_of(ext, &body) {
             Ok(kind) => kind,
-            Err(reason) => return Verdict::Refused(reason),
+            Err(reason) => return FileRead::Refused(reason),
         };
         let (name_suite, name_commit) = match stem.rsplit_once('@') {
             Some((suite, commit)) if !commit.is_empty() => {
@@ -603,46 +720,43 @@ impl ReportsDir {
         let key = hex::encode(digest);
         if state.ledger_set.contains(&key) {
             return match self.move_to(PROCESSED, name, shown) {
-                Ok(()) => Verdict::Duplicate,
+                Ok(()) => FileRead::Duplicate,
                 Err(e) => {
                     tracing::warn!(file = %shown, error = %e, "cannot move a recorded report to processed/; it will not be read again while it is unchanged");
-                    Verdict::Duplicate
+                    FileRead::Duplicate
                 }
             };
         }
-        let recorded = match kind {
+        let report = match kind {
             FileKind::TestReport => {
                 let run_id = match sidecar.run_id {
                     None => None,
                     Some(serde_json::Value::String(s)) => Some(s),
                     Some(serde_json::Value::Number(n)) => Some(n.to_string()),
                     Some(_) => {
-                        return Verdict::Refused(format!(
+                        return FileRead::Refused(format!(
                         "bad sidecar {stem}{SIDECAR_SUFFIX}: run_id must be a string or a number"
                     ))
                     }
                 };
                 let Some(commit) = sidecar.commit.or_else(|| name_commit.map(str::to_owned)) else {
-                    return Verdict::Refused(format!(
+                    return FileRead::Refused(format!(
                         "no commit: write {stem}{SIDECAR_SUFFIX} with {{\"commit\": \"<sha>\"}} \
                          beside it, or name the file <suite>@<commit>.{ext}"
                     ));
                 };
-                let meta = UploadMeta {
+                Report::Tests(UploadMeta {
                     commit,
                     branch: sidecar.branch,
                     run_id,
                     run_url: sidecar.run_url,
                     suite: sidecar.suite.or_else(|| name_suite.map(str::to_owned)),
-                };
-                store
-                    .record_report(meta, &body, upload_id(&digest), now)
-                    .map(|_| ())
+                })
             }
             FileKind::Coverage => {
                 let depth = sidecar.depth.unwrap_or(2);
                 if !(1..=16).contains(&depth) {
-                    return Verdict::Refused(format!(
+                    return FileRead::Refused(format!(
                         "bad sidecar {stem}{SIDECAR_SUFFIX}: depth must be 1 to 16"
                     ));
                 }
@@ -651,20 +765,19 @@ impl ReportsDir {
                     .or(sidecar.commit)
                     .or_else(|| name_commit.map(str::to_owned))
                     .unwrap_or_else(|| stem.to_owned());
-                store.record_coverage(&label, depth, &body, now).map(|_| ())
+                Report::Coverage { label, depth }
             }
         };
-        if let Err(e) = recorded {
-            return Verdict::Refused(e.to_string());
-        }
-        if let Err(e) = self.append_ledger(state, &key, shown) {
-            tracing::warn!(file = %shown, error = %e, "cannot append to processed/.ledger: a restart may record this report again");
-        }
-        tracing::info!(file = %shown, kind = ?kind, "report read from the reports directory");
-        if let Err(e) = self.move_to(PROCESSED, name, shown) {
-            tracing::warn!(file = %shown, error = %e, "cannot move a recorded report to processed/; it will not be read again while it is unchanged");
-        }
-        Verdict::Recorded
+        FileRead::Candidate(Box::new(Candidate {
+            name: name.clone(),
+            look,
+            key,
+            file: shown.to_owned(),
+            report,
+            body,
+            upload_id: upload_id(&digest),
+            at,
+        }))
     }
 
     /// The sidecar's fields and raw bytes (empty when there is none).
@@ -742,7 +855,7 @@ impl ReportsDir {
         Ok(target)
     }
 
-    fn settle(&self, state: &mut State, name: &OsString, look: Look) {
+    fn settle_name(&self, state: &mut State, name: &OsString, look: Look) {
         state.seen.insert(name.clone(), (look, true));
     }
 

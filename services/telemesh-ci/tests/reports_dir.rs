@@ -17,7 +17,7 @@ use telemesh_ci::domain::CiDomain;
 use telemesh_ci::flakes::{detect, FlakePolicy};
 use telemesh_ci::intake::{Capacity, CiStore};
 use telemesh_ci::kinds;
-use telemesh_ci::reports_dir::{DirStatus, ReportsDir, COMPONENT};
+use telemesh_ci::reports_dir::{record_in, DirStatus, Recording, ReportsDir, COMPONENT};
 use telemesh_ci::settings::CiSettings;
 use telemesh_core::{DetailValue, Grade};
 use telemesh_service::testing::TestService;
@@ -310,6 +310,48 @@ fn hostile_files_are_refused_with_a_reason_and_the_next_one_goes_through() {
     std::fs::remove_file(dir.join("refused/bad@c1.xml")).expect("rm");
     let cleared = ReportsDir::new(dir).scan(&store, Utc::now());
     assert_eq!(cleared.refused_now, expect.len() - 1);
+}
+
+#[test]
+fn a_file_not_recorded_for_a_passing_reason_is_read_again_next_gather() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let store = store();
+    let reader = ReportsDir::new(dir);
+    write(dir, "r@c1.xml", &fixture("junit/pytest-run1.xml"));
+    assert!(
+        reader.collect(Utc::now()).candidates.is_empty(),
+        "not settled yet"
+    );
+    // Recording fails for a passing reason (say, the journal is unreachable): kept in place.
+    let collected = reader.collect(Utc::now());
+    assert_eq!(collected.candidates.len(), 1);
+    let candidate = &collected.candidates[0];
+    assert_eq!(candidate.file, "r@c1.xml");
+    let first_id = candidate.upload_id.clone();
+    let status = reader.settle(
+        collected,
+        vec![Recording::Retry("journal unreachable".into())],
+    );
+    assert_eq!(
+        (status.recorded, status.pending, status.refused_now),
+        (0, 1, 0)
+    );
+    assert!(dir.join("r@c1.xml").exists());
+    // The next gather takes it at once, with the same upload id.
+    let collected = reader.collect(Utc::now());
+    assert_eq!(collected.candidates.len(), 1);
+    assert_eq!(collected.candidates[0].upload_id, first_id);
+    let results = collected
+        .candidates
+        .iter()
+        .map(|c| record_in(&store, c))
+        .collect();
+    let status = reader.settle(collected, results);
+    assert_eq!(status.recorded, 1);
+    assert_eq!(store.view().uploads.len(), 1);
+    assert_eq!(store.view().uploads[0].upload_id, first_id);
+    assert!(dir.join("processed/r@c1.xml").exists());
 }
 
 #[test]
