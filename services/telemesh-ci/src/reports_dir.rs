@@ -412,7 +412,15 @@ impl ReportsDir {
             // when they were recorded, so "failed, then passed" keeps the files' order.
             let at = now + chrono::Duration::microseconds(i as i64);
             match self.read(&mut state, name, &shown, *look, at) {
-                FileRead::Candidate(candidate) => candidates.push(*candidate),
+                FileRead::Candidate(candidate) => {
+                    if candidates.iter().any(|c| c.key == candidate.key) {
+                        // the same content twice in one gather: the second waits for the
+                        // ledger to say whether the first was recorded
+                        status.pending += 1;
+                    } else {
+                        candidates.push(*candidate);
+                    }
+                }
                 FileRead::Duplicate => {
                     state.duplicates_total += 1;
                     tracing::info!(file = %shown, "report already recorded (same content): moved to processed/");

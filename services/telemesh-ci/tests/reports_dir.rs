@@ -145,13 +145,21 @@ fn reports_and_coverage_are_recorded_once_when_settled_and_survive_a_restart() {
         ]
     );
 
-    // The same content again (another name): moved, not recorded twice.
+    // The same content again (other names, two at once): moved, not recorded again.
     write(dir, "copy@abc123.xml", &fixture("junit/pytest-run1.xml"));
-    let again = drain(&reader, &store, 3);
-    assert_eq!(again.duplicates_total, 1, "{again:?}");
+    write(dir, "copy2@abc123.xml", &fixture("junit/pytest-run1.xml"));
+    let again = drain(&reader, &store, 4);
+    assert_eq!(again.duplicates_total, 2, "{again:?}");
+    assert_eq!(store.view().uploads.len(), 2);
+    // Two new copies of one new content in one gather: recorded once.
+    write(dir, "twin-a@fff999.xml", &fixture("junit/pytest-run2.xml"));
+    write(dir, "twin-b@fff999.xml", &fixture("junit/pytest-run2.xml"));
+    let twins = drain(&reader, &store, 4);
+    assert_eq!(twins.duplicates_total, 3, "{twins:?}");
+    assert_eq!(store.view().uploads.len(), 3);
     write(dir, "pytest@abc123.xml", &fixture("junit/pytest-run1.xml"));
     drain(&reader, &store, 3);
-    assert_eq!(store.view().uploads.len(), 2);
+    assert_eq!(store.view().uploads.len(), 3);
     assert!(dir.join("processed/pytest@abc123.xml.1").exists());
 
     // A restart (new reader, empty memory): the ledger still knows the content.
