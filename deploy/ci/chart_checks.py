@@ -530,6 +530,13 @@ def cmd_inputs(args: argparse.Namespace) -> int:
             problems = ["no volumeMount holds it"] if mount is None else (
                 [] if mount.get("readOnly") else [f"{mount['name']} is not mounted readOnly"])
             r.check(f"{name_of(dep)}: system_validation.report_path {report} is mounted read-only", problems)
+        reports_dir = config.get("ci", {}).get("reports_dir", "")
+        if component(dep) == "ci" and reports_dir:
+            # read, then moved to processed/ or refused/: the volume must be writable
+            mount = mount_for(container, reports_dir)
+            problems = ["no volumeMount holds it"] if mount is None else (
+                [f"{mount['name']} is mounted readOnly"] if mount.get("readOnly") else [])
+            r.check(f"{name_of(dep)}: ci.reports_dir {reports_dir} is mounted writable", problems)
         if component(dep) != "incident-response":
             continue
         section = config.get("incident_response", {})

@@ -716,6 +716,12 @@ impl GitHub<'_> {
             (Event::Repeat | Event::Escalate { .. }, Some(number)) => {
                 format!("no new CI run to append to issue #{number}")
             }
+            // still failing, no new run, and no open issue (closed by hand): a reminder must not
+            // open a second "CI failure alerts" issue; the next failing run opens one
+            (Event::Repeat | Event::Escalate { .. }, None) => {
+                "no open CI failure issue and no new CI run: the next failing run opens one"
+                    .to_owned()
+            }
             (event, Some(number)) => {
                 if *event == Event::Open {
                     self.set_state(number, true).await?;

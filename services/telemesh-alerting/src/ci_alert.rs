@@ -115,8 +115,13 @@ pub fn slack_payload(n: &Notification) -> Value {
             "timed_out" => ":hourglass_flowing_sand:",
             _ => ":rotating_light:",
         };
+        // A reminder (no new run since the last page) must not read as a new failure.
+        let (emoji, still) = match n.event {
+            Event::Repeat => (":repeat:", "Still failing: "),
+            _ => (emoji, ""),
+        };
         format!(
-            "{emoji} *{}*\nRun #{} ({})\n*Conclusion:* {}\n*Branch:* {}\n*Actor:* {}\n{links}",
+            "{emoji} *{still}{}*\nRun #{} ({})\n*Conclusion:* {}\n*Branch:* {}\n*Actor:* {}\n{links}",
             slack_escape(&title),
             field(ctx, "run_number"),
             slack_escape(&field(ctx, "event")),

@@ -21,6 +21,7 @@ use crate::intake::{Capacity, CiStore, CiView};
 use crate::journal::JournalClient;
 use crate::kinds;
 use crate::poller::{PollOutcome, Poller};
+use crate::reports_dir::{record_and_publish, DirStatus, ReportsDir};
 use crate::settings::CiSettings;
 
 /// The service name (`serve ci`, `Source.service`).
@@ -41,6 +42,7 @@ pub struct CiDomain {
     journal: Option<JournalClient>,
     /// Where the next journal read starts (`None`: not read yet, the whole window).
     journal_since: Option<DateTime<Utc>>,
+    reports_dir: Option<ReportsDir>,
 }
 
 /// What one gather found: the intake's state and, when the poller runs, its outcome.
@@ -50,6 +52,8 @@ pub struct CiState {
     pub poll: Option<PollOutcome>,
     /// With `ci.aggregator_url`: the rows read back from the journal, or why not.
     pub journal: Option<Result<usize, String>>,
+    /// The reports directory after this gather's scan, when `ci.reports_dir` is set.
+    pub reports_dir: Option<DirStatus>,
 }
 
 impl CiDomain {
@@ -70,6 +74,8 @@ impl CiDomain {
                 Duration::from_secs(settings.aggregator_timeout_seconds.max(1)),
             )
         });
+        let reports_dir =
+            (!settings.reports_dir.is_empty()).then(|| ReportsDir::new(&settings.reports_dir));
         Self {
             settings,
             store: CiStore::new(Capacity::default()),
@@ -77,6 +83,7 @@ impl CiDomain {
             recorder: Arc::new(OnceLock::new()),
             journal,
             journal_since: None,
+            reports_dir,
         }
     }
 
@@ -127,6 +134,29 @@ impl CiDomain {
         })
     }
 
+    /// Reads the reports directory: its files (blocking I/O, off the async workers) go
+    /// through the intake's record path, then are moved to `processed/` or `refused/`.
+    async fn read_reports_dir(&self, dir: ReportsDir) -> DirStatus {
+        let recorder = self.recorder.get();
+        use actix_web::rt::task::spawn_blocking;
+        let failed = |e: actix_web::rt::task::JoinError| DirStatus {
+            error: Some(format!("the directory scan failed: {e}")),
+            ..DirStatus::default()
+        };
+        let reader = dir.clone();
+        let collected = match spawn_blocking(move || reader.collect(Utc::now())).await {
+            Ok(collected) => collected,
+            Err(e) => return failed(e),
+        };
+        let mut results = Vec::with_capacity(collected.candidates.len());
+        for candidate in &collected.candidates {
+            results.push(record_and_publish(&self.store, recorder, candidate).await);
+        }
+        spawn_blocking(move || dir.settle(collected, results))
+            .await
+            .unwrap_or_else(failed)
+    }
+
     /// The intake's state (for tests and for seeding history).
     pub fn store(&self) -> &CiStore {
         &self.store
@@ -151,7 +181,8 @@ impl Domain for CiDomain {
     fn not_configured(&self) -> Option<NotConfigured> {
         (self.settings.webhook_secret.expose().is_empty()
             && self.settings.api_token.expose().is_empty()
-            && !self.settings.polls())
+            && !self.settings.polls()
+            && self.reports_dir.is_none())
             .then(|| {
                 NotConfigured::new(
                     "ci.webhook_secret",
@@ -174,10 +205,15 @@ impl Domain for CiDomain {
             None => None,
         };
         self.publish_runs().await;
+        let reports_dir = match &self.reports_dir {
+            Some(dir) => Some(self.read_reports_dir(dir.clone()).await),
+            None => None,
+        };
         CiState {
             view: self.store.view(),
             poll,
             journal,
+            reports_dir,
         }
     }
 
@@ -191,6 +227,9 @@ impl Domain for CiDomain {
         let mut flakes = evaluate::flakes(&policy, &findings, at.source.clone(), at.now);
         if let Some(read) = &state.journal {
             evaluate::add_journal(&mut flakes, read);
+        }
+        if let Some(status) = &state.reports_dir {
+            crate::reports_dir::add_component(&mut flakes, status);
         }
         let state = &state.view;
         vec![

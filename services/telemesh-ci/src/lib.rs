@@ -16,6 +16,7 @@
 //! - [`http`]: the intake routes (webhook, report and coverage uploads).
 //! - [`intake`]: the bounded in-memory state the webhook, poller and uploads feed.
 //! - [`poller`]: the GitHub REST poller (ETag, rate limits) for hosts without inbound HTTP.
+//! - [`reports_dir`]: test reports and coverage read from a directory (`ci.reports_dir`).
 //! - [`kinds`]: the kind names this domain publishes.
 //! - [`settings`]: the `[ci]` section.
 //! - [`domain`]: [`domain::CiDomain`], the domain on `telemesh-service`.
@@ -32,5 +33,6 @@ pub mod journal;
 pub mod junit;
 pub mod kinds;
 pub mod poller;
+pub mod reports_dir;
 pub mod settings;
 pub mod webhook;

@@ -59,6 +59,10 @@ pub struct CiSettings {
     pub aggregator_token: Secret,
     /// Timeout of one history request, in seconds. Default: 10.
     pub aggregator_timeout_seconds: u64,
+    /// A directory CI jobs write test reports and coverage into (read each gather, files
+    /// moved to `processed/` or `refused/`: docs/ci.md "Reports from a directory"); empty =
+    /// none. Default: empty.
+    pub reports_dir: String,
 }
 
 impl Default for CiSettings {
@@ -84,6 +88,7 @@ impl Default for CiSettings {
             aggregator_url: String::new(),
             aggregator_token: Secret::default(),
             aggregator_timeout_seconds: 10,
+            reports_dir: String::new(),
         }
     }
 }
@@ -203,6 +208,16 @@ impl Section for CiSettings {
                 "must be at least 1",
             ));
         }
+        if !self.reports_dir.is_empty()
+            && (self.reports_dir.trim() != self.reports_dir
+                || self.reports_dir.chars().any(char::is_control)
+                || self.reports_dir.trim_end_matches('/').is_empty())
+        {
+            return Err(Invalid::new(
+                "ci.reports_dir",
+                "must be a directory path (no surrounding blanks or control characters, not /), e.g. /var/lib/telemesh/ci-reports",
+            ));
+        }
         percent("ci.coverage_floor", self.coverage_floor)?;
         percent("ci.max_coverage_drop", self.max_coverage_drop)?;
         percent("ci.domain_threshold", self.domain_threshold)?;
@@ -288,6 +303,27 @@ mod tests {
                     ..Default::default()
                 },
                 "ci.aggregator_timeout_seconds",
+            ),
+            (
+                CiSettings {
+                    reports_dir: " /reports".into(),
+                    ..Default::default()
+                },
+                "ci.reports_dir",
+            ),
+            (
+                CiSettings {
+                    reports_dir: "/reports\n".into(),
+                    ..Default::default()
+                },
+                "ci.reports_dir",
+            ),
+            (
+                CiSettings {
+                    reports_dir: "/".into(),
+                    ..Default::default()
+                },
+                "ci.reports_dir",
             ),
         ];
         for (settings, key) in bad {

@@ -210,6 +210,11 @@ fn check_config_names_the_bad_key_and_exits_2() {
             "0",
             "invalid config key `standalone.channel_capacity`",
         ),
+        (
+            "TELEMESH__CI__REPORTS_DIR",
+            "/",
+            "invalid config key `ci.reports_dir`",
+        ),
     ] {
         let out = telemesh()
             .arg("check-config")
