@@ -237,3 +237,35 @@ async fn history_records_are_published_and_an_unreachable_journal_is_graded() {
     );
     svc.service.stop(false).await;
 }
+
+/// A report file in `ci.reports_dir` goes the upload's way: published as a history record
+/// (so the journal keeps it), kept, moved to `processed/`; a second gather publishes nothing.
+#[actix_rt::test]
+async fn a_report_file_is_published_as_history_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("pytest@abc123.xml"),
+        fixture("junit/pytest-run1.xml"),
+    )
+    .expect("write report");
+    let svc = TestService::start(CiDomain::new(CiSettings {
+        reports_dir: dir.path().display().to_string(),
+        ..settings()
+    }))
+    .expect("start");
+    // a file is read once it is unchanged between two gathers
+    let mut records = Vec::new();
+    for _ in 0..5 {
+        svc.service.handle().run_now().await;
+        records = svc.published(kinds::HISTORY);
+        if !records.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(records.len(), 1, "one history record for the file");
+    assert_eq!(records[0].components[0].name, "tests");
+    assert!(dir.path().join("processed/pytest@abc123.xml").exists());
+    svc.service.handle().run_now().await;
+    assert_eq!(svc.published(kinds::HISTORY).len(), 1, "published once");
+    svc.service.stop(false).await;
+}
