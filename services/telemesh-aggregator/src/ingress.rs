@@ -245,6 +245,23 @@ pub fn dead_letter_record(
     }
 }
 
+/// When a batch that starts with `first` stops lingering: `linger` after `first`'s transport
+/// timestamp, but no later than `latest` (linger from the batch's start). A timestamp ahead of
+/// `now` (a producer's clock) counts as just sent; one older than `linger` closes the batch
+/// with what is already there. Pure.
+fn linger_deadline(
+    latest: Instant,
+    linger: Duration,
+    first: &InboundMessage,
+    now: DateTime<Utc>,
+) -> Instant {
+    let Some(sent) = first.timestamp else {
+        return latest;
+    };
+    let waited = (now - sent).to_std().unwrap_or(Duration::ZERO);
+    latest.min(Instant::now() + linger.saturating_sub(waited))
+}
+
 /// Why a message is dead-lettered.
 struct Reject<'a> {
     stage: &'static str,
@@ -303,7 +320,12 @@ impl Ingress {
         }
     }
 
-    /// Up to `batch_size` messages: waits for the first, then lingers for more.
+    /// Up to `batch_size` messages: waits for the first, then lingers for more, but never
+    /// longer than `batch_linger` past the first message's transport timestamp (when it has
+    /// one). So messages that queued up while the previous batch was being written go out at
+    /// once with whatever else is already there (group commit): the linger adds latency only
+    /// when traffic is sparse, and a busy stream waits about one write, not one write plus the
+    /// linger.
     async fn collect_batch(
         &mut self,
         pending: &mut VecDeque<InboundMessage>,
@@ -320,22 +342,28 @@ impl Ingress {
                 None => break,
             }
         }
-        if !batch.is_empty() {
+        let mut deadline = Instant::now() + self.batch_linger;
+        if let Some(first) = batch.first() {
+            deadline = linger_deadline(deadline, self.batch_linger, first, Utc::now());
             let left = pending.len();
             self.update(|s| s.pending = left);
         }
-        let deadline = Instant::now() + self.batch_linger;
         while batch.len() < self.batch_size && bytes < max_bytes {
             let wait = if batch.is_empty() {
                 IDLE_POLL
             } else {
                 deadline.saturating_duration_since(Instant::now())
             };
-            if !batch.is_empty() && wait.is_zero() {
-                break;
-            }
             match self.subscriber.poll(wait).await {
                 Ok(Some(message)) => {
+                    if batch.is_empty() {
+                        deadline = linger_deadline(
+                            Instant::now() + self.batch_linger,
+                            self.batch_linger,
+                            &message,
+                            Utc::now(),
+                        );
+                    }
                     bytes += message.payload.len();
                     batch.push(message);
                 }
@@ -831,6 +859,31 @@ mod tests {
             headers: vec![("x-big".into(), vec![b'h'; headers])],
             payload: vec![b'p'; payload],
             timestamp: None,
+        }
+    }
+
+    #[test]
+    fn the_linger_ends_linger_after_the_first_message_was_sent_never_later_than_from_the_start() {
+        let linger = Duration::from_millis(50);
+        let now = Utc::now();
+        let latest = Instant::now() + linger;
+        let ms = |n: i64| chrono::Duration::milliseconds(n);
+        // (sent relative to now, remaining linger at most, at least)
+        let table: [(Option<i64>, u64, u64); 6] = [
+            (None, 50, 45),         // no timestamp: the whole linger
+            (Some(0), 50, 45),      // just sent
+            (Some(-20), 30, 25),    // sent 20 ms ago: 30 ms left
+            (Some(-50), 0, 0),      // waited the whole linger already: close now
+            (Some(-5_000), 0, 0),   // queued long ago (a backlog): close now
+            (Some(60_000), 50, 45), // a producer clock ahead: counts as just sent
+        ];
+        for (sent, most, least) in table {
+            let mut m = message(0, 1);
+            m.timestamp = sent.map(|d| now + ms(d));
+            let left = linger_deadline(latest, linger, &m, now)
+                .saturating_duration_since(Instant::now())
+                .as_millis() as u64;
+            assert!(left <= most && left >= least, "{sent:?}: {left} ms left");
         }
     }
 

@@ -337,7 +337,7 @@ mod error_kind_tests {
     #[test]
     fn newest_per_source_keeps_one_record_per_source_newest_and_latest_on_ties() {
         use chrono::TimeZone;
-        let at = |secs| Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap();
+        let at = |secs: i64| Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap();
         let record = |kind: &str, service: &str, instance: &str, secs| JournalRecord {
             snapshot: Snapshot::new(
                 kind,
