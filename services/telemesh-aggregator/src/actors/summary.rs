@@ -75,7 +75,7 @@ pub const RERENDER_EVERY: Duration = Duration::from_secs(1);
 /// The shortest gap between two renderings after changes: a burst of batches (a backlog
 /// draining, or a thousand snapshots a second) costs one rendering per gap, not one per batch;
 /// the first change after a quiet gap renders at once.
-pub const MIN_RENDER_GAP: Duration = Duration::from_millis(100);
+pub const MIN_RENDER_GAP: Duration = Duration::from_millis(250);
 
 /// The summary actor.
 #[derive(Debug)]
