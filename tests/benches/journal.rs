@@ -343,10 +343,6 @@ async fn run() {
     }
     let mut conn = raw(&db).await;
     let drain_started = Instant::now();
-    eprintln!(
-        "MARK drain_start {}",
-        std::fs::read_to_string("/proc/uptime").unwrap()
-    );
     let (aggregator, ready_with_backlog) = start_aggregator(&kafka, &journal_settings(&db)).await;
     // (first commit, records then): the drain proper starts with the first commit, after the
     // consumer group has joined. Progress is read from the aggregator's ingress status: a
@@ -367,10 +363,6 @@ async fn run() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let done = Instant::now();
-    eprintln!(
-        "MARK drain_end {}",
-        std::fs::read_to_string("/proc/uptime").unwrap()
-    );
     let drain_secs = (done - drain_started).as_secs_f64();
     assert_eq!(
         count_rows(&mut conn).await,
