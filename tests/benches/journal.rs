@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use sqlx::{Connection, Executor};
-use telemesh_aggregator::settings::{JournalSettings, TimescaleMode};
+use telemesh_aggregator::settings::{AggregatorSettings, JournalSettings, TimescaleMode};
 use telemesh_aggregator::{subscribed_topics, Aggregator, Journal, TransportParts};
 use telemesh_core::config::{KafkaSettings, SecretUrl};
 use telemesh_core::transport::kafka::{KafkaPublisher, KafkaSubscriber};
@@ -147,6 +147,7 @@ fn timescale_settings(db: &str) -> JournalSettings {
 async fn start_aggregator(
     kafka: &KafkaSettings,
     journal: &JournalSettings,
+    batch_size: usize,
 ) -> (Aggregator, Duration) {
     let started = Instant::now();
     let journal = Journal::connect(journal).await.expect("open journal");
@@ -154,7 +155,10 @@ async fn start_aggregator(
         .expect("kafka subscriber");
     let publisher: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(kafka).expect("publisher"));
     let aggregator = Aggregator::start(
-        &aggregator_settings(),
+        &AggregatorSettings {
+            batch_size,
+            ..aggregator_settings()
+        },
         "127.0.0.1:0",
         &kafka.topic_prefix,
         journal,
@@ -326,7 +330,12 @@ async fn run() {
     preload(&db, base_rows).await;
 
     // start to ready on the full journal (nothing to consume yet)
-    let (aggregator, ready) = start_aggregator(&kafka, &journal_settings(&db)).await;
+    let (aggregator, ready) = start_aggregator(
+        &kafka,
+        &journal_settings(&db),
+        aggregator_settings().batch_size,
+    )
+    .await;
     aggregator.stop().await;
 
     // a backlog of real snapshots on Kafka, then drain it
@@ -343,7 +352,12 @@ async fn run() {
     }
     let mut conn = raw(&db).await;
     let drain_started = Instant::now();
-    let (aggregator, ready_with_backlog) = start_aggregator(&kafka, &journal_settings(&db)).await;
+    let (aggregator, ready_with_backlog) = start_aggregator(
+        &kafka,
+        &journal_settings(&db),
+        aggregator_settings().batch_size,
+    )
+    .await;
     // (first commit, records then): the drain proper starts with the first commit, after the
     // consumer group has joined. Progress is read from the aggregator's ingress status: a
     // `count(*)` every few ms over a million rows would compete with the drain it measures.
@@ -484,6 +498,10 @@ async fn run() {
 /// 1.7 KB rows do not fit its WASM memory) and the backlog `BENCH_TIMESCALE_BACKLOG` (default
 /// a tenth of the PostgreSQL backlog). While the aggregator holds the one connection, progress
 /// is read from its ingress status, not from the database.
+/// Records per journal batch on PGlite: its socket server fails on a statement of about
+/// 64 KB and more, so batches stay far below (16 × 2.2 KB).
+const TIMESCALE_BATCH: usize = 16;
+
 async fn timescale_section(env: &TestEnv, backlog: usize) {
     let Ok(db) = std::env::var("TELEMESH_TEST_TIMESCALE_URL") else {
         println!("journal bench (TimescaleDB): no server (TELEMESH_TEST_TIMESCALE_URL unset; deploy/local/dev-services up starts one): not measured");
@@ -523,7 +541,8 @@ async fn timescale_section(env: &TestEnv, backlog: usize) {
         assert!(results.iter().all(Result::is_ok), "publish failed");
     }
     let drain_started = Instant::now();
-    let (aggregator, ready) = start_aggregator(&kafka, &timescale_settings(&db)).await;
+    let (aggregator, ready) =
+        start_aggregator(&kafka, &timescale_settings(&db), TIMESCALE_BATCH).await;
     let mut first: Option<(Instant, u64)> = None;
     loop {
         let journaled = aggregator
@@ -547,7 +566,7 @@ async fn timescale_section(env: &TestEnv, backlog: usize) {
     let steady = (backlog as f64 - first_rows as f64) / first_at.elapsed().as_secs_f64();
     aggregator.stop().await;
 
-    // the raw baseline: the same rows back with one INSERT … SELECT FROM UNNEST per 500
+    // the raw baseline: the same rows back with one INSERT … SELECT FROM UNNEST per batch
     let mut conn = raw(&db).await;
     type Row = (
         Uuid,
@@ -576,7 +595,7 @@ async fn timescale_section(env: &TestEnv, backlog: usize) {
         .await
         .expect("remove drained rows");
     let copy_started = Instant::now();
-    for chunk in rows.chunks(500) {
+    for chunk in rows.chunks(TIMESCALE_BATCH) {
         macro_rules! col {
             ($i:tt) => {
                 chunk.iter().map(|r| r.$i.clone()).collect::<Vec<_>>()
