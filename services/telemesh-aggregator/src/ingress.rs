@@ -245,6 +245,32 @@ pub fn dead_letter_record(
     }
 }
 
+/// When a batch that starts with `first` stops lingering: `linger` after `first`'s transport
+/// timestamp, but no later than `latest` (linger from the batch's start). A timestamp ahead of
+/// `now` (a producer's clock) counts as just sent; one older than `linger` closes the batch
+/// with what is already there. Pure.
+fn linger_deadline(
+    latest: Instant,
+    linger: Duration,
+    first: &InboundMessage,
+    now: DateTime<Utc>,
+) -> Instant {
+    let Some(sent) = first.timestamp else {
+        return latest;
+    };
+    let waited = (now - sent).to_std().unwrap_or(Duration::ZERO);
+    latest.min(Instant::now() + linger.saturating_sub(waited))
+}
+
+/// How the first attempt at writing a batch ended.
+enum FirstWrite {
+    /// Journaled: the ids of the new rows.
+    Done(Vec<Uuid>),
+    /// Any error: the batch goes the way of retries, pauses and bisection.
+    Failed,
+    Shutdown,
+}
+
 /// Why a message is dead-lettered.
 struct Reject<'a> {
     stage: &'static str,
@@ -303,7 +329,12 @@ impl Ingress {
         }
     }
 
-    /// Up to `batch_size` messages: waits for the first, then lingers for more.
+    /// Up to `batch_size` messages: waits for the first, then lingers for more, but never
+    /// longer than `batch_linger` past the first message's transport timestamp (when it has
+    /// one). So messages that queued up while the previous batch was being written go out at
+    /// once with whatever else is already there (group commit): the linger adds latency only
+    /// when traffic is sparse, and a busy stream waits about one write, not one write plus the
+    /// linger.
     async fn collect_batch(
         &mut self,
         pending: &mut VecDeque<InboundMessage>,
@@ -320,22 +351,28 @@ impl Ingress {
                 None => break,
             }
         }
-        if !batch.is_empty() {
+        let mut deadline = Instant::now() + self.batch_linger;
+        if let Some(first) = batch.first() {
+            deadline = linger_deadline(deadline, self.batch_linger, first, Utc::now());
             let left = pending.len();
             self.update(|s| s.pending = left);
         }
-        let deadline = Instant::now() + self.batch_linger;
         while batch.len() < self.batch_size && bytes < max_bytes {
             let wait = if batch.is_empty() {
                 IDLE_POLL
             } else {
                 deadline.saturating_duration_since(Instant::now())
             };
-            if !batch.is_empty() && wait.is_zero() {
-                break;
-            }
             match self.subscriber.poll(wait).await {
                 Ok(Some(message)) => {
+                    if batch.is_empty() {
+                        deadline = linger_deadline(
+                            Instant::now() + self.batch_linger,
+                            self.batch_linger,
+                            &message,
+                            Utc::now(),
+                        );
+                    }
                     bytes += message.payload.len();
                     batch.push(message);
                 }
@@ -465,7 +502,11 @@ impl Ingress {
             (HashSet::new(), Vec::new())
         } else {
             journal_depth.inc();
-            let written = self.journal_bisecting(records, pending, shutdown).await;
+            let written = match self.first_write(&records, pending, shutdown).await {
+                FirstWrite::Done(ids) => Some((ids, Vec::new())),
+                FirstWrite::Failed => self.journal_bisecting(records, pending, shutdown).await,
+                FirstWrite::Shutdown => None,
+            };
             journal_depth.dec();
             match written {
                 Some((ids, refused)) => (ids.into_iter().collect(), refused),
@@ -699,6 +740,49 @@ impl Ingress {
 
     /// Journals `records`, bisecting on permanent errors: returns the ids of the new rows and
     /// the refused records (index in `records`, the database's error), or `None` on shutdown.
+    /// The first attempt at writing a batch, while the next messages are fetched into
+    /// `pending` (up to one batch ahead): the loop's decoding and the database's work overlap
+    /// instead of taking turns. A failed attempt (the database down, slow or refusing a
+    /// record) is handed to [`Self::journal_bisecting`], which retries, pauses and bisects
+    /// exactly as for any batch; the prefetched messages are next in line either way, and
+    /// nothing is committed before its batch's transaction.
+    async fn first_write(
+        &mut self,
+        records: &Arc<[JournalRecord]>,
+        pending: &mut VecDeque<InboundMessage>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> FirstWrite {
+        let limit = self.limits.journal_timeout;
+        let call = self.journal.send(AppendBatch(Arc::clone(records)));
+        let write = tokio::time::timeout(limit, call);
+        tokio::pin!(write);
+        let mut prefetching = true;
+        loop {
+            let room = pending.len() < self.batch_size;
+            tokio::select! {
+                biased;
+                answer = &mut write => {
+                    return match answer {
+                        Ok(Ok(Ok(ids))) => {
+                            self.beat();
+                            FirstWrite::Done(ids)
+                        }
+                        _ => FirstWrite::Failed,
+                    };
+                }
+                _ = shutdown.changed() => return FirstWrite::Shutdown,
+                polled = self.subscriber.poll(IDLE_POLL), if prefetching && room => match polled {
+                    Ok(Some(message)) => pending.push_back(message),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "consume error while writing; fetching again after the write");
+                        prefetching = false;
+                    }
+                },
+            }
+        }
+    }
+
     async fn journal_bisecting(
         &mut self,
         records: Arc<[JournalRecord]>,
@@ -831,6 +915,31 @@ mod tests {
             headers: vec![("x-big".into(), vec![b'h'; headers])],
             payload: vec![b'p'; payload],
             timestamp: None,
+        }
+    }
+
+    #[test]
+    fn the_linger_ends_linger_after_the_first_message_was_sent_never_later_than_from_the_start() {
+        let linger = Duration::from_millis(50);
+        let now = Utc::now();
+        let latest = Instant::now() + linger;
+        let ms = |n: i64| chrono::Duration::milliseconds(n);
+        // (sent relative to now, remaining linger at most, at least)
+        let table: [(Option<i64>, u64, u64); 6] = [
+            (None, 50, 45),         // no timestamp: the whole linger
+            (Some(0), 50, 45),      // just sent
+            (Some(-20), 30, 25),    // sent 20 ms ago: 30 ms left
+            (Some(-50), 0, 0),      // waited the whole linger already: close now
+            (Some(-5_000), 0, 0),   // queued long ago (a backlog): close now
+            (Some(60_000), 50, 45), // a producer clock ahead: counts as just sent
+        ];
+        for (sent, most, least) in table {
+            let mut m = message(0, 1);
+            m.timestamp = sent.map(|d| now + ms(d));
+            let left = linger_deadline(latest, linger, &m, now)
+                .saturating_duration_since(Instant::now())
+                .as_millis() as u64;
+            assert!(left <= most && left >= least, "{sent:?}: {left} ms left");
         }
     }
 

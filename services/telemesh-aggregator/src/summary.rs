@@ -171,21 +171,34 @@ impl SummaryState {
     /// [`REPLACED_AFTER_INTERVALS`] of their stated interval before this newer snapshot
     /// (counted as of `at`).
     fn prune_replaced(&mut self, snapshot: &Snapshot, at: DateTime<Utc>) {
-        self.latest.retain(|(kind, source), known| {
-            let replaced = *kind == snapshot.kind
-                && source.service == snapshot.source.service
-                && source.instance != snapshot.source.instance
-                && known
-                    .snapshot
-                    .metrics
-                    .get(INTERVAL_METRIC)
-                    .filter(|i| i.is_finite() && **i > 0.0)
-                    .is_some_and(|interval| {
-                        let silent = (at - known.at).num_milliseconds() as f64 / 1000.0;
-                        silent > REPLACED_AFTER_INTERVALS * interval
-                    });
-            !replaced
-        });
+        // the instances of this kind and service are adjacent keys: visit only them
+        let from = (
+            snapshot.kind.clone(),
+            Source::new(snapshot.source.service.clone(), String::new()),
+        );
+        let replaced: Vec<(String, Source)> = self
+            .latest
+            .range(from..)
+            .take_while(|((kind, source), _)| {
+                *kind == snapshot.kind && source.service == snapshot.source.service
+            })
+            .filter(|((_, source), known)| {
+                source.instance != snapshot.source.instance
+                    && known
+                        .snapshot
+                        .metrics
+                        .get(INTERVAL_METRIC)
+                        .filter(|i| i.is_finite() && **i > 0.0)
+                        .is_some_and(|interval| {
+                            let silent = (at - known.at).num_milliseconds() as f64 / 1000.0;
+                            silent > REPLACED_AFTER_INTERVALS * interval
+                        })
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in replaced {
+            self.latest.remove(&key);
+        }
     }
 
     /// A stale instance whose service has a newer instance reporting was replaced (a rolling

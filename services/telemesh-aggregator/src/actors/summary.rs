@@ -72,10 +72,18 @@ pub const EXECUTION_JOURNAL_EVERY: Duration = Duration::from_secs(10);
 /// How often the cached rendering is redone without a change (ages, staleness).
 pub const RERENDER_EVERY: Duration = Duration::from_secs(1);
 
+/// The shortest gap between two renderings after changes: a burst of batches (a backlog
+/// draining, or a thousand snapshots a second) costs one rendering per gap, not one per batch;
+/// the first change after a quiet gap renders at once.
+pub const MIN_RENDER_GAP: Duration = Duration::from_millis(250);
+
 /// The summary actor.
 #[derive(Debug)]
 pub struct SummaryActor {
     state: SummaryState,
+    /// When the cache was last rendered, and whether a coalesced rendering is scheduled.
+    rendered_at: Option<std::time::Instant>,
+    render_scheduled: bool,
     policy: StalenessPolicy,
     mailbox_capacity: usize,
     refresh: Option<JournalRefresh>,
@@ -96,6 +104,8 @@ impl SummaryActor {
         }
         Self {
             state,
+            rendered_at: None,
+            render_scheduled: false,
             policy,
             mailbox_capacity,
             refresh: None,
@@ -111,8 +121,27 @@ impl SummaryActor {
         self.cache.clone()
     }
 
+    /// Renders after a change: at once when the last rendering is at least [`MIN_RENDER_GAP`]
+    /// old, otherwise once at the end of the gap (however many changes arrive meanwhile).
+    fn changed(&mut self, ctx: &mut Context<Self>) {
+        if self.render_scheduled {
+            return;
+        }
+        let since = self.rendered_at.map_or(MIN_RENDER_GAP, |at| at.elapsed());
+        if since >= MIN_RENDER_GAP {
+            self.render();
+        } else {
+            self.render_scheduled = true;
+            ctx.run_later(MIN_RENDER_GAP - since, |actor, _| {
+                actor.render_scheduled = false;
+                actor.render();
+            });
+        }
+    }
+
     /// Renders the summary as of now into the cache.
-    fn render(&self) {
+    fn render(&mut self) {
+        self.rendered_at = Some(std::time::Instant::now());
         let now = Utc::now();
         let mut summary = self.state.summary(&self.policy, now);
         summary.execution_journal = self.execution_view.clone();
@@ -163,13 +192,18 @@ impl SummaryActor {
                 .execution_view(&crate::journal::execution::ExecutionQuery::default())
                 .await
         };
-        ctx.spawn(read.into_actor(self).map(|result, actor, _| match result {
-            Ok(view) => {
-                actor.execution_view = Some(view);
-                actor.render();
-            }
-            Err(e) => tracing::warn!(error = %e, "execution journal read for the summary failed"),
-        }));
+        ctx.spawn(
+            read.into_actor(self)
+                .map(|result, actor, ctx| match result {
+                    Ok(view) => {
+                        actor.execution_view = Some(view);
+                        actor.changed(ctx);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "execution journal read for the summary failed")
+                    }
+                }),
+        );
     }
 
     /// Announces every observed (newly journaled) snapshot on `live`.
@@ -196,13 +230,13 @@ impl Actor for SummaryActor {
             ctx.run_interval(refresh.every, move |actor, ctx| {
                 let refresh = refresh.clone();
                 let read = async move { refresh.journal.latest(Utc::now() - refresh.window).await };
-                ctx.spawn(read.into_actor(actor).map(|result, actor, _| match result {
+                ctx.spawn(read.into_actor(actor).map(|result, actor, ctx| match result {
                     Ok(latest) => {
                         let now = Utc::now();
                         for snapshot in latest {
                             actor.state.observe_received(snapshot, now);
                         }
-                        actor.render();
+                        actor.changed(ctx);
                     }
                     Err(e) => tracing::warn!(error = %e, "summary refresh from the journal failed"),
                 }));
@@ -233,7 +267,7 @@ impl Handler<Observe> for SummaryActor {
             }
             self.state.observe_received(snapshot, received_at);
         }
-        self.render();
+        self.changed(ctx);
     }
 }
 

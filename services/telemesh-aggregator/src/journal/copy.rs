@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::{body_json, JournalError, JournalRecord};
+use super::{JournalError, JournalRecord};
 
 /// The staging table's columns, in the order [`encode`] writes them.
 pub(super) const STAGING_COLUMNS: &str = "id, kind, service, instance, status, generated_at, \
@@ -52,13 +52,17 @@ fn put_timestamptz(out: &mut Vec<u8>, t: DateTime<Utc>) -> Result<(), JournalErr
     put_field(out, &micros.to_be_bytes())
 }
 
-/// Encodes `records` as one complete binary `COPY` stream of [`STAGING_COLUMNS`].
-pub(super) fn encode(records: &[JournalRecord]) -> Result<Vec<u8>, JournalError> {
+/// Encodes `records` (with `bodies[i]` the JSON body of `records[i]`) as one complete binary
+/// `COPY` stream of [`STAGING_COLUMNS`].
+pub(super) fn encode(
+    records: &[JournalRecord],
+    bodies: &[String],
+) -> Result<Vec<u8>, JournalError> {
     let mut out = Vec::with_capacity(19 + records.len() * 2048);
     out.extend_from_slice(SIGNATURE);
     out.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
     out.extend_from_slice(&0i32.to_be_bytes()); // header extension length
-    for r in records {
+    for (r, body) in records.iter().zip(bodies) {
         let s = &r.snapshot;
         out.extend_from_slice(&FIELDS.to_be_bytes());
         put_field(&mut out, s.id.as_bytes())?;
@@ -69,7 +73,6 @@ pub(super) fn encode(records: &[JournalRecord]) -> Result<Vec<u8>, JournalError>
         put_timestamptz(&mut out, s.generated_at)?;
         put_timestamptz(&mut out, r.received_at)?;
         put_text(&mut out, &s.summary)?;
-        let body = body_json(s)?;
         let mut jsonb = Vec::with_capacity(body.len() + 1);
         jsonb.push(JSONB_VERSION);
         jsonb.extend_from_slice(body.as_bytes());
@@ -153,7 +156,11 @@ mod tests {
                 "",
             ),
         ];
-        let rows = decode(&encode(&records).unwrap());
+        let bodies: Vec<String> = records
+            .iter()
+            .map(|r| crate::journal::body_json(&r.snapshot).unwrap())
+            .collect();
+        let rows = decode(&encode(&records, &bodies).unwrap());
         assert_eq!(rows.len(), 2);
         for (row, r) in rows.iter().zip(&records) {
             assert_eq!(row.len(), FIELDS as usize);
@@ -174,7 +181,7 @@ mod tests {
 
     #[test]
     fn an_empty_batch_is_header_and_trailer() {
-        let bytes = encode(&[]).unwrap();
+        let bytes = encode(&[], &[]).unwrap();
         assert_eq!(bytes.len(), 19 + 2);
         assert!(decode(&bytes).is_empty());
     }

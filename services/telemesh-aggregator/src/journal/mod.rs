@@ -297,6 +297,32 @@ impl Journal {
 }
 
 /// The JSON body stored for a snapshot (the JSON encoding of the envelope).
+/// Indices (ascending) of the newest record of each source (kind, service, instance) in
+/// `records`; of two with the same `generated_at` the later one wins. Pure.
+fn newest_per_source(records: &[JournalRecord]) -> Vec<usize> {
+    let mut newest: std::collections::HashMap<(&str, &str, &str), usize> =
+        std::collections::HashMap::with_capacity(records.len().min(1024));
+    for (i, r) in records.iter().enumerate() {
+        let s = &r.snapshot;
+        let key = (
+            s.kind.as_str(),
+            s.source.service.as_str(),
+            s.source.instance.as_str(),
+        );
+        newest
+            .entry(key)
+            .and_modify(|at| {
+                if records[*at].snapshot.generated_at <= s.generated_at {
+                    *at = i;
+                }
+            })
+            .or_insert(i);
+    }
+    let mut at: Vec<usize> = newest.into_values().collect();
+    at.sort_unstable();
+    at
+}
+
 fn body_json(snapshot: &Snapshot) -> Result<String, JournalError> {
     serde_json::to_string(snapshot).map_err(|e| JournalError::Corrupt(e.to_string()))
 }
@@ -308,6 +334,31 @@ fn parse_body(body: &str) -> Result<Snapshot, JournalError> {
 #[cfg(test)]
 mod error_kind_tests {
     use super::*;
+
+    #[test]
+    fn newest_per_source_keeps_one_record_per_source_newest_and_latest_on_ties() {
+        use chrono::TimeZone;
+        let at = |secs: i64| Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap();
+        let record = |kind: &str, service: &str, instance: &str, secs| JournalRecord {
+            snapshot: Snapshot::new(
+                kind,
+                telemesh_core::Source::new(service, instance),
+                at(secs),
+            ),
+            received_at: at(secs),
+            kafka: None,
+        };
+        let records = [
+            record("telemetry.a.b", "s", "i1", 5), // 0: older than 2
+            record("telemetry.a.b", "s", "i2", 1), // 1: only one of its source
+            record("telemetry.a.b", "s", "i1", 9), // 2: newest of s/i1
+            record("telemetry.a.b", "s", "i1", 3), // 3: out of order, older
+            record("telemetry.c.d", "s", "i1", 9), // 4: another kind
+            record("telemetry.c.d", "s", "i1", 9), // 5: same time as 4: the later wins
+        ];
+        assert_eq!(newest_per_source(&records), vec![1, 2, 5]);
+        assert!(newest_per_source(&[]).is_empty());
+    }
 
     #[test]
     fn sqlstate_classes_decide_permanent_or_transient() {

@@ -205,16 +205,69 @@ impl PgJournal {
         &self.layout
     }
 
-    /// One transaction: binary `COPY` of the batch into the staging table, `INSERT … SELECT …
-    /// ON CONFLICT DO NOTHING` into the journal, and the latest-per-source upsert.
+    /// Journals `records` in one transaction and answers the ids it newly inserted.
+    ///
+    /// The fast path (a PostgreSQL server) is a binary `COPY` straight into the journal table
+    /// plus the latest-per-source upsert: the cost of a raw `COPY` and little more. A batch
+    /// holding a record that is already journaled (a replay after a crash or a rebalance, or
+    /// the same record twice) makes that `COPY` fail with a unique violation; the whole
+    /// transaction is then rolled back and the batch goes the deduplicating way, through the
+    /// staging table and `INSERT … ON CONFLICT DO NOTHING` (always the way on PGlite). Either
+    /// way a record's row, its execution row and the latest upsert commit together, once.
     pub(super) async fn insert_batch(
         &self,
         records: &[JournalRecord],
     ) -> Result<Vec<Uuid>, JournalError> {
+        let bodies = records
+            .iter()
+            .map(|r| super::body_json(&r.snapshot))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.load == StagingLoad::Copy {
+            match self.insert_direct(records, &bodies).await {
+                Err(JournalError::Refused { code, .. }) if code == UNIQUE_VIOLATION => {
+                    tracing::debug!(
+                        records = records.len(),
+                        "batch holds an already journaled record (a replay): deduplicating it"
+                    );
+                }
+                done => return done,
+            }
+        }
+        self.insert_staged(records, &bodies).await
+    }
+
+    /// `COPY` into the journal table: fails with [`UNIQUE_VIOLATION`] on a replayed record.
+    async fn insert_direct(
+        &self,
+        records: &[JournalRecord],
+        bodies: &[String],
+    ) -> Result<Vec<Uuid>, JournalError> {
+        let data = copy::encode(records, bodies)?;
+        let mut tx = self.pool.begin().await?;
+        let mut copy_in = tx
+            .copy_in_raw(&format!(
+                "COPY telemetry_snapshots ({STAGING_COLUMNS}) FROM STDIN (FORMAT binary)"
+            ))
+            .await?;
+        copy_in.send(data).await?;
+        copy_in.finish().await?;
+        let inserted: Vec<Uuid> = records.iter().map(|r| r.snapshot.id).collect();
+        derive_rows(&mut tx, records, bodies, &inserted).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Binary `COPY` (or `UNNEST` on PGlite) into the staging table, `INSERT … SELECT … ON
+    /// CONFLICT DO NOTHING` into the journal, and the latest-per-source upsert.
+    async fn insert_staged(
+        &self,
+        records: &[JournalRecord],
+        bodies: &[String],
+    ) -> Result<Vec<Uuid>, JournalError> {
         let mut tx = self.pool.begin().await?;
         match self.load {
             StagingLoad::Copy => {
-                let data = copy::encode(records)?;
+                let data = copy::encode(records, bodies)?;
                 let mut copy_in = tx
                     .copy_in_raw(&format!(
                         "COPY telemesh_journal_staging ({STAGING_COLUMNS}) FROM STDIN (FORMAT binary)"
@@ -223,7 +276,7 @@ impl PgJournal {
                 copy_in.send(data).await?;
                 copy_in.finish().await?;
             }
-            StagingLoad::Unnest => load_unnest(&mut tx, records).await?,
+            StagingLoad::Unnest => load_unnest(&mut tx, records, bodies).await?,
         }
         let inserted: Vec<Uuid> = sqlx::query_scalar(&format!(
             "INSERT INTO telemetry_snapshots ({STAGING_COLUMNS}) \
@@ -232,19 +285,7 @@ impl PgJournal {
         ))
         .fetch_all(&mut *tx)
         .await?;
-        super::execution::insert_pg(&mut tx, records, &inserted).await?;
-        super::ci::insert_pg(&mut tx, records, &inserted).await?;
-        sqlx::query(
-            "INSERT INTO telemetry_latest (kind, service, instance, generated_at, body) \
-             SELECT DISTINCT ON (kind, service, instance) kind, service, instance, generated_at, body \
-             FROM telemesh_journal_staging \
-             ORDER BY kind, service, instance, generated_at DESC \
-             ON CONFLICT (kind, service, instance) DO UPDATE \
-               SET generated_at = EXCLUDED.generated_at, body = EXCLUDED.body \
-               WHERE telemetry_latest.generated_at < EXCLUDED.generated_at",
-        )
-        .execute(&mut *tx)
-        .await?;
+        derive_rows(&mut tx, records, bodies, &inserted).await?;
         tx.commit().await?;
         Ok(inserted)
     }
@@ -415,6 +456,7 @@ impl PgJournal {
 async fn load_unnest(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     records: &[JournalRecord],
+    bodies: &[String],
 ) -> Result<(), JournalError> {
     let n = records.len();
     let (mut ids, mut kinds, mut services, mut instances) = (
@@ -423,8 +465,7 @@ async fn load_unnest(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let (mut statuses, mut generated, mut received, mut summaries, mut bodies) = (
-        Vec::with_capacity(n),
+    let (mut statuses, mut generated, mut received, mut summaries) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -443,7 +484,6 @@ async fn load_unnest(
         generated.push(s.generated_at);
         received.push(r.received_at);
         summaries.push(s.summary.clone());
-        bodies.push(super::body_json(s)?);
         topics.push(r.kafka.as_ref().map(|k| k.topic.clone()));
         partitions.push(r.kafka.as_ref().map(|k| k.partition));
         offsets.push(r.kafka.as_ref().map(|k| k.offset));
@@ -465,10 +505,69 @@ async fn load_unnest(
     .bind(&generated)
     .bind(&received)
     .bind(&summaries)
-    .bind(&bodies)
+    .bind(bodies)
     .bind(&topics)
     .bind(&partitions)
     .bind(&offsets)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// What a batch's transaction writes besides the journal rows: the execution and CI rows of
+/// the newly `inserted` snapshots and the latest-per-source upsert.
+async fn derive_rows(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    records: &[JournalRecord],
+    bodies: &[String],
+    inserted: &[Uuid],
+) -> Result<(), JournalError> {
+    super::execution::insert_pg(tx, records, inserted).await?;
+    super::ci::insert_pg(tx, records, inserted).await?;
+    upsert_latest(tx, records, bodies).await
+}
+
+/// SQLSTATE of a unique violation: the fast path met an already journaled record.
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// Upserts the newest record of each source in `records` into `telemetry_latest` (never
+/// replacing a newer row): one statement of at most one row per source.
+async fn upsert_latest(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    records: &[JournalRecord],
+    bodies: &[String],
+) -> Result<(), JournalError> {
+    let newest = super::newest_per_source(records);
+    let n = newest.len();
+    let (mut kinds, mut services, mut instances, mut generated, mut latest_bodies) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for i in newest {
+        let s = &records[i].snapshot;
+        kinds.push(s.kind.as_str());
+        services.push(s.source.service.as_str());
+        instances.push(s.source.instance.as_str());
+        generated.push(s.generated_at);
+        latest_bodies.push(bodies[i].as_str());
+    }
+    sqlx::query(
+        "INSERT INTO telemetry_latest (kind, service, instance, generated_at, body) \
+         SELECT kind, service, instance, generated_at, body::jsonb \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) \
+              AS t(kind, service, instance, generated_at, body) \
+         ON CONFLICT (kind, service, instance) DO UPDATE \
+           SET generated_at = EXCLUDED.generated_at, body = EXCLUDED.body \
+           WHERE telemetry_latest.generated_at < EXCLUDED.generated_at",
+    )
+    .bind(&kinds)
+    .bind(&services)
+    .bind(&instances)
+    .bind(&generated)
+    .bind(&latest_bodies)
     .execute(&mut **tx)
     .await?;
     Ok(())
