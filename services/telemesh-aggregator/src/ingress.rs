@@ -161,9 +161,12 @@ pub struct Ingress {
     pub limits: IngressLimits,
 }
 
-/// A decoded message waiting for its journal commit.
+/// A decoded message waiting for its journal commit (its snapshot travels in the batch's
+/// journal records, and comes back from them for the summary).
 struct Accepted {
-    snapshot: Snapshot,
+    id: Uuid,
+    kind: String,
+    generated_at: DateTime<Utc>,
     message: InboundMessage,
     /// Its `process <topic>` span, closed when the message is fully handled.
     span: Span,
@@ -260,6 +263,21 @@ fn linger_deadline(
     };
     let waited = (now - sent).to_std().unwrap_or(Duration::ZERO);
     latest.min(Instant::now() + linger.saturating_sub(waited))
+}
+
+/// What is left in a journal record whose snapshot went on to the summary: allocation-free.
+fn taken() -> Snapshot {
+    Snapshot {
+        id: Uuid::nil(),
+        kind: String::new(),
+        source: telemesh_core::Source::new(String::new(), String::new()),
+        generated_at: DateTime::<Utc>::MIN_UTC,
+        status: telemesh_core::Grade::Ok,
+        summary: String::new(),
+        components: Vec::new(),
+        metrics: std::collections::BTreeMap::new(),
+        markdown: String::new(),
+    }
 }
 
 /// How the first attempt at writing a batch ended.
@@ -410,6 +428,7 @@ impl Ingress {
         }
         let batch_len = batch.len();
         let mut accepted = Vec::with_capacity(batch_len);
+        let mut decoded_snapshots = Vec::with_capacity(batch_len);
         for message in batch {
             let kind =
                 topics::kind_of_topic(&self.topic_prefix, &message.topic).unwrap_or("unknown");
@@ -434,10 +453,13 @@ impl Ingress {
                     span.record("telemesh.snapshot.id", snapshot.id.to_string());
                     span.record("telemesh.snapshot.kind", snapshot.kind.as_str());
                     accepted.push(Accepted {
-                        snapshot,
+                        id: snapshot.id,
+                        kind: snapshot.kind.clone(),
+                        generated_at: snapshot.generated_at,
                         message,
                         span,
-                    })
+                    });
+                    decoded_snapshots.push(snapshot);
                 }
                 Err(error) => {
                     span.record("otel.status_code", "ERROR");
@@ -457,20 +479,11 @@ impl Ingress {
                 }
             }
         }
-        // alert evaluation does not wait for the journal write
-        if self.alerts.is_some() && !accepted.is_empty() {
-            let _alert_spans: Vec<Span> = accepted
-                .iter()
-                .map(|a| tracing::info_span!(parent: &a.span, "alert.evaluate"))
-                .collect();
-            self.tell_alerts(ObserveAlerts(
-                accepted.iter().map(|a| a.snapshot.clone()).collect(),
-            ));
-        }
-        let records: Arc<[JournalRecord]> = accepted
+        let mut records: Arc<[JournalRecord]> = accepted
             .iter()
-            .map(|a| JournalRecord {
-                snapshot: a.snapshot.clone(),
+            .zip(decoded_snapshots)
+            .map(|(a, snapshot)| JournalRecord {
+                snapshot,
                 received_at: now,
                 kafka: self.record_kafka_coords.then(|| KafkaCoords {
                     topic: a.message.topic.clone(),
@@ -479,6 +492,16 @@ impl Ingress {
                 }),
             })
             .collect();
+        // alert evaluation does not wait for the journal write
+        if self.alerts.is_some() && !accepted.is_empty() {
+            let _alert_spans: Vec<Span> = accepted
+                .iter()
+                .map(|a| tracing::info_span!(parent: &a.span, "alert.evaluate"))
+                .collect();
+            self.tell_alerts(ObserveAlerts(
+                records.iter().map(|r| r.snapshot.clone()).collect(),
+            ));
+        }
         let journal_depth = self
             .metrics
             .mailbox_depth
@@ -504,7 +527,10 @@ impl Ingress {
             journal_depth.inc();
             let written = match self.first_write(&records, pending, shutdown).await {
                 FirstWrite::Done(ids) => Some((ids, Vec::new())),
-                FirstWrite::Failed => self.journal_bisecting(records, pending, shutdown).await,
+                FirstWrite::Failed => {
+                    self.journal_bisecting(Arc::clone(&records), pending, shutdown)
+                        .await
+                }
                 FirstWrite::Shutdown => None,
             };
             journal_depth.dec();
@@ -514,10 +540,7 @@ impl Ingress {
             }
         };
         for (a, span) in accepted.iter().zip(&journal_spans) {
-            span.record(
-                "telemesh.journal.inserted",
-                inserted.contains(&a.snapshot.id),
-            );
+            span.record("telemesh.journal.inserted", inserted.contains(&a.id));
         }
         drop(journal_spans);
         let refused_at: HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
@@ -530,7 +553,7 @@ impl Ingress {
                 class: "journal_refused",
                 detail: error.to_string(),
             };
-            let kind = a.snapshot.kind.clone();
+            let kind = a.kind.clone();
             let sent = self
                 .dead_letter(&a.message, reject, &kind, shutdown)
                 .instrument(a.span.clone())
@@ -540,12 +563,22 @@ impl Ingress {
             }
             self.update(|s| s.refused += 1);
         }
-        let accepted: Vec<Accepted> = accepted
+        // the snapshots back from the records (moved when nothing else holds them any more)
+        let snapshots: Vec<Snapshot> = match Arc::get_mut(&mut records) {
+            Some(records) => records
+                .iter_mut()
+                .map(|r| std::mem::replace(&mut r.snapshot, taken()))
+                .collect(),
+            None => records.iter().map(|r| r.snapshot.clone()).collect(),
+        };
+        drop(records);
+        let (accepted, snapshots): (Vec<Accepted>, Vec<Snapshot>) = accepted
             .into_iter()
+            .zip(snapshots)
             .enumerate()
             .filter(|(i, _)| !refused_at.contains(i))
-            .map(|(_, a)| a)
-            .collect();
+            .map(|(_, pair)| pair)
+            .unzip();
         if let Err(e) = self.subscriber.commit(&highest_positions(&positions)) {
             tracing::warn!(error = %e, "offset store failed; these messages may be replayed (and deduplicated)");
         }
@@ -554,15 +587,15 @@ impl Ingress {
         // a copy delivered twice within one batch is inserted once: the second is a duplicate
         let mut counted: HashSet<Uuid> = HashSet::with_capacity(inserted.len());
         for a in &accepted {
-            if inserted.contains(&a.snapshot.id) && counted.insert(a.snapshot.id) {
-                let lag = (committed_at - a.snapshot.generated_at)
+            if inserted.contains(&a.id) && counted.insert(a.id) {
+                let lag = (committed_at - a.generated_at)
                     .num_microseconds()
                     .unwrap_or(0) as f64
                     / 1e6;
                 self.metrics.end_to_end_lag_seconds.observe(lag.max(0.0));
                 self.metrics
                     .journaled
-                    .get_or_create(&label("kind", &a.snapshot.kind))
+                    .get_or_create(&label("kind", &a.kind))
                     .inc();
             } else {
                 duplicates += 1;
@@ -576,8 +609,7 @@ impl Ingress {
             s.last_message_at = Some(committed_at);
             s.heartbeat_at = Some(committed_at);
         });
-        let (snapshots, spans): (Vec<Snapshot>, Vec<Span>) =
-            accepted.into_iter().map(|a| (a.snapshot, a.span)).unzip();
+        let spans: Vec<Span> = accepted.into_iter().map(|a| a.span).collect();
         if !snapshots.is_empty() {
             let summary_spans: Vec<Span> = spans
                 .iter()

@@ -260,9 +260,11 @@ impl Handler<Observe> for SummaryActor {
             self.read_execution_journal(ctx);
         }
         let received_at = Utc::now();
+        // copies for the live stream only while someone watches it
+        let live = self.live.clone().filter(|live| live.receiver_count() > 0);
         for snapshot in msg.0 {
-            if let Some(live) = &self.live {
-                // no subscriber is fine: nobody is watching
+            if let Some(live) = &live {
+                // a watcher that left meanwhile is fine
                 let _ = live.send(snapshot.clone());
             }
             self.state.observe_received(snapshot, received_at);
