@@ -310,6 +310,8 @@ fn standalone_with_no_configuration_shows_every_domain_and_names_what_to_set() {
             "telemetry.operational.system_validation",
             "system_validation.report_path",
         ),
+        // a laptop has no platform cache: warn, not a page
+        ("telemetry.cache.health", "cache_health.url"),
     ] {
         let block = &summary["domains"][kind];
         assert_eq!(block["status"], "warn", "{block}");
