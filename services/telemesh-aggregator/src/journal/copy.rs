@@ -52,17 +52,36 @@ fn put_timestamptz(out: &mut Vec<u8>, t: DateTime<Utc>) -> Result<(), JournalErr
     put_field(out, &micros.to_be_bytes())
 }
 
-/// Encodes `records` (with `bodies[i]` the JSON body of `records[i]`) as one complete binary
-/// `COPY` stream of [`STAGING_COLUMNS`].
-pub(super) fn encode(
-    records: &[JournalRecord],
-    bodies: &[String],
-) -> Result<Vec<u8>, JournalError> {
-    let mut out = Vec::with_capacity(19 + records.len() * 2048);
+/// A batch in the binary `COPY` format, with where each record's JSON body lies in it (so the
+/// body is encoded once: for the `COPY`, and read back for the latest-per-source upsert).
+#[derive(Debug)]
+pub(super) struct Encoded {
+    pub(super) data: Vec<u8>,
+    bodies: Vec<std::ops::Range<usize>>,
+}
+
+impl Encoded {
+    /// The JSON body of record `i`.
+    pub(super) fn body(&self, i: usize) -> Result<&str, JournalError> {
+        let range = self.bodies.get(i).cloned().unwrap_or_default();
+        std::str::from_utf8(&self.data[range]).map_err(|e| JournalError::Corrupt(e.to_string()))
+    }
+
+    /// Every record's JSON body, in order.
+    pub(super) fn bodies(&self) -> Result<Vec<&str>, JournalError> {
+        (0..self.bodies.len()).map(|i| self.body(i)).collect()
+    }
+}
+
+/// Encodes `records` as one complete binary `COPY` stream of [`STAGING_COLUMNS`]; each body's
+/// JSON is written straight into the stream.
+pub(super) fn encode(records: &[JournalRecord]) -> Result<Encoded, JournalError> {
+    let mut out = Vec::with_capacity(21 + records.len() * 2560);
+    let mut bodies = Vec::with_capacity(records.len());
     out.extend_from_slice(SIGNATURE);
     out.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
     out.extend_from_slice(&0i32.to_be_bytes()); // header extension length
-    for (r, body) in records.iter().zip(bodies) {
+    for r in records {
         let s = &r.snapshot;
         out.extend_from_slice(&FIELDS.to_be_bytes());
         put_field(&mut out, s.id.as_bytes())?;
@@ -73,10 +92,20 @@ pub(super) fn encode(
         put_timestamptz(&mut out, s.generated_at)?;
         put_timestamptz(&mut out, r.received_at)?;
         put_text(&mut out, &s.summary)?;
-        let mut jsonb = Vec::with_capacity(body.len() + 1);
-        jsonb.push(JSONB_VERSION);
-        jsonb.extend_from_slice(body.as_bytes());
-        put_field(&mut out, &jsonb)?;
+        // jsonb: the length (patched below), the format version, the JSON text
+        let length_at = out.len();
+        out.extend_from_slice(&0i32.to_be_bytes());
+        out.push(JSONB_VERSION);
+        let start = out.len();
+        serde_json::to_writer(&mut out, s).map_err(|e| JournalError::Corrupt(e.to_string()))?;
+        let length = i32::try_from(out.len() - length_at - 4).map_err(|_| {
+            JournalError::Corrupt(format!(
+                "a body of {} bytes is too large for the journal; the producer must send smaller snapshots",
+                out.len() - start
+            ))
+        })?;
+        out[length_at..length_at + 4].copy_from_slice(&length.to_be_bytes());
+        bodies.push(start..out.len());
         match &r.kafka {
             Some(k) => {
                 put_text(&mut out, &k.topic)?;
@@ -91,7 +120,7 @@ pub(super) fn encode(
         }
     }
     out.extend_from_slice(&(-1i16).to_be_bytes());
-    Ok(out)
+    Ok(Encoded { data: out, bodies })
 }
 
 #[cfg(test)]
@@ -156,11 +185,8 @@ mod tests {
                 "",
             ),
         ];
-        let bodies: Vec<String> = records
-            .iter()
-            .map(|r| crate::journal::body_json(&r.snapshot).unwrap())
-            .collect();
-        let rows = decode(&encode(&records, &bodies).unwrap());
+        let encoded = encode(&records).unwrap();
+        let rows = decode(&encoded.data);
         assert_eq!(rows.len(), 2);
         for (row, r) in rows.iter().zip(&records) {
             assert_eq!(row.len(), FIELDS as usize);
@@ -173,6 +199,14 @@ mod tests {
             assert_eq!(body[0], JSONB_VERSION);
             let parsed: Snapshot = serde_json::from_slice(&body[1..]).unwrap();
             assert_eq!(parsed, r.snapshot);
+            assert_eq!(
+                encoded
+                    .body(rows.iter().position(|x| x == row).unwrap())
+                    .unwrap()
+                    .as_bytes(),
+                &body[1..],
+                "the body read back is the one in the stream"
+            );
         }
         assert_eq!(rows[0][9..], [None, None, None]);
         assert_eq!(rows[1][10].as_deref(), Some(&i32::MAX.to_be_bytes()[..]));
@@ -181,7 +215,7 @@ mod tests {
 
     #[test]
     fn an_empty_batch_is_header_and_trailer() {
-        let bytes = encode(&[], &[]).unwrap();
+        let bytes = encode(&[]).unwrap().data;
         assert_eq!(bytes.len(), 19 + 2);
         assert!(decode(&bytes).is_empty());
     }

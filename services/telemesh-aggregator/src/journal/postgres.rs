@@ -218,12 +218,9 @@ impl PgJournal {
         &self,
         records: &[JournalRecord],
     ) -> Result<Vec<Uuid>, JournalError> {
-        let bodies = records
-            .iter()
-            .map(|r| super::body_json(&r.snapshot))
-            .collect::<Result<Vec<_>, _>>()?;
+        let encoded = copy::encode(records)?;
         if self.load == StagingLoad::Copy {
-            match self.insert_direct(records, &bodies).await {
+            match self.insert_direct(records, &encoded).await {
                 Err(JournalError::Refused { code, .. }) if code == UNIQUE_VIOLATION => {
                     tracing::debug!(
                         records = records.len(),
@@ -233,26 +230,25 @@ impl PgJournal {
                 done => return done,
             }
         }
-        self.insert_staged(records, &bodies).await
+        self.insert_staged(records, &encoded).await
     }
 
     /// `COPY` into the journal table: fails with [`UNIQUE_VIOLATION`] on a replayed record.
     async fn insert_direct(
         &self,
         records: &[JournalRecord],
-        bodies: &[String],
+        encoded: &copy::Encoded,
     ) -> Result<Vec<Uuid>, JournalError> {
-        let data = copy::encode(records, bodies)?;
         let mut tx = self.pool.begin().await?;
         let mut copy_in = tx
             .copy_in_raw(&format!(
                 "COPY telemetry_snapshots ({STAGING_COLUMNS}) FROM STDIN (FORMAT binary)"
             ))
             .await?;
-        copy_in.send(data).await?;
+        copy_in.send(encoded.data.as_slice()).await?;
         copy_in.finish().await?;
         let inserted: Vec<Uuid> = records.iter().map(|r| r.snapshot.id).collect();
-        derive_rows(&mut tx, records, bodies, &inserted).await?;
+        derive_rows(&mut tx, records, encoded, &inserted).await?;
         tx.commit().await?;
         Ok(inserted)
     }
@@ -262,21 +258,20 @@ impl PgJournal {
     async fn insert_staged(
         &self,
         records: &[JournalRecord],
-        bodies: &[String],
+        encoded: &copy::Encoded,
     ) -> Result<Vec<Uuid>, JournalError> {
         let mut tx = self.pool.begin().await?;
         match self.load {
             StagingLoad::Copy => {
-                let data = copy::encode(records, bodies)?;
                 let mut copy_in = tx
                     .copy_in_raw(&format!(
                         "COPY telemesh_journal_staging ({STAGING_COLUMNS}) FROM STDIN (FORMAT binary)"
                     ))
                     .await?;
-                copy_in.send(data).await?;
+                copy_in.send(encoded.data.as_slice()).await?;
                 copy_in.finish().await?;
             }
-            StagingLoad::Unnest => load_unnest(&mut tx, records, bodies).await?,
+            StagingLoad::Unnest => load_unnest(&mut tx, records, &encoded.bodies()?).await?,
         }
         let inserted: Vec<Uuid> = sqlx::query_scalar(&format!(
             "INSERT INTO telemetry_snapshots ({STAGING_COLUMNS}) \
@@ -285,7 +280,7 @@ impl PgJournal {
         ))
         .fetch_all(&mut *tx)
         .await?;
-        derive_rows(&mut tx, records, bodies, &inserted).await?;
+        derive_rows(&mut tx, records, encoded, &inserted).await?;
         tx.commit().await?;
         Ok(inserted)
     }
@@ -456,7 +451,7 @@ impl PgJournal {
 async fn load_unnest(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     records: &[JournalRecord],
-    bodies: &[String],
+    bodies: &[&str],
 ) -> Result<(), JournalError> {
     let n = records.len();
     let (mut ids, mut kinds, mut services, mut instances) = (
@@ -519,12 +514,12 @@ async fn load_unnest(
 async fn derive_rows(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     records: &[JournalRecord],
-    bodies: &[String],
+    encoded: &copy::Encoded,
     inserted: &[Uuid],
 ) -> Result<(), JournalError> {
     super::execution::insert_pg(tx, records, inserted).await?;
     super::ci::insert_pg(tx, records, inserted).await?;
-    upsert_latest(tx, records, bodies).await
+    upsert_latest(tx, records, encoded).await
 }
 
 /// SQLSTATE of a unique violation: the fast path met an already journaled record.
@@ -535,7 +530,7 @@ const UNIQUE_VIOLATION: &str = "23505";
 async fn upsert_latest(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     records: &[JournalRecord],
-    bodies: &[String],
+    encoded: &copy::Encoded,
 ) -> Result<(), JournalError> {
     let newest = super::newest_per_source(records);
     let n = newest.len();
@@ -552,7 +547,7 @@ async fn upsert_latest(
         services.push(s.source.service.as_str());
         instances.push(s.source.instance.as_str());
         generated.push(s.generated_at);
-        latest_bodies.push(bodies[i].as_str());
+        latest_bodies.push(encoded.body(i)?);
     }
     sqlx::query(
         "INSERT INTO telemetry_latest (kind, service, instance, generated_at, body) \
