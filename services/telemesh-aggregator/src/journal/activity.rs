@@ -1,16 +1,12 @@
 //! Owns the drill and training log in the journal database (`telemesh_incident_activities`):
 //! recording one activity and reading the newest of each kind, on PostgreSQL and SQLite alike.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row, SqlitePool};
 use telemesh_core::activity::{Activity, ActivityKind, LatestActivities};
 use uuid::Uuid;
 
-use super::{Journal, JournalError};
-
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
+use super::{ts, Journal, JournalError};
 
 const INSERT: &str = "INSERT INTO telemesh_incident_activities \
      (id, kind, at, recorded_by, note, received_at) VALUES ($1, $2, $3, $4, $5, $6)";

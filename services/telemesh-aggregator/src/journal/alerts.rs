@@ -3,7 +3,7 @@
 //! and the notification log whose `pending` rows are the outbox re-sent after a restart).
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row, SqlitePool};
 use uuid::Uuid;
 
@@ -12,11 +12,7 @@ use telemesh_alerting::engine::{Alert, AlertState};
 use telemesh_alerting::repo::{AlertRepo, LoggedNotification, OutboxEntry, RepoError, StateFilter};
 use telemesh_core::Snapshot;
 
-use super::{Journal, JournalError};
-
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
+use super::{ts, Journal, JournalError};
 
 /// SQL with `$n` parameters and its text binds.
 type Statement = (&'static str, Vec<Option<String>>);

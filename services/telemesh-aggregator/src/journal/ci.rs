@@ -9,14 +9,14 @@
 //! never an error); reads serve `GET /api/v1/ci/{tests,coverage,runs}` oldest first, paged by
 //! `offset`. Retention follows the journal's.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{PgPool, Postgres, Row, Sqlite};
 use telemesh_core::{DetailValue, Snapshot};
 use uuid::Uuid;
 
-use super::{Journal, JournalError, JournalRecord};
+use super::{parse_ts, ts, Journal, JournalError, JournalRecord};
 
 /// The kind of the CI history records.
 pub const HISTORY_KIND: &str = "telemetry.ci.history";
@@ -364,17 +364,6 @@ pub(super) async fn insert_pg(
         .await?;
     }
     Ok(())
-}
-
-/// Fixed-width UTC text (SQLite), so that text order is time order.
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-fn parse_ts(s: &str) -> Result<DateTime<Utc>, JournalError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| JournalError::Corrupt(format!("timestamp {s:?}: {e}")))
 }
 
 /// Writes the CI rows of one record inside the SQLite batch transaction, when its snapshot

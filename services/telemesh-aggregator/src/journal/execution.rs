@@ -8,14 +8,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgPool, Postgres, Row, Sqlite};
 use telemesh_core::{topics, DetailValue, Snapshot};
 use uuid::Uuid;
 
-use super::{Journal, JournalError, JournalRecord};
+use super::{parse_ts, ts, Journal, JournalError, JournalRecord};
 
 /// Default and maximum rows of one read.
 pub const DEFAULT_LIMIT: u32 = 5;
@@ -248,17 +248,6 @@ pub(super) async fn insert_pg(
         .await?;
     }
     Ok(())
-}
-
-/// Fixed-width UTC text (SQLite), so that text order is time order.
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-fn parse_ts(s: &str) -> Result<DateTime<Utc>, JournalError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| JournalError::Corrupt(format!("timestamp {s:?}: {e}")))
 }
 
 /// Writes the execution row of one snapshot inside the SQLite batch transaction, when its

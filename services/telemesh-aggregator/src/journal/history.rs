@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::Row;
 use telemesh_core::Grade;
 
-use super::{Journal, JournalError, Layout};
+use super::{ts, Journal, JournalError, Layout};
 
 /// Longest window and most buckets one query may ask for.
 pub const MAX_WINDOW_HOURS: i64 = 24 * 7;
@@ -140,13 +140,12 @@ pub async fn status_history(
                  WHERE (?3 IS NULL OR kind = ?3) AND generated_at >= ?4 AND generated_at < ?5 \
                  GROUP BY kind, bucket ORDER BY kind, bucket"
             );
-            let fixed = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
             sqlx::query(&sql)
                 .bind(origin().timestamp())
                 .bind(q.bucket_seconds)
                 .bind(&q.kind)
-                .bind(fixed(q.since))
-                .bind(fixed(q.until))
+                .bind(ts(q.since))
+                .bind(ts(q.until))
                 .fetch_all(lite.pool())
                 .await?
                 .into_iter()

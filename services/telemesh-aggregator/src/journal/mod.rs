@@ -323,6 +323,18 @@ fn newest_per_source(records: &[JournalRecord]) -> Vec<usize> {
     at
 }
 
+/// Fixed-width UTC text, how SQLite tables keep times (so text order is time order).
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// A time kept by [`ts`], read back.
+fn parse_ts(s: &str) -> Result<DateTime<Utc>, JournalError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| JournalError::Corrupt(format!("timestamp {s:?}: {e}")))
+}
+
 fn body_json(snapshot: &Snapshot) -> Result<String, JournalError> {
     serde_json::to_string(snapshot).map_err(|e| JournalError::Corrupt(e.to_string()))
 }

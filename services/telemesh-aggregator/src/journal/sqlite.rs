@@ -5,30 +5,19 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use telemesh_core::Snapshot;
 use uuid::Uuid;
 
 use super::{
-    body_json, parse_body, JournalError, JournalRecord, KafkaCoords, RetentionOutcome,
-    RetentionPolicy, SnapshotQuery, StoredSnapshot,
+    body_json, parse_body, parse_ts, ts, JournalError, JournalRecord, KafkaCoords,
+    RetentionOutcome, RetentionPolicy, SnapshotQuery, StoredSnapshot,
 };
 use crate::settings::JournalSettings;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-/// Fixed-width UTC text, so that text order is time order.
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-fn parse_ts(s: &str) -> Result<DateTime<Utc>, JournalError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| JournalError::Corrupt(format!("timestamp {s:?}: {e}")))
-}
 
 /// The journal in a SQLite file.
 #[derive(Debug, Clone)]
