@@ -280,15 +280,6 @@ fn taken() -> Snapshot {
     }
 }
 
-/// How the first attempt at writing a batch ended.
-enum FirstWrite {
-    /// Journaled: the ids of the new rows.
-    Done(Vec<Uuid>),
-    /// Any error: the batch goes the way of retries, pauses and bisection.
-    Failed,
-    Shutdown,
-}
-
 /// Why a message is dead-lettered.
 struct Reject<'a> {
     stage: &'static str,
@@ -525,14 +516,9 @@ impl Ingress {
             (HashSet::new(), Vec::new())
         } else {
             journal_depth.inc();
-            let written = match self.first_write(&records, pending, shutdown).await {
-                FirstWrite::Done(ids) => Some((ids, Vec::new())),
-                FirstWrite::Failed => {
-                    self.journal_bisecting(Arc::clone(&records), pending, shutdown)
-                        .await
-                }
-                FirstWrite::Shutdown => None,
-            };
+            let written = self
+                .journal_bisecting(Arc::clone(&records), pending, shutdown)
+                .await;
             journal_depth.dec();
             match written {
                 Some((ids, refused)) => (ids.into_iter().collect(), refused),
@@ -772,49 +758,6 @@ impl Ingress {
 
     /// Journals `records`, bisecting on permanent errors: returns the ids of the new rows and
     /// the refused records (index in `records`, the database's error), or `None` on shutdown.
-    /// The first attempt at writing a batch, while the next messages are fetched into
-    /// `pending` (up to one batch ahead): the loop's decoding and the database's work overlap
-    /// instead of taking turns. A failed attempt (the database down, slow or refusing a
-    /// record) is handed to [`Self::journal_bisecting`], which retries, pauses and bisects
-    /// exactly as for any batch; the prefetched messages are next in line either way, and
-    /// nothing is committed before its batch's transaction.
-    async fn first_write(
-        &mut self,
-        records: &Arc<[JournalRecord]>,
-        pending: &mut VecDeque<InboundMessage>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> FirstWrite {
-        let limit = self.limits.journal_timeout;
-        let call = self.journal.send(AppendBatch(Arc::clone(records)));
-        let write = tokio::time::timeout(limit, call);
-        tokio::pin!(write);
-        let mut prefetching = true;
-        loop {
-            let room = pending.len() < self.batch_size;
-            tokio::select! {
-                biased;
-                answer = &mut write => {
-                    return match answer {
-                        Ok(Ok(Ok(ids))) => {
-                            self.beat();
-                            FirstWrite::Done(ids)
-                        }
-                        _ => FirstWrite::Failed,
-                    };
-                }
-                _ = shutdown.changed() => return FirstWrite::Shutdown,
-                polled = self.subscriber.poll(IDLE_POLL), if prefetching && room => match polled {
-                    Ok(Some(message)) => pending.push_back(message),
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "consume error while writing; fetching again after the write");
-                        prefetching = false;
-                    }
-                },
-            }
-        }
-    }
-
     async fn journal_bisecting(
         &mut self,
         records: Arc<[JournalRecord]>,
@@ -860,15 +803,33 @@ impl Ingress {
     ) -> Option<Result<Vec<Uuid>, JournalError>> {
         let mut backoff = Duration::from_millis(100);
         loop {
-            let call = self.journal.send(AppendBatch(Arc::clone(&records)));
             let limit = self.limits.journal_timeout;
-            let outcome = tokio::select! {
-                answer = tokio::time::timeout(limit, call) => match answer {
-                    Ok(Ok(result)) => result,
-                    Ok(Err(e)) => Err(JournalError::Unavailable(format!("journal actor unavailable: {e}"))),
-                    Err(_) => Err(JournalError::Timeout(limit)),
-                },
-                _ = shutdown.changed() => return None,
+            let write =
+                tokio::time::timeout(limit, self.journal.send(AppendBatch(Arc::clone(&records))));
+            tokio::pin!(write);
+            // while the database works, the next messages are fetched into `pending` (up to one
+            // batch ahead, not while paused): decoding and the database's work overlap instead
+            // of taking turns; nothing is committed before its own batch's transaction
+            let mut prefetch = !self.status.lock().map(|s| s.paused).unwrap_or(true);
+            let outcome = loop {
+                let room = prefetch && pending.len() < self.batch_size;
+                tokio::select! {
+                    biased;
+                    answer = &mut write => break match answer {
+                        Ok(Ok(result)) => result,
+                        Ok(Err(e)) => Err(JournalError::Unavailable(format!("journal actor unavailable: {e}"))),
+                        Err(_) => Err(JournalError::Timeout(limit)),
+                    },
+                    _ = shutdown.changed() => return None,
+                    polled = self.subscriber.poll(IDLE_POLL), if room => match polled {
+                        Ok(Some(message)) => pending.push_back(message),
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "consume error while writing; fetching again after the write");
+                            prefetch = false;
+                        }
+                    },
+                }
             };
             let answered = match &outcome {
                 Ok(_) => true,
