@@ -20,14 +20,16 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use sqlx::{Connection, Executor};
-use telemesh_aggregator::settings::{AggregatorSettings, JournalSettings, TimescaleMode};
+use telemesh_aggregator::settings::{AggregatorSettings, JournalSettings};
 use telemesh_aggregator::{subscribed_topics, Aggregator, Journal, TransportParts};
 use telemesh_core::config::{KafkaSettings, SecretUrl};
 use telemesh_core::transport::kafka::{KafkaPublisher, KafkaSubscriber};
 use telemesh_core::transport::{Publisher, SnapshotPublisher};
 use telemesh_core::{topics, Component, Encoding, Grade, Snapshot};
 use telemesh_integration_tests::fixtures::{aggregator_settings, create_topics, snapshot};
-use telemesh_integration_tests::{namespace, TestEnv};
+use telemesh_integration_tests::{
+    namespace, raw_connection, reset_timescale, timescale_settings, TestEnv,
+};
 use uuid::Uuid;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -64,16 +66,6 @@ fn real_snapshot(i: usize) -> Snapshot {
     s
 }
 
-/// A connection of its own; clean of the prepared statements an earlier client of PGlite's
-/// one shared session left (harmless on PostgreSQL).
-async fn raw(url: &str) -> sqlx::PgConnection {
-    let mut conn = sqlx::PgConnection::connect(url)
-        .await
-        .expect("connect to the journal database");
-    conn.execute("DEALLOCATE ALL").await.expect("deallocate");
-    conn
-}
-
 async fn count_rows(conn: &mut sqlx::PgConnection) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM telemetry_snapshots")
         .fetch_one(conn)
@@ -85,7 +77,7 @@ async fn count_rows(conn: &mut sqlx::PgConnection) -> i64 {
 /// latest-per-source table they imply.
 async fn preload(url: &str, rows: i64) {
     let template = serde_json::to_string(&real_snapshot(0)).unwrap();
-    let mut conn = raw(url).await;
+    let mut conn = raw_connection(url).await;
     let started = Instant::now();
     sqlx::query(
         "INSERT INTO telemetry_snapshots (id, kind, service, instance, status, generated_at, \
@@ -130,17 +122,6 @@ fn journal_settings(db: &str) -> JournalSettings {
     JournalSettings {
         url: SecretUrl::new(db),
         ..JournalSettings::default()
-    }
-}
-
-/// The one-connection PGlite + TimescaleDB server: one write connection, reads share it.
-fn timescale_settings(db: &str) -> JournalSettings {
-    JournalSettings {
-        max_connections: 1,
-        read_max_connections: 0,
-        acquire_timeout_ms: 60_000,
-        timescale: TimescaleMode::Required,
-        ..journal_settings(db)
     }
 }
 
@@ -247,7 +228,7 @@ async fn latency_at_rate(
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let poller = {
         let (pending, seen, done) = (Arc::clone(&pending), Arc::clone(&seen), Arc::clone(&done));
-        let mut conn = raw(db).await;
+        let mut conn = raw_connection(db).await;
         tokio::spawn(async move {
             loop {
                 let ids: Vec<Uuid> = pending.lock().unwrap().keys().copied().collect();
@@ -350,7 +331,7 @@ async fn run() {
         let results = join_all(chunk.iter().map(|s| publisher.publish(s))).await;
         assert!(results.iter().all(Result::is_ok), "publish failed");
     }
-    let mut conn = raw(&db).await;
+    let mut conn = raw_connection(&db).await;
     let drain_started = Instant::now();
     let (aggregator, ready_with_backlog) = start_aggregator(
         &kafka,
@@ -496,6 +477,10 @@ async fn run() {
     timescale_section(&env, backlog).await;
 }
 
+/// Records per journal batch on PGlite: its socket server fails on a statement of about
+/// 64 KB and more, so batches stay far below (16 × 2.2 KB).
+const TIMESCALE_BATCH: usize = 16;
+
 /// The same drain on TimescaleDB, where one is available: the dev services' PGlite server
 /// (PostgreSQL 17 in WASM with TimescaleDB 2.23, one connection, in memory: a test double, not
 /// a production server). It has no `COPY FROM STDIN`, so both the journal and the raw baseline
@@ -503,10 +488,6 @@ async fn run() {
 /// 1.7 KB rows do not fit its WASM memory) and the backlog `BENCH_TIMESCALE_BACKLOG` (default
 /// a tenth of the PostgreSQL backlog). While the aggregator holds the one connection, progress
 /// is read from its ingress status, not from the database.
-/// Records per journal batch on PGlite: its socket server fails on a statement of about
-/// 64 KB and more, so batches stay far below (16 × 2.2 KB).
-const TIMESCALE_BATCH: usize = 16;
-
 async fn timescale_section(env: &TestEnv, backlog: usize) {
     let Ok(db) = std::env::var("TELEMESH_TEST_TIMESCALE_URL") else {
         println!("journal bench (TimescaleDB): no server (TELEMESH_TEST_TIMESCALE_URL unset; deploy/local/dev-services up starts one): not measured");
@@ -518,18 +499,7 @@ async fn timescale_section(env: &TestEnv, backlog: usize) {
     let kafka = env.kafka(&ns);
     create_topics(&kafka, 3).await;
     // an empty schema, then the hypertable
-    let mut conn = raw(&db).await;
-    let tables: Vec<String> =
-        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
-            .fetch_all(&mut conn)
-            .await
-            .expect("list tables");
-    for table in tables {
-        conn.execute(format!("DROP TABLE IF EXISTS \"{table}\" CASCADE").as_str())
-            .await
-            .expect("drop table");
-    }
-    conn.close().await.expect("close");
+    reset_timescale(&db).await;
     let journal = Journal::connect(&timescale_settings(&db))
         .await
         .expect("open the TimescaleDB journal");
@@ -572,7 +542,7 @@ async fn timescale_section(env: &TestEnv, backlog: usize) {
     aggregator.stop().await;
 
     // the raw baseline: the same rows back with one INSERT … SELECT FROM UNNEST per batch
-    let mut conn = raw(&db).await;
+    let mut conn = raw_connection(&db).await;
     type Row = (
         Uuid,
         String,

@@ -88,6 +88,49 @@ pub fn timescale_url() -> String {
     required("TELEMESH_TEST_TIMESCALE_URL")
 }
 
+/// Journal settings for the one-connection TimescaleDB server at `url`: one write connection,
+/// reads share it, TimescaleDB required.
+pub fn timescale_settings(url: &str) -> telemesh_aggregator::settings::JournalSettings {
+    telemesh_aggregator::settings::JournalSettings {
+        url: telemesh_core::config::SecretUrl::new(url),
+        max_connections: 1,
+        read_max_connections: 0,
+        acquire_timeout_ms: 30_000,
+        timescale: telemesh_aggregator::settings::TimescaleMode::Required,
+        ..Default::default()
+    }
+}
+
+/// A connection of its own (no journal statement timeout), clean of the prepared statements an
+/// earlier client of the one-session TimescaleDB server left (harmless on PostgreSQL).
+pub async fn raw_connection(url: &str) -> sqlx::PgConnection {
+    use sqlx::{Connection, Executor};
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap_or_else(|e| {
+        panic!("cannot reach {url} ({e}); run deploy/local/dev-services up and source its env file")
+    });
+    conn.execute("DEALLOCATE ALL").await.expect("deallocate");
+    conn
+}
+
+/// Empties the shared TimescaleDB server's public schema (tables of earlier tests), keeping
+/// the extension.
+pub async fn reset_timescale(url: &str) {
+    use sqlx::Connection;
+    let mut conn = raw_connection(url).await;
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_all(&mut conn)
+            .await
+            .expect("list tables");
+    for table in tables {
+        sqlx::query(&format!("DROP TABLE IF EXISTS \"{table}\" CASCADE"))
+            .execute(&mut conn)
+            .await
+            .expect("drop table");
+    }
+    conn.close().await.expect("close");
+}
+
 /// A short unique namespace for topics, groups and databases of one test (`t` + 12 hex).
 pub fn namespace() -> String {
     let id = uuid::Uuid::now_v7().simple().to_string();

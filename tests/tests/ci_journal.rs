@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use serde_json::{json, Value};
 use telemesh_aggregator::journal::ci::{CiPage, CiQuery, CiTable};
 use telemesh_aggregator::journal::{JournalRecord, Layout};
-use telemesh_aggregator::settings::{JournalSettings, TimescaleMode};
+use telemesh_aggregator::settings::JournalSettings;
 use telemesh_aggregator::{
     subscribed_topics, Aggregator, AggregatorSettings, Journal, TransportParts,
 };
@@ -31,7 +31,9 @@ use telemesh_core::transport::inproc::InProcessBus;
 use telemesh_core::transport::kafka::KafkaPublisher;
 use telemesh_core::transport::SnapshotPublisher;
 use telemesh_core::{Component, Encoding, Grade, Snapshot, Source};
-use telemesh_integration_tests::{fixtures, namespace, timescale_url, wait_until, TestEnv};
+use telemesh_integration_tests::{
+    fixtures, namespace, reset_timescale, timescale_settings, timescale_url, wait_until, TestEnv,
+};
 use telemesh_service::{RunningService, ServiceOptions};
 
 const TOKEN: &str = "ci-upload-token";
@@ -342,36 +344,11 @@ async fn ci_history_in_sqlite() {
 
 #[tokio::test]
 async fn ci_history_on_timescale_is_in_hypertables() {
-    use sqlx::{Connection, Executor};
     let url = timescale_url();
-    {
-        // a fresh public schema on the shared one-connection server
-        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap_or_else(|e| {
-            panic!("cannot reach {url} ({e}); run deploy/local/dev-services up and source its env file")
-        });
-        conn.execute("DEALLOCATE ALL").await.expect("deallocate");
-        let tables: Vec<String> =
-            sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
-                .fetch_all(&mut conn)
-                .await
-                .expect("list tables");
-        for table in tables {
-            sqlx::query(&format!("DROP TABLE IF EXISTS \"{table}\" CASCADE"))
-                .execute(&mut conn)
-                .await
-                .expect("drop table");
-        }
-        conn.close().await.expect("close");
-    }
-    let j = Journal::connect(&JournalSettings {
-        max_connections: 1,
-        read_max_connections: 0,
-        acquire_timeout_ms: 30_000,
-        timescale: TimescaleMode::Required,
-        ..settings(&url)
-    })
-    .await
-    .expect("connect to the TimescaleDB test server");
+    reset_timescale(&url).await;
+    let j = Journal::connect(&timescale_settings(&url))
+        .await
+        .expect("connect to the TimescaleDB test server");
     assert!(
         matches!(j.layout(), Layout::Timescale { .. }),
         "{:?}",

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Duration, Utc};
 use telemesh_aggregator::journal::execution::ExecutionQuery;
 use telemesh_aggregator::journal::{JournalRecord, Layout};
-use telemesh_aggregator::settings::{JournalSettings, TimescaleMode};
+use telemesh_aggregator::settings::JournalSettings;
 use telemesh_aggregator::Journal;
 use telemesh_core::config::SecretUrl;
 use telemesh_core::{topics, Component, Grade, Snapshot, Source};
@@ -15,7 +15,9 @@ use telemesh_fix_pilot::execution::{
     evaluate_execution, ExecutionPolicy, ExecutionState, Latency, RejectionReason,
 };
 use telemesh_integration_tests::fixtures::snapshot;
-use telemesh_integration_tests::{namespace, timescale_url, TestEnv};
+use telemesh_integration_tests::{
+    namespace, reset_timescale, timescale_settings, timescale_url, TestEnv,
+};
 
 fn settings(url: &str) -> JournalSettings {
     JournalSettings {
@@ -227,36 +229,11 @@ async fn execution_journal_on_sqlite() {
 
 #[tokio::test]
 async fn execution_journal_on_timescale_is_a_hypertable() {
-    use sqlx::{Connection, Executor};
     let url = timescale_url();
-    {
-        // a fresh public schema on the shared one-connection server
-        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap_or_else(|e| {
-            panic!("cannot reach {url} ({e}); run deploy/local/dev-services up and source its env file")
-        });
-        conn.execute("DEALLOCATE ALL").await.expect("deallocate");
-        let tables: Vec<String> =
-            sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
-                .fetch_all(&mut conn)
-                .await
-                .expect("list tables");
-        for table in tables {
-            sqlx::query(&format!("DROP TABLE IF EXISTS \"{table}\" CASCADE"))
-                .execute(&mut conn)
-                .await
-                .expect("drop table");
-        }
-        conn.close().await.expect("close");
-    }
-    let j = Journal::connect(&JournalSettings {
-        max_connections: 1,
-        read_max_connections: 0,
-        acquire_timeout_ms: 30_000,
-        timescale: TimescaleMode::Required,
-        ..settings(&url)
-    })
-    .await
-    .expect("connect to the TimescaleDB test server");
+    reset_timescale(&url).await;
+    let j = Journal::connect(&timescale_settings(&url))
+        .await
+        .expect("connect to the TimescaleDB test server");
     assert!(
         matches!(j.layout(), Layout::Timescale { .. }),
         "{:?}",

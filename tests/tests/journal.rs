@@ -11,7 +11,9 @@ use telemesh_aggregator::Journal;
 use telemesh_core::config::SecretUrl;
 use telemesh_core::{topics, Grade, Snapshot};
 use telemesh_integration_tests::fixtures::snapshot;
-use telemesh_integration_tests::{namespace, timescale_url, TestEnv};
+use telemesh_integration_tests::{
+    namespace, raw_connection, reset_timescale, timescale_settings, timescale_url, TestEnv,
+};
 
 /// The TimescaleDB test server takes one connection at a time: its tests take turns.
 static TIMESCALE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -21,46 +23,6 @@ fn settings(url: &str) -> JournalSettings {
         url: SecretUrl::new(url),
         ..JournalSettings::default()
     }
-}
-
-/// Settings for the one-connection TimescaleDB server: one write connection, reads share it.
-fn timescale_settings(url: &str) -> JournalSettings {
-    JournalSettings {
-        max_connections: 1,
-        read_max_connections: 0,
-        acquire_timeout_ms: 30_000,
-        timescale: TimescaleMode::Required,
-        ..settings(url)
-    }
-}
-
-/// Empties the shared TimescaleDB server's public schema (tables of earlier tests), keeping
-/// the extension.
-async fn reset_timescale(url: &str) {
-    let mut conn = raw_connection(url).await;
-    let tables: Vec<String> =
-        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
-            .fetch_all(&mut conn)
-            .await
-            .expect("list tables");
-    for table in tables {
-        sqlx::query(&format!("DROP TABLE IF EXISTS \"{table}\" CASCADE"))
-            .execute(&mut conn)
-            .await
-            .expect("drop table");
-    }
-    conn.close().await.expect("close");
-}
-
-/// A connection without the journal's statement timeout (test data generation), clean of the
-/// prepared statements an earlier client of the one-session TimescaleDB server left.
-async fn raw_connection(url: &str) -> sqlx::PgConnection {
-    use sqlx::Executor;
-    let mut conn = sqlx::PgConnection::connect(url).await.unwrap_or_else(|e| {
-        panic!("cannot reach {url} ({e}); run deploy/local/dev-services up and source its env file")
-    });
-    conn.execute("DEALLOCATE ALL").await.expect("deallocate");
-    conn
 }
 
 fn record(kind: &str, service: &str, instance: &str, at: DateTime<Utc>) -> JournalRecord {
