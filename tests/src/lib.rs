@@ -131,6 +131,29 @@ pub async fn reset_timescale(url: &str) {
     conn.close().await.expect("close");
 }
 
+/// The notifications among an alert engine's `actions`, as the dispatcher would send them
+/// (a fresh id each, the summary link `http://telemesh.example/`).
+pub fn notifications_of(
+    actions: Vec<telemesh_alerting::engine::Action>,
+) -> Vec<telemesh_alerting::channels::Notification> {
+    use telemesh_alerting::engine::Action;
+    actions
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Notify { alert, event, .. } => {
+                Some(telemesh_alerting::channels::Notification {
+                    id: uuid::Uuid::now_v7(),
+                    event,
+                    alert: *alert,
+                    summary_url: "http://telemesh.example/".into(),
+                    drill: false,
+                })
+            }
+            Action::Persist(_) => None,
+        })
+        .collect()
+}
+
 /// A short unique namespace for topics, groups and databases of one test (`t` + 12 hex).
 pub fn namespace() -> String {
     let id = uuid::Uuid::now_v7().simple().to_string();

@@ -10,14 +10,15 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
-use telemesh_alerting::channels::{Channel, MemoryIssueBook, Notification};
-use telemesh_alerting::engine::{Action, AlertEngine, Event, Rule, Target};
+use telemesh_alerting::channels::{Channel, MemoryIssueBook};
+use telemesh_alerting::engine::{AlertEngine, Event, Rule, Target};
 use telemesh_alerting::{AlertPolicy, AlertingSettings, ChannelSettings};
 use telemesh_ci::evaluate::{pipeline, CiPolicy};
 use telemesh_ci::github::{parse_workflow_run_event, PipelineRun};
 use telemesh_core::config::Secret;
 use telemesh_core::{Grade, Snapshot, Source};
 use telemesh_integration_tests::fake_http::FakeReceiver;
+use telemesh_integration_tests::notifications_of;
 
 fn example_run(conclusion: &str, run_id: u64, run_number: u64, actor: Option<&str>) -> PipelineRun {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -63,22 +64,6 @@ fn policy() -> AlertPolicy {
     policy
 }
 
-fn notifications(actions: Vec<Action>) -> Vec<Notification> {
-    actions
-        .into_iter()
-        .filter_map(|a| match a {
-            Action::Notify { alert, event, .. } => Some(Notification {
-                id: uuid::Uuid::now_v7(),
-                event,
-                alert: *alert,
-                summary_url: "http://telemesh.example/".into(),
-                drill: false,
-            }),
-            Action::Persist(_) => None,
-        })
-        .collect()
-}
-
 #[actix_rt::test]
 async fn failure_opens_appends_and_success_closes_one_ci_issue_with_the_plan_texts() {
     let github = FakeReceiver::start();
@@ -122,7 +107,7 @@ async fn failure_opens_appends_and_success_closes_one_ci_issue_with_the_plan_tex
     let mut at = t0;
     let mut first = engine.observe(&graded(&runs, at), at);
     first.extend(engine.tick(at + Duration::seconds(1)));
-    let mut pages = notifications(first);
+    let mut pages = notifications_of(first);
     for (conclusion, id, number, actor) in steps {
         for n in pages.drain(..) {
             sent.push(n.event.clone());
@@ -139,7 +124,7 @@ async fn failure_opens_appends_and_success_closes_one_ci_issue_with_the_plan_tex
         runs.push(example_run(conclusion, id, number, actor));
         let mut a = engine.observe(&graded(&runs, at), at);
         a.extend(engine.tick(at + Duration::seconds(1)));
-        pages = notifications(a);
+        pages = notifications_of(a);
     }
     for n in pages.drain(..) {
         sent.push(n.event.clone());
@@ -260,7 +245,10 @@ async fn other_conclusions_do_nothing_and_cancelled_gets_the_warning_emoji() {
     let skipped = graded(&[example_run("skipped", 1, 1, Some("a"))], at);
     let mut actions = engine.observe(&skipped, at);
     actions.extend(engine.tick(at + Duration::seconds(1)));
-    assert!(notifications(actions).is_empty(), "skipped opens nothing");
+    assert!(
+        notifications_of(actions).is_empty(),
+        "skipped opens nothing"
+    );
 
     let cancelled = graded(
         &[example_run("cancelled", 2, 2, Some("a"))],
@@ -268,7 +256,7 @@ async fn other_conclusions_do_nothing_and_cancelled_gets_the_warning_emoji() {
     );
     let mut actions = engine.observe(&cancelled, at + Duration::seconds(2));
     actions.extend(engine.tick(at + Duration::seconds(3)));
-    let pages = notifications(actions);
+    let pages = notifications_of(actions);
     assert_eq!(pages.len(), 1);
     let text = telemesh_alerting::channels::slack_payload(&pages[0]);
     assert!(

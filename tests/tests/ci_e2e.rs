@@ -18,8 +18,8 @@ use std::time::Duration;
 use serde_json::Value;
 use telemesh_aggregator::{subscribed_topics, Aggregator, AlertingParts, TransportParts};
 use telemesh_alerting::actor::SystemClock;
-use telemesh_alerting::channels::{slack_payload, Channel, MemoryIssueBook, Notification};
-use telemesh_alerting::engine::{Action, AlertEngine, Event, Rule, Target};
+use telemesh_alerting::channels::{slack_payload, Channel, MemoryIssueBook};
+use telemesh_alerting::engine::{AlertEngine, Event, Rule, Target};
 use telemesh_alerting::{AlertingSettings, ChannelSettings, RuleSettings};
 use telemesh_ci::domain::CiDomain;
 use telemesh_ci::evaluate::{pipeline, CiPolicy};
@@ -32,7 +32,7 @@ use telemesh_core::transport::{Publisher, SnapshotPublisher};
 use telemesh_core::{Encoding, Grade, Source};
 use telemesh_integration_tests::fake_http::{FakeReceiver, Received};
 use telemesh_integration_tests::fixtures::{aggregator_settings, create_topics, pg_journal};
-use telemesh_integration_tests::{namespace, wait_until, TestEnv};
+use telemesh_integration_tests::{namespace, notifications_of, wait_until, TestEnv};
 use telemesh_service::ServiceOptions;
 
 const SECRET: &str = "e2e-webhook-secret";
@@ -388,22 +388,6 @@ async fn webhook_to_kafka_to_aggregator_opens_appends_and_closes_one_ci_issue() 
     );
 }
 
-fn engine_notifications(actions: Vec<Action>) -> Vec<Notification> {
-    actions
-        .into_iter()
-        .filter_map(|a| match a {
-            Action::Notify { alert, event, .. } => Some(Notification {
-                id: uuid::Uuid::now_v7(),
-                event,
-                alert: *alert,
-                summary_url: "http://telemesh.example/".into(),
-                drill: false,
-            }),
-            Action::Persist(_) => None,
-        })
-        .collect()
-}
-
 #[actix_rt::test]
 async fn a_repeat_while_still_failing_reminds_on_slack_and_never_opens_a_second_issue() {
     let github = FakeReceiver::start();
@@ -448,7 +432,7 @@ async fn a_repeat_while_still_failing_reminds_on_slack_and_never_opens_a_second_
     };
     let mut actions = engine.observe(&graded(at), at);
     actions.extend(engine.tick(at + chrono::Duration::seconds(1)));
-    let open = engine_notifications(actions);
+    let open = notifications_of(actions);
     assert_eq!(
         open.iter().map(|n| n.event.clone()).collect::<Vec<_>>(),
         [Event::Open]
@@ -458,7 +442,7 @@ async fn a_repeat_while_still_failing_reminds_on_slack_and_never_opens_a_second_
     // the same run graded again (the domain re-publishes each interval)
     let mut actions = engine.observe(&graded(later), later);
     actions.extend(engine.tick(later));
-    let repeat = engine_notifications(actions);
+    let repeat = notifications_of(actions);
     assert_eq!(
         repeat.iter().map(|n| n.event.clone()).collect::<Vec<_>>(),
         [Event::Repeat]
