@@ -341,34 +341,6 @@ impl CiStore {
         }
     }
 
-    /// Parses and records a test report; nothing is kept when any part is invalid.
-    pub fn record_report(
-        &self,
-        meta: UploadMeta,
-        body: &[u8],
-        upload_id: String,
-        now: DateTime<Utc>,
-    ) -> Result<TestUpload, UploadError> {
-        let upload = Self::prepare_report(meta, body, upload_id, now)?;
-        self.keep_upload(upload.clone());
-        Ok(upload)
-    }
-
-    /// Parses and records a coverage report (domains `depth` directories deep) under the
-    /// content id of its label, depth and body.
-    pub fn record_coverage(
-        &self,
-        label: &str,
-        depth: usize,
-        body: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<CoverageEntry, UploadError> {
-        let entry = Self::prepare_coverage(label, depth, body, now)?;
-        let id = crate::history::content_id(&[label, &depth.to_string()], body);
-        self.keep_coverage(id, entry.clone());
-        Ok(entry)
-    }
-
     /// Records the formatter mode (as of `at`).
     pub fn record_formatter(&self, mode: FormatterMode, at: DateTime<Utc>) {
         self.lock().formatter = Some((at, mode));
@@ -391,6 +363,21 @@ impl CiStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl CiStore {
+        /// What an upload does, without the history records: prepared, then kept.
+        fn record_report_for_test(
+            &self,
+            meta: UploadMeta,
+            body: &[u8],
+            upload_id: String,
+            now: DateTime<Utc>,
+        ) -> Result<TestUpload, UploadError> {
+            let upload = Self::prepare_report(meta, body, upload_id, now)?;
+            self.keep_upload(upload.clone());
+            Ok(upload)
+        }
+    }
 
     #[test]
     fn hostile_upload_metadata_is_refused() {
@@ -453,7 +440,7 @@ mod tests {
         };
         let t = |s: i64| DateTime::from_timestamp(1_700_000_000 + s, 0).expect("time");
         let local = store
-            .record_report(meta, xml, "u1".into(), t(10))
+            .record_report_for_test(meta, xml, "u1".into(), t(10))
             .expect("valid");
         // the journal holds u1 with more cases (a part read later) and an older u0
         let mut fuller = local.clone();
@@ -541,13 +528,13 @@ mod tests {
             ..UploadMeta::default()
         };
         assert!(store
-            .record_report(meta.clone(), b"<testsuite>", "u0".into(), Utc::now())
+            .record_report_for_test(meta.clone(), b"<testsuite>", "u0".into(), Utc::now())
             .is_err());
         assert!(store.view().uploads.is_empty());
         let xml = b"<testsuite><testcase name='t'/></testsuite>";
         for i in 0..3 {
             store
-                .record_report(meta.clone(), xml, format!("u{i}"), Utc::now())
+                .record_report_for_test(meta.clone(), xml, format!("u{i}"), Utc::now())
                 .expect("valid");
         }
         let ids: Vec<_> = store

@@ -1,7 +1,7 @@
 //! Owns reading test reports and coverage from a directory (`ci.reports_dir`), for CI jobs that
 //! can write to a shared volume but not reach the upload endpoint: each gather picks up new
 //! files that stopped changing, feeds each through the same parse/validate/record path as the
-//! HTTP upload ([`CiStore::record_report`] / [`CiStore::record_coverage`]), exactly once per
+//! HTTP upload ([`CiStore::prepare_report`] / [`CiStore::prepare_coverage`], then kept), exactly once per
 //! content, and moves it to `processed/` or, with its reason, to `refused/`.
 //!
 //! The layout (documented in `docs/ci.md`, "Reports from a directory"):
