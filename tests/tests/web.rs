@@ -336,7 +336,38 @@ async fn the_page_shows_grades_updates_live_and_acknowledges_an_alert() {
         .click()
         .await
         .unwrap();
-    wait_until("refusal shown", WAIT, || {
+    let action_result = || {
+        let c = c.clone();
+        async move {
+            c.find(Locator::Id("alert-action-result"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()
+        }
+    };
+    wait_until("refusal shown", WAIT, || async {
+        action_result()
+            .await
+            .filter(|t| t.contains("Refused (403)"))
+    })
+    .await;
+    // a snapshot arriving re-renders the page and reloads the alert list; the refusal stays
+    // (it used to share the list's status line and vanish within two seconds)
+    js(
+        &c,
+        "document.getElementById('alerts-status').textContent = 'marker'; return null;",
+    )
+    .await;
+    run.publish(&graded(
+        topics::INGEST_TRENDS,
+        "ingest",
+        Grade::Fail,
+        "ingest still stopped",
+    ))
+    .await;
+    wait_until("the alert list reloaded after the snapshot", WAIT, || {
         let c = c.clone();
         async move {
             let t = c
@@ -346,10 +377,15 @@ async fn the_page_shows_grades_updates_live_and_acknowledges_an_alert() {
                 .text()
                 .await
                 .ok()?;
-            t.contains("Refused (403)").then_some(())
+            t.ends_with("open alert.").then_some(())
         }
     })
     .await;
+    let kept = action_result().await.unwrap_or_default();
+    assert!(
+        kept.contains("Refused (403)"),
+        "the refusal outlives a refresh, got {kept:?}"
+    );
     token.clear().await.unwrap();
     token.send_keys(TOKEN).await.unwrap();
     screenshot(&c, "alert-ack-form-light.png").await;
@@ -362,6 +398,12 @@ async fn the_page_shows_grades_updates_live_and_acknowledges_an_alert() {
     wait_until("alert acknowledged by Ada", WAIT, || async {
         let (_, body) = run.json(&format!("/api/v1/alerts/{alert_id}")).await;
         (body["alert"]["acknowledged_by"] == "Ada").then_some(())
+    })
+    .await;
+    wait_until("acknowledgement said", WAIT, || async {
+        action_result()
+            .await
+            .filter(|t| t.contains("Acknowledged by Ada."))
     })
     .await;
     wait_until("owner shown on the page", WAIT, || {

@@ -46,6 +46,10 @@
   var table = document.getElementById('alerts-table');
   var alertsStatus = document.getElementById('alerts-status');
   var form = document.getElementById('alert-action');
+  // the outcome of the last acknowledge/resolve has its own line: the list's status is
+  // rewritten on every refresh, and a refusal must stay until the person acts again
+  var actionResult = document.getElementById('alert-action-result');
+  function tell(text) { if (actionResult) { actionResult.textContent = text; } }
   var tbody = table ? table.querySelector('tbody') : null;
 
   function cell(row, text) {
@@ -124,11 +128,12 @@
       (action === 'ack' ? 'Acknowledge' : 'Resolve') + ': ' + alert.summary;
     var saved = window.localStorage ? localStorage.getItem('telemesh.by') : null;
     if (saved && !form.elements.by.value) { form.elements.by.value = saved; }
+    tell('');
     form.hidden = false;
     (form.elements.by.value ? form.elements.token : form.elements.by).focus();
   }
   if (!form) { return; }
-  document.getElementById('alert-action-cancel').addEventListener('click', function () { form.hidden = true; });
+  document.getElementById('alert-action-cancel').addEventListener('click', function () { form.hidden = true; tell(''); });
   form.addEventListener('submit', function (ev) {
     ev.preventDefault();
     var id = form.elements.id.value;
@@ -144,14 +149,14 @@
       return r.json().then(function (b) { return { status: r.status, body: b }; });
     }).then(function (res) {
       if (res.status === 200) {
-        alertsStatus.textContent = (action === 'ack' ? 'Acknowledged' : 'Resolved') + ' by ' + body.by + '.';
+        tell((action === 'ack' ? 'Acknowledged' : 'Resolved') + ' by ' + body.by + '.');
         form.hidden = true;
         form.elements.token.value = '';
         loadAlerts();
       } else {
-        alertsStatus.textContent = 'Refused (' + res.status + '): ' + (res.body.detail || res.body.error);
+        tell('Refused (' + res.status + '): ' + (res.body.detail || res.body.error));
       }
-    }).catch(function (e) { alertsStatus.textContent = 'Request failed: ' + e.message; });
+    }).catch(function (e) { tell('Request failed: ' + e.message); });
   });
   loadAlerts();
 }());
