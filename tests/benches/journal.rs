@@ -12,7 +12,7 @@
 //!
 //! `source /tmp/…/env && cargo bench -p telemesh-integration-tests --bench journal`
 //! Optional: `BENCH_BASE_ROWS`, `BENCH_BACKLOG` (default 50,000), `BENCH_RATE`,
-//! `BENCH_RATE_SECONDS` (default 10), `BENCH_TIMESCALE_BASE_ROWS`, `BENCH_TIMESCALE_BACKLOG`.
+//! `BENCH_RATE_SECONDS` (default 10), `BENCH_BATCH_SIZE` (default: the aggregator's), `BENCH_TIMESCALE_BASE_ROWS`, `BENCH_TIMESCALE_BACKLOG`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -297,6 +297,7 @@ async fn run() {
     let backlog: usize = env_or("BENCH_BACKLOG", 50_000);
     let rate: usize = env_or("BENCH_RATE", 1_000);
     let rate_secs: u64 = env_or("BENCH_RATE_SECONDS", 10);
+    let batch_size: usize = env_or("BENCH_BATCH_SIZE", aggregator_settings().batch_size);
     let env = TestEnv::get();
     let ns = namespace();
     let kafka = env.kafka(&ns);
@@ -314,7 +315,7 @@ async fn run() {
     let (aggregator, ready) = start_aggregator(
         &kafka,
         &journal_settings(&db),
-        aggregator_settings().batch_size,
+        batch_size,
     )
     .await;
     aggregator.stop().await;
@@ -336,7 +337,7 @@ async fn run() {
     let (aggregator, ready_with_backlog) = start_aggregator(
         &kafka,
         &journal_settings(&db),
-        aggregator_settings().batch_size,
+        batch_size,
     )
     .await;
     // (first commit, records then): the drain proper starts with the first commit, after the

@@ -248,7 +248,7 @@ impl PgJournal {
         copy_in.send(encoded.data.as_slice()).await?;
         copy_in.finish().await?;
         let inserted: Vec<Uuid> = records.iter().map(|r| r.snapshot.id).collect();
-        derive_rows(&mut tx, records, encoded, &inserted).await?;
+        derive_rows(&mut tx, records, &inserted).await?;
         tx.commit().await?;
         Ok(inserted)
     }
@@ -280,7 +280,7 @@ impl PgJournal {
         ))
         .fetch_all(&mut *tx)
         .await?;
-        derive_rows(&mut tx, records, encoded, &inserted).await?;
+        derive_rows(&mut tx, records, &inserted).await?;
         tx.commit().await?;
         Ok(inserted)
     }
@@ -514,55 +514,41 @@ async fn load_unnest(
 async fn derive_rows(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     records: &[JournalRecord],
-    encoded: &copy::Encoded,
     inserted: &[Uuid],
 ) -> Result<(), JournalError> {
     super::execution::insert_pg(tx, records, inserted).await?;
     super::ci::insert_pg(tx, records, inserted).await?;
-    upsert_latest(tx, records, encoded).await
+    upsert_latest(tx, records).await
 }
 
 /// SQLSTATE of a unique violation: the fast path met an already journaled record.
 const UNIQUE_VIOLATION: &str = "23505";
 
 /// Upserts the newest record of each source in `records` into `telemetry_latest` (never
-/// replacing a newer row): one statement of at most one row per source.
+/// replacing a newer row): one statement of at most one row per source, which copies the rows
+/// just written to the journal table (found by primary key) rather than sending and parsing
+/// each body a second time.
 async fn upsert_latest(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     records: &[JournalRecord],
-    encoded: &copy::Encoded,
 ) -> Result<(), JournalError> {
     let newest = super::newest_per_source(records);
-    let n = newest.len();
-    let (mut kinds, mut services, mut instances, mut generated, mut latest_bodies) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for i in newest {
-        let s = &records[i].snapshot;
-        kinds.push(s.kind.as_str());
-        services.push(s.source.service.as_str());
-        instances.push(s.source.instance.as_str());
-        generated.push(s.generated_at);
-        latest_bodies.push(encoded.body(i)?);
-    }
+    let ids: Vec<Uuid> = newest.iter().map(|&i| records[i].snapshot.id).collect();
+    let generated: Vec<DateTime<Utc>> = newest
+        .iter()
+        .map(|&i| records[i].snapshot.generated_at)
+        .collect();
     sqlx::query(
         "INSERT INTO telemetry_latest (kind, service, instance, generated_at, body) \
-         SELECT kind, service, instance, generated_at, body::jsonb \
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) \
-              AS t(kind, service, instance, generated_at, body) \
+         SELECT s.kind, s.service, s.instance, s.generated_at, s.body \
+         FROM UNNEST($1::uuid[], $2::timestamptz[]) AS t(id, generated_at) \
+         JOIN telemetry_snapshots s ON s.id = t.id AND s.generated_at = t.generated_at \
          ON CONFLICT (kind, service, instance) DO UPDATE \
            SET generated_at = EXCLUDED.generated_at, body = EXCLUDED.body \
            WHERE telemetry_latest.generated_at < EXCLUDED.generated_at",
     )
-    .bind(&kinds)
-    .bind(&services)
-    .bind(&instances)
+    .bind(&ids)
     .bind(&generated)
-    .bind(&latest_bodies)
     .execute(&mut **tx)
     .await?;
     Ok(())
