@@ -312,12 +312,7 @@ async fn run() {
     preload(&db, base_rows).await;
 
     // start to ready on the full journal (nothing to consume yet)
-    let (aggregator, ready) = start_aggregator(
-        &kafka,
-        &journal_settings(&db),
-        batch_size,
-    )
-    .await;
+    let (aggregator, ready) = start_aggregator(&kafka, &journal_settings(&db), batch_size).await;
     aggregator.stop().await;
 
     // a backlog of real snapshots on Kafka, then drain it
@@ -334,12 +329,8 @@ async fn run() {
     }
     let mut conn = raw_connection(&db).await;
     let drain_started = Instant::now();
-    let (aggregator, ready_with_backlog) = start_aggregator(
-        &kafka,
-        &journal_settings(&db),
-        batch_size,
-    )
-    .await;
+    let (aggregator, ready_with_backlog) =
+        start_aggregator(&kafka, &journal_settings(&db), batch_size).await;
     // (first commit, records then): the drain proper starts with the first commit, after the
     // consumer group has joined. Progress is read from the aggregator's ingress status: a
     // `count(*)` every few ms over a million rows would compete with the drain it measures.
@@ -404,6 +395,15 @@ async fn run() {
     // summary vs live on the same server
     let base = format!("http://{}", aggregator.http_addr);
     // alternating one-second rounds, so a passing load on the shared box weighs on both alike
+    let size = |url: String| async move {
+        let body = reqwest::get(&url).await.expect("request").bytes().await;
+        body.expect("body").len()
+    };
+    let (live_bytes, summary_bytes, summary_md_bytes) = (
+        size(format!("{base}/health/live")).await,
+        size(format!("{base}/api/v1/summary")).await,
+        size(format!("{base}/api/v1/summary?format=markdown")).await,
+    );
     let (mut live, mut summary, mut summary_md) = (0.0, 0.0, 0.0);
     for _ in 0..5 {
         live += req_per_sec(&format!("{base}/health/live"), 8, 1.0).await / 5.0;
@@ -456,7 +456,7 @@ async fn run() {
         drain / copy
     );
     println!(
-        "  /api/v1/summary {summary:.0} req/s (markdown {summary_md:.0}) vs /health/live {live:.0} req/s: ratio {:.2} (goal >= 0.8)",
+        "  /api/v1/summary {summary:.0} req/s of {summary_bytes} B (markdown {summary_md:.0} of {summary_md_bytes} B) vs /health/live {live:.0} req/s of {live_bytes} B: ratio {:.2} (goal >= 0.8)",
         summary / live
     );
     println!(

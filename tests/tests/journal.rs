@@ -412,3 +412,72 @@ async fn timescale_history_queries_are_index_served() {
     }
     pg.pool().close().await;
 }
+
+/// Connections of the ingress writer to the database at `url`.
+async fn writer_connections(url: &str) -> i64 {
+    let mut conn = raw_connection(url).await;
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE application_name = 'telemesh-aggregator-writer' AND datname = current_database()",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("pg_stat_activity");
+    conn.close().await.expect("close");
+    n
+}
+
+/// The journal actor runs on a thread of its own and writes through one connection of its own
+/// (opened by that thread's runtime on the first write): batches keep going through it, and
+/// stopping the aggregator closes it.
+#[actix_rt::test]
+async fn the_ingress_writer_has_one_connection_of_its_own_closed_on_stop() {
+    use std::sync::Arc;
+    use std::time::Duration as StdDuration;
+    use telemesh_core::transport::kafka::KafkaPublisher;
+    use telemesh_core::transport::{Publisher, SnapshotPublisher};
+    use telemesh_core::Encoding;
+    use telemesh_integration_tests::fixtures::{
+        aggregator_settings, create_topics, kafka_aggregator, wait_for_rows,
+    };
+    use telemesh_integration_tests::wait_until;
+
+    let env = TestEnv::get();
+    let ns = namespace();
+    let kafka = env.kafka(&ns);
+    create_topics(&kafka, 1).await;
+    let db = env.fresh_database(&ns).await;
+    let aggregator = kafka_aggregator(&kafka, &db, &aggregator_settings()).await;
+    assert_eq!(
+        writer_connections(&db).await,
+        0,
+        "opened on the first write"
+    );
+    let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&kafka).expect("publisher"));
+    let publisher =
+        SnapshotPublisher::new(transport, Encoding::Bincode, kafka.topic_prefix.clone());
+    // (snapshots to publish, journal rows then)
+    for (round, (publish, rows)) in [(1, 1), (2, 3)].into_iter().enumerate() {
+        for i in 0..publish {
+            let s = snapshot(
+                topics::KAFKA_READINESS,
+                &format!("svc-{round}-{i}"),
+                "i1",
+                Grade::Ok,
+            );
+            publisher.publish(&s).await.expect("publish");
+        }
+        wait_for_rows(&db, rows, StdDuration::from_secs(30)).await;
+        assert_eq!(writer_connections(&db).await, 1, "round {round}");
+    }
+    aggregator.stop().await;
+    wait_until(
+        "the writer connection closed",
+        StdDuration::from_secs(10),
+        || {
+            let db = db.clone();
+            async move { (writer_connections(&db).await == 0).then_some(()) }
+        },
+    )
+    .await;
+}

@@ -26,7 +26,7 @@
 //! journal mailbox depth; its children `journal.append` and `summary.update` time the batch
 //! write and the summary update that included this message.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -280,6 +280,22 @@ fn taken() -> Snapshot {
     }
 }
 
+/// A consumed message waiting for its batch; decoded already when it was fetched while the
+/// previous batch was being written (so decoding overlaps the database's work).
+struct Fetched {
+    message: InboundMessage,
+    decoded: Option<Result<Snapshot, CodecError>>,
+}
+
+impl Fetched {
+    fn new(message: InboundMessage) -> Self {
+        Self {
+            message,
+            decoded: None,
+        }
+    }
+}
+
 /// Why a message is dead-lettered.
 struct Reject<'a> {
     stage: &'static str,
@@ -302,7 +318,7 @@ impl Ingress {
     /// Runs until `shutdown` turns true; then commits stored progress and returns.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         self.update(|s| s.running = true);
-        let mut pending: VecDeque<InboundMessage> = VecDeque::new();
+        let mut pending: VecDeque<Fetched> = VecDeque::new();
         while !*shutdown.borrow() {
             self.beat();
             let batch = tokio::select! {
@@ -344,17 +360,14 @@ impl Ingress {
     /// once with whatever else is already there (group commit): the linger adds latency only
     /// when traffic is sparse, and a busy stream waits about one write, not one write plus the
     /// linger.
-    async fn collect_batch(
-        &mut self,
-        pending: &mut VecDeque<InboundMessage>,
-    ) -> Vec<InboundMessage> {
-        let mut batch: Vec<InboundMessage> = Vec::new();
+    async fn collect_batch(&mut self, pending: &mut VecDeque<Fetched>) -> Vec<Fetched> {
+        let mut batch: Vec<Fetched> = Vec::new();
         let mut bytes = 0usize;
         let max_bytes = self.limits.max_batch_bytes;
         while batch.len() < self.batch_size && bytes < max_bytes {
             match pending.pop_front() {
                 Some(m) => {
-                    bytes += m.payload.len();
+                    bytes += m.message.payload.len();
                     batch.push(m);
                 }
                 None => break,
@@ -362,7 +375,7 @@ impl Ingress {
         }
         let mut deadline = Instant::now() + self.batch_linger;
         if let Some(first) = batch.first() {
-            deadline = linger_deadline(deadline, self.batch_linger, first, Utc::now());
+            deadline = linger_deadline(deadline, self.batch_linger, &first.message, Utc::now());
             let left = pending.len();
             self.update(|s| s.pending = left);
         }
@@ -383,7 +396,7 @@ impl Ingress {
                         );
                     }
                     bytes += message.payload.len();
-                    batch.push(message);
+                    batch.push(Fetched::new(message));
                 }
                 Ok(None) => {
                     if batch.is_empty() {
@@ -405,11 +418,11 @@ impl Ingress {
     /// Decodes, dead-letters, journals and commits one batch. Returns false on shutdown.
     async fn process(
         &mut self,
-        batch: Vec<InboundMessage>,
-        pending: &mut VecDeque<InboundMessage>,
+        batch: Vec<Fetched>,
+        pending: &mut VecDeque<Fetched>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
-        let positions: Vec<_> = batch.iter().map(InboundMessage::position).collect();
+        let positions: Vec<_> = batch.iter().map(|f| f.message.position()).collect();
         let now = Utc::now();
         let backlog = self.subscriber.backlog();
         if let Some(backlog) = backlog {
@@ -420,18 +433,22 @@ impl Ingress {
         let batch_len = batch.len();
         let mut accepted = Vec::with_capacity(batch_len);
         let mut decoded_snapshots = Vec::with_capacity(batch_len);
-        for message in batch {
+        // counted per kind once per batch, not looked up (and its labels built) per message
+        let mut consumed: Vec<(String, u64)> = Vec::new();
+        for Fetched { message, decoded } in batch {
             let kind =
                 topics::kind_of_topic(&self.topic_prefix, &message.topic).unwrap_or("unknown");
-            self.metrics
-                .consumed
-                .get_or_create(&label("kind", kind))
-                .inc();
+            match consumed.iter_mut().find(|(k, _)| k == kind) {
+                Some((_, n)) => *n += 1,
+                None => consumed.push((kind.to_owned(), 1)),
+            }
             let span = self.process_span(&message, batch_len, backlog);
-            let decoded = self.decode(&message).and_then(|snapshot| {
-                limits::check_clock(&snapshot, now, self.limits.max_future_skew)?;
-                Ok(snapshot)
-            });
+            let decoded = decoded
+                .unwrap_or_else(|| self.decode(&message))
+                .and_then(|snapshot| {
+                    limits::check_clock(&snapshot, now, self.limits.max_future_skew)?;
+                    Ok(snapshot)
+                });
             match decoded {
                 Ok(snapshot) => {
                     let lag = (now - snapshot.generated_at)
@@ -441,7 +458,10 @@ impl Ingress {
                         / 1e6;
                     self.metrics.dispatch_lag_seconds.observe(lag);
                     span.record("telemesh.dispatch_lag_seconds", lag);
-                    span.record("telemesh.snapshot.id", snapshot.id.to_string());
+                    span.record(
+                        "telemesh.snapshot.id",
+                        tracing::field::display(&snapshot.id),
+                    );
                     span.record("telemesh.snapshot.kind", snapshot.kind.as_str());
                     accepted.push(Accepted {
                         id: snapshot.id,
@@ -469,6 +489,12 @@ impl Ingress {
                     }
                 }
             }
+        }
+        for (kind, n) in consumed {
+            self.metrics
+                .consumed
+                .get_or_create(&label("kind", &kind))
+                .inc_by(n);
         }
         let mut records: Arc<[JournalRecord]> = accepted
             .iter()
@@ -572,6 +598,7 @@ impl Ingress {
         let mut duplicates = 0;
         // a copy delivered twice within one batch is inserted once: the second is a duplicate
         let mut counted: HashSet<Uuid> = HashSet::with_capacity(inserted.len());
+        let mut journaled: HashMap<&str, u64> = HashMap::new();
         for a in &accepted {
             if inserted.contains(&a.id) && counted.insert(a.id) {
                 let lag = (committed_at - a.generated_at)
@@ -579,13 +606,16 @@ impl Ingress {
                     .unwrap_or(0) as f64
                     / 1e6;
                 self.metrics.end_to_end_lag_seconds.observe(lag.max(0.0));
-                self.metrics
-                    .journaled
-                    .get_or_create(&label("kind", &a.kind))
-                    .inc();
+                *journaled.entry(a.kind.as_str()).or_default() += 1;
             } else {
                 duplicates += 1;
             }
+        }
+        for (kind, n) in journaled {
+            self.metrics
+                .journaled
+                .get_or_create(&label("kind", kind))
+                .inc_by(n);
         }
         self.metrics.duplicates.inc_by(duplicates);
         self.update(|s| {
@@ -761,7 +791,7 @@ impl Ingress {
     async fn journal_bisecting(
         &mut self,
         records: Arc<[JournalRecord]>,
-        pending: &mut VecDeque<InboundMessage>,
+        pending: &mut VecDeque<Fetched>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Option<(Vec<Uuid>, Vec<(usize, JournalError)>)> {
         let mut inserted = Vec::new();
@@ -798,7 +828,7 @@ impl Ingress {
     async fn journal_until_done(
         &mut self,
         records: Arc<[JournalRecord]>,
-        pending: &mut VecDeque<InboundMessage>,
+        pending: &mut VecDeque<Fetched>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Option<Result<Vec<Uuid>, JournalError>> {
         let mut backoff = Duration::from_millis(100);
@@ -807,9 +837,10 @@ impl Ingress {
             let write =
                 tokio::time::timeout(limit, self.journal.send(AppendBatch(Arc::clone(&records))));
             tokio::pin!(write);
-            // while the database works, the next messages are fetched into `pending` (up to one
-            // batch ahead, not while paused): decoding and the database's work overlap instead
-            // of taking turns; nothing is committed before its own batch's transaction
+            // while the database works (on the journal actor's own thread), the next messages
+            // are fetched into `pending` and decoded (up to one batch ahead, not while paused):
+            // decoding and the write overlap instead of taking turns; nothing is committed
+            // before its own batch's transaction
             let mut prefetch = !self.status.lock().map(|s| s.paused).unwrap_or(true);
             let outcome = loop {
                 let room = prefetch && pending.len() < self.batch_size;
@@ -822,7 +853,10 @@ impl Ingress {
                     },
                     _ = shutdown.changed() => return None,
                     polled = self.subscriber.poll(IDLE_POLL), if room => match polled {
-                        Ok(Some(message)) => pending.push_back(message),
+                        Ok(Some(message)) => {
+                            let decoded = self.decode(&message);
+                            pending.push_back(Fetched { message, decoded: Some(decoded) });
+                        }
                         Ok(None) => {}
                         Err(e) => {
                             tracing::warn!(error = %e, "consume error while writing; fetching again after the write");
@@ -868,7 +902,7 @@ impl Ingress {
             });
             // keep the group membership alive while waiting; keep anything that arrives, up to
             // the cap (beyond it, messages wait in the consumer until the batch is written)
-            let pending_bytes: usize = pending.iter().map(|m| m.payload.len()).sum();
+            let pending_bytes: usize = pending.iter().map(|m| m.message.payload.len()).sum();
             if pending.len() < self.limits.max_pending
                 && pending_bytes < self.limits.max_batch_bytes
             {
@@ -877,7 +911,7 @@ impl Ingress {
                     _ = shutdown.changed() => return None,
                 };
                 if let Ok(Some(message)) = wait {
-                    pending.push_back(message);
+                    pending.push_back(Fetched::new(message));
                     let queued = pending.len();
                     self.update(|s| s.pending = queued);
                 }

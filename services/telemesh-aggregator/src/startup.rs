@@ -20,7 +20,7 @@ use telemesh_alerting::metrics::AlertMetrics;
 use telemesh_alerting::repo::AlertRepo;
 use telemesh_alerting::AlertingSettings;
 
-use crate::actors::journal::{JournalActor, JournalHealth};
+use crate::actors::journal::{CloseWriter, JournalActor, JournalHealth};
 use crate::actors::summary::{JournalRefresh, SummaryActor};
 use crate::http::{self, AppState};
 use crate::ingress::{Ingress, IngressLimits, IngressStatus, SharedIngressStatus};
@@ -139,6 +139,8 @@ pub struct Aggregator {
     server_task: tokio::task::JoinHandle<std::io::Result<()>>,
     /// Closed last on stop, so no query is in flight when the runtime goes away.
     journal_handle: Journal,
+    /// The journal actor's thread.
+    journal_arbiter: actix::Arbiter,
     shutdown_grace: Duration,
     /// The journal retention job, when `journal.retention_days` is set.
     retention: Option<tokio::task::JoinHandle<()>>,
@@ -196,8 +198,13 @@ impl Aggregator {
         .with_timeouts(
             Duration::from_millis(settings.journal_write_timeout_ms),
             Duration::from_millis(settings.journal_read_timeout_ms),
-        )
-        .start();
+        );
+        // the journal actor runs on a thread of its own, with its own write connection: a
+        // batch's encoding and database round trips overlap the ingress decoding the next one
+        let journal_arbiter = actix::Arbiter::new();
+        let journal = JournalActor::start_in_arbiter(&journal_arbiter.handle(), move |_| {
+            journal.with_own_writer()
+        });
         let policy = StalenessPolicy {
             stale_factor: settings.stale_factor,
             default_interval_seconds: settings.default_interval_seconds,
@@ -295,6 +302,7 @@ impl Aggregator {
             server,
             server_task,
             journal_handle,
+            journal_arbiter,
             shutdown_grace: Duration::from_secs(settings.shutdown_grace_seconds.max(1)),
             retention,
         })
@@ -330,6 +338,14 @@ impl Aggregator {
             tracing::warn!("http server did not stop within the shutdown grace");
         }
         let _ = tokio::time::timeout_at(deadline, self.server_task).await;
+        // the journal actor's write connection closes on its own thread, then the thread ends
+        if tokio::time::timeout_at(deadline, self.journal.send(CloseWriter))
+            .await
+            .is_err()
+        {
+            tracing::warn!("journal writer did not close within the shutdown grace");
+        }
+        self.journal_arbiter.stop();
         // close the pool while the runtime is up: in-flight queries finish (each is bounded)
         if tokio::time::timeout_at(deadline, self.journal_handle.close())
             .await

@@ -120,6 +120,28 @@ impl JournalActor {
     pub fn layout(&self) -> Layout {
         self.journal.layout()
     }
+
+    /// Gives the actor a write connection of its own (see [`Journal::with_own_writer`]): call
+    /// on the thread the actor runs on.
+    pub fn with_own_writer(mut self) -> Self {
+        self.journal = self.journal.with_own_writer();
+        self
+    }
+}
+
+/// Closes the actor's own write connection (see [`JournalActor::with_own_writer`]); send
+/// before its arbiter stops, once nothing writes any more.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct CloseWriter;
+
+impl Handler<CloseWriter> for JournalActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: CloseWriter, _: &mut Self::Context) -> Self::Result {
+        let journal = self.journal.clone();
+        Box::pin(async move { journal.close_own_writer().await })
+    }
 }
 
 impl Actor for JournalActor {

@@ -264,6 +264,23 @@ impl Journal {
         }
     }
 
+    /// A handle for the ingress writer on its own thread: on PostgreSQL its writes use one
+    /// connection of their own, opened lazily by the runtime that first writes; otherwise the
+    /// same handle. Call from that runtime; close with [`Journal::close_own_writer`].
+    pub fn with_own_writer(&self) -> Journal {
+        match self {
+            Journal::Postgres(j) => Journal::Postgres(j.with_own_writer()),
+            Journal::Sqlite(_) => self.clone(),
+        }
+    }
+
+    /// Closes what [`Journal::with_own_writer`] opened (nothing for a shared handle).
+    pub async fn close_own_writer(&self) {
+        if let Journal::Postgres(j) = self {
+            j.close_own_writer().await;
+        }
+    }
+
     /// Removes the rows generated before `cutoff` (see `journal.retention_days`).
     pub async fn retain(&self, cutoff: DateTime<Utc>) -> Result<RetentionOutcome, JournalError> {
         match self {

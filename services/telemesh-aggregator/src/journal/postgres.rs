@@ -37,6 +37,8 @@ const CREATE_STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS telemesh_journal_s
 pub struct PgJournal {
     /// Writes (and pings).
     pool: PgPool,
+    /// Whether `pool` is this handle's own (see [`PgJournal::with_own_writer`]).
+    own_writer: bool,
     /// History queries and summary refreshes; the write pool when `read_max_connections = 0`.
     read: PgPool,
     read_timeout: Duration,
@@ -193,6 +195,7 @@ impl PgJournal {
         tracing::info!(?layout, "postgres journal ready");
         Ok(Self {
             pool,
+            own_writer: false,
             read,
             read_timeout: Duration::from_millis(settings.read_timeout_ms.max(100)),
             layout,
@@ -444,6 +447,38 @@ impl PgJournal {
     pub async fn close(&self) {
         self.read.close().await;
         self.pool.close().await;
+    }
+
+    /// A handle whose writes go through one connection of its own, opened on first use by the
+    /// runtime that uses it (the journal actor's thread), so that thread's I/O never waits on
+    /// another thread's event loop. Reads keep the shared read pool. PGlite serves a single
+    /// connection, so there the handle shares the pool.
+    pub(super) fn with_own_writer(&self) -> Self {
+        if self.load == StagingLoad::Unnest {
+            return self.clone();
+        }
+        let options = (*self.pool.connect_options())
+            .clone()
+            .application_name("telemesh-aggregator-writer");
+        let pool = self
+            .pool
+            .options()
+            .clone()
+            .max_connections(1)
+            .min_connections(0)
+            .connect_lazy_with(options);
+        Self {
+            pool,
+            own_writer: true,
+            ..self.clone()
+        }
+    }
+
+    /// Closes the pool of [`PgJournal::with_own_writer`] (nothing when the pool is shared).
+    pub(super) async fn close_own_writer(&self) {
+        if self.own_writer {
+            self.pool.close().await;
+        }
     }
 }
 
