@@ -899,3 +899,88 @@ async fn every_route_is_documented_and_real_responses_validate() {
     }
     run.aggregator.stop().await;
 }
+
+/// `/api/v1/summary` in gzip for clients that accept it (compressed once per rendering), the
+/// identity body for every other `Accept-Encoding`, hostile ones included; both vary on it.
+#[actix_rt::test]
+async fn the_summary_is_served_gzipped_to_clients_that_accept_it() {
+    use std::io::Read;
+    let run = start().await;
+    run.publish(&graded(
+        topics::INGEST_TRENDS,
+        "ingest",
+        Grade::Warn,
+        "ingest lagging",
+    ))
+    .await;
+    run.wait_grade(topics::INGEST_TRENDS, "warn").await;
+    let fetch = |path: &'static str, accept: Option<&'static str>| {
+        let (http, base) = (run.http.clone(), run.base.clone());
+        async move {
+            let mut request = http.get(format!("{base}{path}"));
+            if let Some(accept) = accept {
+                request = request.header("Accept-Encoding", accept);
+            }
+            let r = request.send().await.expect("GET summary");
+            assert_eq!(r.status().as_u16(), 200, "{path} {accept:?}");
+            let header = |name: &str| {
+                r.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let (encoding, vary) = (header("content-encoding"), header("vary"));
+            (encoding, vary, r.bytes().await.expect("body").to_vec())
+        }
+    };
+    for path in ["/api/v1/summary", "/api/v1/summary?format=markdown"] {
+        // a rendering happens at most once a second: fetch both until they are of one rendering
+        wait_until(
+            "gzip and identity bodies of one rendering",
+            WAIT,
+            || async {
+                let (encoding, vary, gzipped) = fetch(path, Some("br;q=1, gzip;q=0.8")).await;
+                let (plain_encoding, _, plain) = fetch(path, None).await;
+                assert_eq!(encoding.as_deref(), Some("gzip"), "{path}");
+                assert_eq!(vary.as_deref(), Some("Accept-Encoding"), "{path}");
+                assert_eq!(plain_encoding, None, "{path}");
+                assert!(gzipped.len() < plain.len(), "{path}: compressed");
+                let mut unzipped = Vec::new();
+                flate2::read::GzDecoder::new(gzipped.as_slice())
+                    .read_to_end(&mut unzipped)
+                    .expect("a valid gzip stream");
+                (unzipped == plain).then_some(())
+            },
+        )
+        .await;
+    }
+    let long: &'static str = "deflate;q=0.5, ".repeat(400).leak();
+    for hostile in [
+        "gzip;q=0",
+        "*;q=0",
+        "identity",
+        "gzip;q=-5",
+        "gzip;q=NaN",
+        ";;;,,,==",
+        long,
+    ] {
+        let (encoding, _, body) = fetch("/api/v1/summary", Some(hostile)).await;
+        assert_eq!(encoding, None, "{hostile:?}");
+        let summary: Value = serde_json::from_slice(&body).expect("identity JSON");
+        assert_eq!(summary["domains"][topics::INGEST_TRENDS]["status"], "warn");
+    }
+    // not a visible string at all (obs-text): still the identity body
+    let r = run
+        .http
+        .get(format!("{}/api/v1/summary", run.base))
+        .header(
+            "Accept-Encoding",
+            reqwest::header::HeaderValue::from_bytes(b"gzip\xff").expect("obs-text header"),
+        )
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers().get("content-encoding").is_none());
+    run.aggregator.stop().await;
+}

@@ -40,6 +40,10 @@ pub struct GetLatest;
 pub struct RenderedSummary {
     pub json: Bytes,
     pub markdown: Bytes,
+    /// `json` and `markdown` gzip-compressed, for clients that accept it (compressed once per
+    /// rendering, not per request).
+    pub json_gzip: Bytes,
+    pub markdown_gzip: Bytes,
     /// The `now` it was rendered for.
     pub at: Option<DateTime<Utc>>,
 }
@@ -152,11 +156,28 @@ impl SummaryActor {
                 return;
             }
         };
+        let markdown = summary.to_markdown().into_bytes();
         self.cache.set(RenderedSummary {
+            json_gzip: gzip(&json),
+            markdown_gzip: gzip(&markdown),
             json: Bytes::from(json),
-            markdown: Bytes::from(summary.to_markdown()),
+            markdown: Bytes::from(markdown),
             at: Some(now),
         });
+    }
+}
+
+/// `data` gzip-compressed (writing to memory cannot fail; an empty answer would only make the
+/// handler serve the identity body).
+fn gzip(data: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4 + 64),
+        flate2::Compression::default(),
+    );
+    match encoder.write_all(data).and_then(|()| encoder.finish()) {
+        Ok(compressed) => Bytes::from(compressed),
+        Err(_) => Bytes::new(),
     }
 }
 

@@ -111,10 +111,12 @@ pub fn parse_snapshot_query(params: &[(String, String)]) -> Result<SnapshotQuery
 }
 
 #[utoipa::path(get, path = "/api/v1/summary", tag = "summary",
-    params(("format" = Option<String>, Query, description = "`json` (default) or `markdown`")),
+    params(("format" = Option<String>, Query, description = "`json` (default) or `markdown`"),
+        ("Accept-Encoding" = Option<String>, Header, description = "with `gzip` (weight above 0) the body is gzip-compressed (`Content-Encoding: gzip`)")),
     responses((status = 200, description = "The runtime summary", content(
         (super::openapi::SummaryDoc = "application/json"), (String = "text/markdown"))), (status = 400, description = "Bad query", body = super::openapi::ErrorDoc), (status = 503, description = "A dependency is down", body = super::openapi::ErrorDoc)))]
 pub(super) async fn summary(
+    req: HttpRequest,
     state: web::Data<AppState>,
     params: Params,
 ) -> Result<HttpResponse, ApiError> {
@@ -140,15 +142,61 @@ pub(super) async fn summary(
             "the summary is not rendered yet; retry in a second",
         ));
     }
-    Ok(if markdown {
-        HttpResponse::Ok()
-            .content_type("text/markdown; charset=utf-8")
-            .body(rendered.markdown.clone())
+    let (content_type, body, gzipped) = if markdown {
+        (
+            "text/markdown; charset=utf-8",
+            &rendered.markdown,
+            &rendered.markdown_gzip,
+        )
     } else {
-        HttpResponse::Ok()
-            .content_type("application/json")
-            .body(rendered.json.clone())
+        ("application/json", &rendered.json, &rendered.json_gzip)
+    };
+    let gzip = !gzipped.is_empty()
+        && req
+            .headers()
+            .get(actix_web::http::header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(accepts_gzip);
+    let mut answer = HttpResponse::Ok();
+    answer
+        .content_type(content_type)
+        .insert_header((actix_web::http::header::VARY, "Accept-Encoding"));
+    Ok(if gzip {
+        answer
+            .insert_header((actix_web::http::header::CONTENT_ENCODING, "gzip"))
+            .body(gzipped.clone())
+    } else {
+        answer.body(body.clone())
     })
+}
+
+/// Whether an `Accept-Encoding` value (RFC 9110 §12.5.3) accepts gzip: listed (as `gzip` or
+/// `x-gzip`) with a non-zero weight, or not listed and `*` with a non-zero weight. Anything
+/// unparsable counts as not accepting it (the identity body always works).
+pub(super) fn accepts_gzip(header: &str) -> bool {
+    let mut star = None;
+    for item in header.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let mut weight = 1.0f32;
+        for param in parts {
+            let Some((k, v)) = param.split_once('=') else {
+                continue;
+            };
+            if k.trim().eq_ignore_ascii_case("q") {
+                weight = match v.trim().parse::<f32>() {
+                    Ok(q) if (0.0..=1.0).contains(&q) => q,
+                    _ => 0.0,
+                };
+            }
+        }
+        match coding.as_str() {
+            "gzip" | "x-gzip" => return weight > 0.0,
+            "*" => star = Some(weight > 0.0),
+            _ => {}
+        }
+    }
+    star.unwrap_or(false)
 }
 
 #[utoipa::path(get, path = "/api/v1/snapshots", tag = "journal",
@@ -198,6 +246,33 @@ pub(super) async fn not_found(req: HttpRequest) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_encoding_decides_gzip_by_weight() {
+        for (header, gzip) in [
+            ("gzip", true),
+            ("gzip, deflate, br", true),
+            ("br;q=1.0, GZIP;q=0.5", true),
+            ("x-gzip", true),
+            ("*", true),
+            ("*;q=0.1, br", true),
+            ("gzip;q=0", false),
+            ("gzip;q=0.000", false),
+            ("gzip;q=0, *", false),
+            ("*;q=0", false),
+            ("identity", false),
+            ("deflate, br", false),
+            ("", false),
+            ("gzip;q=2", false),
+            ("gzip;q=nan", false),
+            ("gzip;q=-1", false),
+            (";;;,,,=", false),
+            ("gzip;level=9", true),
+        ] {
+            assert_eq!(accepts_gzip(header), gzip, "{header:?}");
+        }
+        assert!(!accepts_gzip(&"x,".repeat(100_000)));
+    }
 
     fn q(pairs: &[(&str, &str)]) -> Result<SnapshotQuery, ApiError> {
         let params: Vec<(String, String)> = pairs
