@@ -177,8 +177,34 @@ fn journaled(aggregator: &Aggregator) -> u64 {
         .unwrap_or(0)
 }
 
-/// Requests per second `clients` keep-alive clients get from `url` in `secs`.
-/// Requests per second from `clients` concurrent clients for `secs`, each sending
+/// Waits (polling every `poll`) until `aggregator` journaled `backlog` records; answers the
+/// first commit (when, and how many records then: the drain proper starts there, after the
+/// consumer group joined) and when it was done. Progress is read from the ingress status: a
+/// `count(*)` every few ms over a million rows would compete with the drain it measures.
+async fn wait_drained(
+    aggregator: &Aggregator,
+    backlog: usize,
+    started: Instant,
+    poll: Duration,
+) -> ((Instant, u64), Instant) {
+    let mut first: Option<(Instant, u64)> = None;
+    loop {
+        let journaled = journaled(aggregator);
+        if first.is_none() && journaled > 0 {
+            first = Some((Instant::now(), journaled));
+        }
+        if journaled >= backlog as u64 {
+            return (first.unwrap_or((started, 0)), Instant::now());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "the journal did not catch up"
+        );
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// Requests per second `clients` keep-alive clients get from `url` in `secs`, each sending
 /// `Accept-Encoding: accept` when given (the body is read, not decompressed).
 async fn req_per_sec(url: &str, accept: Option<&'static str>, clients: usize, secs: f64) -> f64 {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
@@ -352,32 +378,19 @@ async fn run() {
     let drain_started = Instant::now();
     let (aggregator, ready_with_backlog) =
         start_aggregator(&kafka, &journal_settings(&db), batch_size).await;
-    // (first commit, records then): the drain proper starts with the first commit, after the
-    // consumer group has joined. Progress is read from the aggregator's ingress status: a
-    // `count(*)` every few ms over a million rows would compete with the drain it measures.
-    let mut first: Option<(Instant, u64)> = None;
-    loop {
-        let journaled = journaled(&aggregator);
-        if first.is_none() && journaled > 0 {
-            first = Some((Instant::now(), journaled));
-        }
-        if journaled >= backlog as u64 {
-            break;
-        }
-        assert!(
-            drain_started.elapsed() < Duration::from_secs(1800),
-            "journal did not catch up"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let done = Instant::now();
+    let ((first_at, first_rows), done) = wait_drained(
+        &aggregator,
+        backlog,
+        drain_started,
+        Duration::from_millis(5),
+    )
+    .await;
     let drain_secs = (done - drain_started).as_secs_f64();
     assert_eq!(
         count_rows(&mut conn).await,
         base_rows + backlog as i64,
         "every backlog record journaled once"
     );
-    let (first_at, first_rows) = first.unwrap_or((drain_started, 0));
     let steady = (backlog as f64 - first_rows as f64) / (done - first_at).as_secs_f64();
 
     // raw COPY of the same rows back into the same table (same size, same indexes)
@@ -557,27 +570,14 @@ async fn timescale_section(env: &TestEnv, backlog: usize) {
     let drain_started = Instant::now();
     let (aggregator, ready) =
         start_aggregator(&kafka, &timescale_settings(&db), TIMESCALE_BATCH).await;
-    let mut first: Option<(Instant, u64)> = None;
-    loop {
-        let journaled = aggregator
-            .ingress_status
-            .lock()
-            .map(|s| s.journaled)
-            .unwrap_or(0);
-        if first.is_none() && journaled > 0 {
-            first = Some((Instant::now(), journaled));
-        }
-        if journaled >= backlog as u64 {
-            break;
-        }
-        assert!(
-            drain_started.elapsed() < Duration::from_secs(1800),
-            "the TimescaleDB journal did not catch up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let (first_at, first_rows) = first.unwrap_or((drain_started, 0));
-    let steady = (backlog as f64 - first_rows as f64) / first_at.elapsed().as_secs_f64();
+    let ((first_at, first_rows), done) = wait_drained(
+        &aggregator,
+        backlog,
+        drain_started,
+        Duration::from_millis(20),
+    )
+    .await;
+    let steady = (backlog as f64 - first_rows as f64) / (done - first_at).as_secs_f64();
     aggregator.stop().await;
 
     // the raw baseline: the same rows back with one INSERT … SELECT FROM UNNEST per batch
