@@ -26,12 +26,14 @@
 //! journal mailbox depth; its children `journal.append` and `summary.update` time the batch
 //! write and the summary update that included this message.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::Addr;
 use chrono::{DateTime, Utc};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde::Serialize;
 use telemesh_alerting::actor::{AlertActor, IngestionHeld, IngestionProgress, ObserveAlerts};
 use telemesh_core::codec::{self, CodecError, CONTENT_TYPE_HEADER, MAX_MESSAGE_BYTES};
@@ -50,7 +52,7 @@ use uuid::Uuid;
 use crate::actors::journal::{AppendBatch, JournalActor};
 use crate::actors::summary::{Observe, SummaryActor};
 use crate::journal::{JournalError, JournalErrorKind, JournalRecord, KafkaCoords};
-use crate::metrics::{label, AggregatorMetrics};
+use crate::metrics::{label, AggregatorMetrics, Labels};
 use crate::settings::AggregatorSettings;
 
 /// Header prefix of dead-letter metadata (Kafka Connect convention).
@@ -296,6 +298,26 @@ impl Fetched {
     }
 }
 
+/// Counts per kind within one batch, added to a `kind`-labelled counter once per kind rather
+/// than looked up (and its labels built) per message.
+#[derive(Default)]
+struct PerKind(Vec<(String, u64)>);
+
+impl PerKind {
+    fn count(&mut self, kind: &str) {
+        match self.0.iter_mut().find(|(k, _)| k == kind) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((kind.to_owned(), 1)),
+        }
+    }
+
+    fn add_to(self, counter: &Family<Labels, Counter>) {
+        for (kind, n) in self.0 {
+            counter.get_or_create(&label("kind", &kind)).inc_by(n);
+        }
+    }
+}
+
 /// Why a message is dead-lettered.
 struct Reject<'a> {
     stage: &'static str,
@@ -433,15 +455,11 @@ impl Ingress {
         let batch_len = batch.len();
         let mut accepted = Vec::with_capacity(batch_len);
         let mut decoded_snapshots = Vec::with_capacity(batch_len);
-        // counted per kind once per batch, not looked up (and its labels built) per message
-        let mut consumed: Vec<(String, u64)> = Vec::new();
+        let mut consumed = PerKind::default();
         for Fetched { message, decoded } in batch {
             let kind =
                 topics::kind_of_topic(&self.topic_prefix, &message.topic).unwrap_or("unknown");
-            match consumed.iter_mut().find(|(k, _)| k == kind) {
-                Some((_, n)) => *n += 1,
-                None => consumed.push((kind.to_owned(), 1)),
-            }
+            consumed.count(kind);
             let span = self.process_span(&message, batch_len, backlog);
             let decoded = decoded
                 .unwrap_or_else(|| self.decode(&message))
@@ -490,12 +508,7 @@ impl Ingress {
                 }
             }
         }
-        for (kind, n) in consumed {
-            self.metrics
-                .consumed
-                .get_or_create(&label("kind", &kind))
-                .inc_by(n);
-        }
+        consumed.add_to(&self.metrics.consumed);
         let mut records: Arc<[JournalRecord]> = accepted
             .iter()
             .zip(decoded_snapshots)
@@ -598,7 +611,7 @@ impl Ingress {
         let mut duplicates = 0;
         // a copy delivered twice within one batch is inserted once: the second is a duplicate
         let mut counted: HashSet<Uuid> = HashSet::with_capacity(inserted.len());
-        let mut journaled: HashMap<&str, u64> = HashMap::new();
+        let mut journaled = PerKind::default();
         for a in &accepted {
             if inserted.contains(&a.id) && counted.insert(a.id) {
                 let lag = (committed_at - a.generated_at)
@@ -606,17 +619,12 @@ impl Ingress {
                     .unwrap_or(0) as f64
                     / 1e6;
                 self.metrics.end_to_end_lag_seconds.observe(lag.max(0.0));
-                *journaled.entry(a.kind.as_str()).or_default() += 1;
+                journaled.count(&a.kind);
             } else {
                 duplicates += 1;
             }
         }
-        for (kind, n) in journaled {
-            self.metrics
-                .journaled
-                .get_or_create(&label("kind", kind))
-                .inc_by(n);
-        }
+        journaled.add_to(&self.metrics.journaled);
         self.metrics.duplicates.inc_by(duplicates);
         self.update(|s| {
             s.consumed += positions.len() as u64;

@@ -1,5 +1,6 @@
 //! Owns the PostgreSQL binary `COPY` encoding of journal rows (the write path streams a batch
-//! into a per-connection staging table this way, then moves it with one `INSERT … SELECT`).
+//! straight into the journal table this way, or into the staging table when the batch holds a
+//! replayed record).
 //!
 //! Format: <https://www.postgresql.org/docs/current/sql-copy.html> ("Binary Format"): a fixed
 //! header, per row a 16-bit field count then each field as a 32-bit length (-1 = NULL) and its
@@ -53,7 +54,7 @@ fn put_timestamptz(out: &mut Vec<u8>, t: DateTime<Utc>) -> Result<(), JournalErr
 }
 
 /// A batch in the binary `COPY` format, with where each record's JSON body lies in it (so the
-/// body is encoded once: for the `COPY`, and read back for the latest-per-source upsert).
+/// body is encoded once: for the `COPY`, and read back for PGlite's `UNNEST` load).
 #[derive(Debug)]
 pub(super) struct Encoded {
     pub(super) data: Vec<u8>,
