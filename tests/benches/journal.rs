@@ -206,27 +206,96 @@ async fn wait_drained(
 
 /// Requests per second `clients` keep-alive clients get from `url` in `secs`, each sending
 /// `Accept-Encoding: accept` when given (the body is read, not decompressed).
+///
+/// The clients run on a two-thread runtime of their own, as an outside load generator would:
+/// on the bench's main thread (which also runs the aggregator's actors) one thread was the
+/// bottleneck, pegged at 100% while the server's two workers were three-quarters idle, so the
+/// ratio measured reqwest's cost per byte, not the server's.
 async fn req_per_sec(url: &str, accept: Option<&'static str>, clients: usize, secs: f64) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let tasks = (0..clients).map(|_| {
-        let url = url.to_owned();
-        async move {
-            let client = reqwest::Client::new();
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                let mut request = client.get(&url);
-                if let Some(accept) = accept {
-                    request = request.header("Accept-Encoding", accept);
-                }
-                let r = request.send().await.expect("request");
-                assert!(r.status().is_success(), "{url}: {}", r.status());
-                r.bytes().await.expect("body");
-                n += 1;
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("load generator runtime")
+            .block_on(async move {
+                let deadline = Instant::now() + Duration::from_secs_f64(secs);
+                let tasks = (0..clients).map(|_| {
+                    let url = url.clone();
+                    tokio::spawn(async move {
+                        let client = reqwest::Client::new();
+                        let mut n = 0u64;
+                        while Instant::now() < deadline {
+                            let mut request = client.get(&url);
+                            if let Some(accept) = accept {
+                                request = request.header("Accept-Encoding", accept);
+                            }
+                            let r = request.send().await.expect("request");
+                            assert!(r.status().is_success(), "{url}: {}", r.status());
+                            r.bytes().await.expect("body");
+                            n += 1;
+                        }
+                        n
+                    })
+                });
+                join_all(tasks)
+                    .await
+                    .into_iter()
+                    .map(|n| n.expect("client task"))
+                    .sum::<u64>() as f64
+                    / secs
+            })
+    })
+    .await
+    .expect("load generator")
+}
+
+/// The samples slower than `over_ms`, grouped into stalls (sent within 500 ms of each other):
+/// one long stall and a slowness spread over the run call for different fixes.
+fn slow_samples(samples: &[(f64, f64)], over_ms: f64) -> String {
+    let mut slow: Vec<(f64, f64)> = samples
+        .iter()
+        .copied()
+        .filter(|(_, ms)| *ms > over_ms)
+        .collect();
+    if slow.is_empty() {
+        return format!("no sample over {over_ms:.0} ms");
+    }
+    slow.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut stalls: Vec<(f64, f64, usize, f64)> = Vec::new(); // (from s, to s, samples, worst ms)
+    for (sent, ms) in &slow {
+        let sent = sent / 1000.0;
+        match stalls.last_mut() {
+            Some(last) if sent - last.1 <= 0.5 => {
+                last.1 = sent;
+                last.2 += 1;
+                last.3 = last.3.max(*ms);
             }
-            n
+            _ => stalls.push((sent, sent, 1, *ms)),
         }
-    });
-    join_all(tasks).await.into_iter().sum::<u64>() as f64 / secs
+    }
+    let listed: Vec<String> = stalls
+        .iter()
+        .map(|(from, to, n, worst)| format!("{n} sent {from:.1}-{to:.1} s (worst {worst:.0} ms)"))
+        .collect();
+    format!(
+        "{} of {} samples over {over_ms:.0} ms, in {} stall(s): {}",
+        slow.len(),
+        samples.len(),
+        stalls.len(),
+        listed.join("; ")
+    )
+}
+
+/// Dirty and under-writeback page cache, in KiB (`/proc/meminfo`; 0 where there is none).
+fn dirty_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("Dirty:") || l.starts_with("Writeback:"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Checkpoints the server has started, timed and requested (`pg_stat_bgwriter` up to
@@ -263,15 +332,18 @@ async fn history_ms(client: &reqwest::Client, url: &str) -> (f64, f64) {
 }
 
 /// Publishes `rate`/s for `secs`, sampling one in five ids; answers publish → queryable
-/// latencies (ms) of the samples, seen by a poller that looks them up by id every 5 ms.
+/// (ms after the start each was sent, publish → queryable ms) of the samples, seen by a poller
+/// Publishes `rate`/s for `secs`, sampling one in five ids; answers, per sample,
 async fn latency_at_rate(
     publisher: &SnapshotPublisher,
     db: &str,
     rate: usize,
     secs: u64,
-) -> (Vec<f64>, f64) {
+) -> (Vec<(f64, f64)>, f64) {
     let pending: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::default();
-    let seen: Arc<Mutex<Vec<f64>>> = Arc::default();
+    // (ms after the start it was sent, latency ms)
+    let seen: Arc<Mutex<Vec<(f64, f64)>>> = Arc::default();
+    let started = Instant::now();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let poller = {
         let (pending, seen, done) = (Arc::clone(&pending), Arc::clone(&seen), Arc::clone(&done));
@@ -294,7 +366,10 @@ async fn latency_at_rate(
                     let mut seen = seen.lock().unwrap();
                     for id in found {
                         if let Some(t) = pending.remove(&id) {
-                            seen.push((now - t).as_secs_f64() * 1000.0);
+                            seen.push((
+                                (t - started).as_secs_f64() * 1000.0,
+                                (now - t).as_secs_f64() * 1000.0,
+                            ));
                         }
                     }
                 }
@@ -304,7 +379,6 @@ async fn latency_at_rate(
     };
     let tick = Duration::from_millis(10);
     let per_tick = (rate / 100).max(1);
-    let started = Instant::now();
     let mut sends = Vec::new();
     let mut i = 0usize;
     let mut next = tokio::time::Instant::now();
@@ -330,8 +404,7 @@ async fn latency_at_rate(
         .await
         .expect("every sample became queryable within a minute")
         .expect("poller");
-    let mut samples = seen.lock().unwrap().clone();
-    samples.sort_by(f64::total_cmp);
+    let samples = seen.lock().unwrap().clone();
     (samples, achieved)
 }
 
@@ -477,10 +550,20 @@ async fn run() {
     // be flushed by a checkpoint during this phase, which a steady 1,000/s does not cause.
     // Checkpoints that start during the phase are counted and printed.
     conn.execute("CHECKPOINT").await.expect("checkpoint");
+    // The dev services run PostgreSQL with fsync off, so that checkpoint only hands the bulk
+    // load to the page cache, which the kernel may write back during the phase (a server with
+    // fsync on writes it in the checkpoint): `sync` does it first. The dirty page cache before
+    // and after is printed.
+    let dirty_before = dirty_kib();
+    let synced = Instant::now();
+    std::process::Command::new("sync")
+        .status()
+        .expect("sync (coreutils)");
+    let sync_secs = synced.elapsed().as_secs_f64();
     let checkpoints_before = checkpoints(&mut conn).await;
     // the load generator and its poller on a thread of their own, as an outside producer would
     // be: the aggregator's ingress loop runs on this thread
-    let (latencies, achieved) = {
+    let (samples, achieved) = {
         let (publisher, db) = (publisher.clone(), db.clone());
         tokio::task::spawn_blocking(move || {
             tokio::runtime::Builder::new_current_thread()
@@ -493,6 +576,9 @@ async fn run() {
         .expect("load generator")
     };
     let checkpoints_after = checkpoints(&mut conn).await;
+    let dirty_after = dirty_kib();
+    let mut latencies: Vec<f64> = samples.iter().map(|(_, ms)| *ms).collect();
+    latencies.sort_by(f64::total_cmp);
     aggregator.stop().await;
     let total = count_rows(&mut conn).await;
 
@@ -518,13 +604,17 @@ async fn run() {
         "  history limit=100 over HTTP, p50/p95 ms: all {h_all:.1}/{h_all95:.1}, kind {h_kind:.1}/{h_kind95:.1}, service {h_svc:.1}/{h_svc95:.1} (goal <= 10 ms)"
     );
     println!(
-        "  publish -> queryable at {achieved:.0}/s for {rate_secs} s ({} samples), after a CHECKPOINT: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (goal p99 <= 100 ms); checkpoints started meanwhile: {}",
+        "  publish -> queryable at {achieved:.0}/s for {rate_secs} s ({} samples), after a CHECKPOINT: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (goal p99 <= 100 ms); checkpoints started meanwhile: {}; page cache dirty {} MiB before, synced in {:.1} s, {} MiB after",
         latencies.len(),
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(f64::NAN),
-        checkpoints_after - checkpoints_before
+        checkpoints_after - checkpoints_before,
+        dirty_before / 1024,
+        sync_secs,
+        dirty_after / 1024
     );
+    println!("    {}", slow_samples(&samples, 100.0));
 
     timescale_section(&env, backlog).await;
 }
