@@ -171,14 +171,34 @@ fn topics(policy: &ReadinessPolicy, state: &ReadinessState) -> Component {
         }
     }
     if let Some(p) = &state.provisioning {
-        if !p.failed.is_empty() {
-            let failed: Vec<String> = p.failed.iter().map(|(t, e)| format!("{t}: {e}")).collect();
+        // an expected topic that could not be created fails; a catalogue kind's topic that is
+        // provisioned ahead of its producer only warns
+        let (failed, also): (Vec<_>, Vec<_>) =
+            p.failed.iter().partition(|(t, _)| expected.contains(t));
+        let list = |failed: &[&(String, String)]| {
+            failed
+                .iter()
+                .map(|(t, e)| format!("{t}: {e}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !failed.is_empty() {
             v.add(
                 Grade::Fail,
                 format!(
                     "provisioning failed for {} ({}); check broker logs and the client's create-topic ACLs",
                     plural(failed.len(), "topic", "topics"),
-                    failed.join(", ")
+                    list(&failed)
+                ),
+            );
+        }
+        if !also.is_empty() {
+            v.add(
+                Grade::Warn,
+                format!(
+                    "provisioning failed for {} of catalogue kinds not expected here ({}); their producers will find no topic: check broker logs and the client's create-topic ACLs",
+                    plural(also.len(), "topic", "topics"),
+                    list(&also)
                 ),
             );
         }

@@ -33,6 +33,11 @@ pub struct KafkaProbe {
     groups: Vec<String>,
     publisher_window: chrono::Duration,
     provision: Option<(i32, i32)>,
+    /// Topics provisioned with the expected ones but not expected themselves: every kind of
+    /// the catalogue and the dead-letter topic, prefix applied, so a producer of any listed
+    /// kind (e.g. `telemetry.ci.history`) finds its topic on a broker that does not
+    /// auto-create them.
+    provision_also: Vec<String>,
     metadata_client: Option<Arc<BaseConsumer>>,
     group_clients: HashMap<String, Arc<BaseConsumer>>,
     progress: HashMap<String, Progress>,
@@ -76,12 +81,16 @@ impl KafkaProbe {
     /// A probe of the cluster of `kafka` for the topics and groups of `settings`. Opens no
     /// connection yet.
     pub fn new(settings: &ReadinessSettings, kafka: KafkaSettings) -> Self {
-        let topics = settings
+        let topics: Vec<String> = settings
             .normalized_topics()
             .iter()
             .map(|t| topics::topic_name(&kafka.topic_prefix, t))
             .collect();
         let groups = settings.groups(&kafka.group_id);
+        let provision_also = provisioned_topics(&kafka.topic_prefix)
+            .into_iter()
+            .filter(|t| !topics.contains(t))
+            .collect();
         let window_seconds =
             i64::try_from(settings.publisher_window_seconds).unwrap_or(i64::MAX / 1000);
         Self {
@@ -93,6 +102,7 @@ impl KafkaProbe {
                 settings.provision_partitions,
                 settings.provision_replication_factor,
             )),
+            provision_also,
             kafka,
             metadata_client: None,
             group_clients: HashMap::new(),
@@ -104,6 +114,11 @@ impl KafkaProbe {
     /// The expected topics, prefix applied.
     pub fn topics(&self) -> &[String] {
         &self.topics
+    }
+
+    /// Topics provisioned besides the expected ones (see the field).
+    pub fn provisioned_also(&self) -> &[String] {
+        &self.provision_also
     }
 
     /// The consumer groups whose lag is measured.
@@ -205,8 +220,14 @@ impl KafkaProbe {
                 .topics
                 .iter()
                 .filter(|t| !t.exists)
-                .map(|t| TopicSpec {
-                    name: t.name.clone(),
+                .map(|t| &t.name)
+                .chain(
+                    self.provision_also
+                        .iter()
+                        .filter(|t| !view.partitions.contains_key(*t)),
+                )
+                .map(|name| TopicSpec {
+                    name: name.clone(),
                     partitions,
                     replication_factor,
                 })
@@ -348,6 +369,17 @@ impl KafkaProbe {
 }
 
 /// Runs a blocking librdkafka call off the async runtime's thread.
+/// Every catalogue kind's topic and the dead-letter topic under `prefix`: what provisioning
+/// creates besides the expected topics.
+fn provisioned_topics(prefix: &str) -> Vec<String> {
+    telemesh_core::catalogue::entries()
+        .iter()
+        .map(|e| e.kind.as_str())
+        .chain(std::iter::once(topics::DLQ))
+        .map(|kind| topics::topic_name(prefix, kind))
+        .collect()
+}
+
 async fn blocking<T, F>(f: F) -> Result<T, String>
 where
     T: Send + 'static,
@@ -547,6 +579,20 @@ mod tests {
             .iter()
             .all(|t| t.starts_with("t1.telemetry.")));
         assert_eq!(probe.groups(), ["agg"]);
+        // every catalogue kind is provisioned too, without becoming expected
+        assert!(probe
+            .provisioned_also()
+            .contains(&"t1.telemetry.ci.history".to_owned()));
+        assert!(probe
+            .provisioned_also()
+            .iter()
+            .all(|t| t.starts_with("t1.telemetry.") && !probe.topics().contains(t)));
+        let catalogue = telemesh_core::catalogue::entries().len();
+        assert_eq!(
+            probe.topics().len() + probe.provisioned_also().len(),
+            catalogue + 1,
+            "the expected topics are catalogue kinds and the dead-letter topic"
+        );
         assert!(!probe.is_publisher_topic("t1.telemetry.dlq"));
         assert!(!probe.is_publisher_topic("t1.telemetry.kafka.readiness"));
         assert!(probe.is_publisher_topic("t1.telemetry.execution.fix_pilot"));

@@ -205,6 +205,20 @@ fn cases() -> Vec<Case> {
             contains: "provisioning failed",
         },
         Case {
+            name: "provisioning failure of a topic not expected here only warns",
+            setup: |p, s| {
+                p.provision_topics = true;
+                s.provisioning = Some(ProvisioningState {
+                    created: vec![],
+                    existing: vec![],
+                    failed: vec![("t.ci.history".into(), "topic authorization failed".into())],
+                });
+            },
+            component: TOPICS,
+            grade: Grade::Warn,
+            contains: "provisioning failed for 1 topic of catalogue kinds not expected here (t.ci.history: topic authorization failed)",
+        },
+        Case {
             name: "created topics are ok",
             setup: |p, s| {
                 p.provision_topics = true;
