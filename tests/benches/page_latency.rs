@@ -59,12 +59,7 @@ async fn measure(group_wait: f64) -> Duration {
         "127.0.0.1:0",
         "",
         pg_journal(&db).await,
-        TransportParts {
-            subscriber: Box::new(subscriber),
-            publisher: bus.publisher(),
-            name: "in-process",
-            kafka_coords: false,
-        },
+        TransportParts::in_process(subscriber, bus.publisher()),
         Some(AlertingParts {
             settings,
             env: Default::default(),

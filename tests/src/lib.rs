@@ -283,12 +283,10 @@ pub mod fixtures {
             "127.0.0.1:0",
             "",
             pg_journal(&db).await,
-            TransportParts {
-                subscriber: Box::new(bus.subscriber().expect("in-process subscriber")),
-                publisher: bus.publisher(),
-                name: "in-process",
-                kafka_coords: false,
-            },
+            TransportParts::in_process(
+                bus.subscriber().expect("in-process subscriber"),
+                bus.publisher(),
+            ),
             Some(AlertingParts {
                 settings: AlertingSettings {
                     api_token: Secret::new(token),
@@ -324,12 +322,7 @@ pub mod fixtures {
             "127.0.0.1:0",
             &kafka.topic_prefix,
             pg_journal(journal_url).await,
-            TransportParts {
-                subscriber: Box::new(subscriber),
-                publisher,
-                name: "kafka",
-                kafka_coords: true,
-            },
+            TransportParts::kafka(subscriber, publisher),
         )
         .await
         .expect("start aggregator")

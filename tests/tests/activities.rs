@@ -36,12 +36,7 @@ async fn aggregator(journal_url: &str) -> Aggregator {
         "127.0.0.1:0",
         "",
         journal,
-        TransportParts {
-            subscriber: Box::new(bus.subscriber().expect("subscriber")),
-            publisher: bus.publisher(),
-            name: "in-process",
-            kafka_coords: false,
-        },
+        TransportParts::in_process(bus.subscriber().expect("subscriber"), bus.publisher()),
     )
     .await
     .expect("start aggregator")

@@ -53,12 +53,7 @@ async fn a_journal_outage_longer_than_the_stale_window_pages_one_cause_not_a_sto
         "127.0.0.1:0",
         "",
         pg_journal(&db).await,
-        TransportParts {
-            subscriber: Box::new(subscriber),
-            publisher: bus.publisher(),
-            name: "in-process",
-            kafka_coords: false,
-        },
+        TransportParts::in_process(subscriber, bus.publisher()),
         Some(AlertingParts {
             settings,
             env: Default::default(),

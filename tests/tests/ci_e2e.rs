@@ -152,12 +152,7 @@ async fn webhook_to_kafka_to_aggregator_opens_appends_and_closes_one_ci_issue() 
         "127.0.0.1:0",
         &kafka.topic_prefix,
         pg_journal(&db).await,
-        TransportParts {
-            subscriber: Box::new(subscriber),
-            publisher: Arc::clone(&transport),
-            name: "kafka",
-            kafka_coords: true,
-        },
+        TransportParts::kafka(subscriber, Arc::clone(&transport)),
         Some(AlertingParts {
             settings: alerting(&github, &slack),
             env: HashMap::new(),

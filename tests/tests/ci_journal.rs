@@ -391,12 +391,7 @@ async fn in_process_mesh(journal_url: &str) -> Mesh {
         "127.0.0.1:0",
         "",
         journal,
-        TransportParts {
-            subscriber: Box::new(bus.subscriber().expect("subscriber")),
-            publisher: bus.publisher(),
-            name: "in-process",
-            kafka_coords: false,
-        },
+        TransportParts::in_process(bus.subscriber().expect("subscriber"), bus.publisher()),
     )
     .await
     .expect("start aggregator");

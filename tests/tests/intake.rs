@@ -51,12 +51,10 @@ async fn in_process(token: &str) -> InProcess {
         "127.0.0.1:0",
         "",
         pg_journal(&db).await,
-        TransportParts {
-            subscriber: Box::new(bus.subscriber().expect("in-process subscriber")),
-            publisher: bus.publisher(),
-            name: "in-process",
-            kafka_coords: false,
-        },
+        TransportParts::in_process(
+            bus.subscriber().expect("in-process subscriber"),
+            bus.publisher(),
+        ),
     )
     .await
     .expect("start aggregator");
@@ -417,12 +415,7 @@ async fn a_transport_that_does_not_acknowledge_answers_503_and_the_client_may_re
         "127.0.0.1:0",
         "",
         pg_journal(&db).await,
-        TransportParts {
-            subscriber: Box::new(bus.subscriber().expect("in-process subscriber")),
-            publisher,
-            name: "kafka",
-            kafka_coords: true,
-        },
+        TransportParts::kafka(bus.subscriber().expect("in-process subscriber"), publisher),
     )
     .await
     .expect("start aggregator");

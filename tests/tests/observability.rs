@@ -94,12 +94,7 @@ async fn the_in_process_bus_carries_the_same_trace_as_kafka() {
         "127.0.0.1:0",
         "",
         pg_journal(&db).await,
-        TransportParts {
-            subscriber: Box::new(bus.subscriber().unwrap()),
-            publisher: bus.publisher(),
-            name: "in-process",
-            kafka_coords: false,
-        },
+        TransportParts::in_process(bus.subscriber().unwrap(), bus.publisher()),
     )
     .await
     .unwrap();

@@ -40,6 +40,31 @@ pub struct TransportParts {
     pub kafka_coords: bool,
 }
 
+impl TransportParts {
+    /// An in-process bus's subscriber and publisher (standalone, tests).
+    pub fn in_process(
+        subscriber: impl Subscriber + 'static,
+        publisher: Arc<dyn Publisher>,
+    ) -> Self {
+        Self {
+            subscriber: Box::new(subscriber),
+            publisher,
+            name: "in-process",
+            kafka_coords: false,
+        }
+    }
+
+    /// A Kafka consumer and publisher: each row keeps its topic, partition and offset.
+    pub fn kafka(subscriber: impl Subscriber + 'static, publisher: Arc<dyn Publisher>) -> Self {
+        Self {
+            subscriber: Box::new(subscriber),
+            publisher,
+            name: "kafka",
+            kafka_coords: true,
+        }
+    }
+}
+
 /// What alerting needs beyond the aggregator settings.
 #[derive(Debug, Clone)]
 pub struct AlertingParts {

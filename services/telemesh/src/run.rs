@@ -168,12 +168,7 @@ async fn run_standalone(mut cfg: TelemeshConfig, demo: Option<Duration>) -> anyh
         &cfg.http.addr,
         "",
         journal,
-        TransportParts {
-            subscriber: Box::new(subscriber),
-            publisher: bus.publisher(),
-            name: "in-process",
-            kafka_coords: false,
-        },
+        TransportParts::in_process(subscriber, bus.publisher()),
         Some(alerting_parts(&cfg)),
     )
     .await?;
@@ -251,12 +246,7 @@ pub async fn aggregator(cfg: TelemeshConfig) -> anyhow::Result<()> {
         &cfg.http.addr,
         &cfg.kafka.topic_prefix,
         journal,
-        TransportParts {
-            subscriber: Box::new(subscriber),
-            publisher,
-            name: "kafka",
-            kafka_coords: true,
-        },
+        TransportParts::kafka(subscriber, publisher),
         Some(alerting_parts(&cfg)),
     )
     .await?;

@@ -29,12 +29,7 @@ async fn start_on(
         "127.0.0.1:0",
         "",
         pg_journal(db).await,
-        TransportParts {
-            subscriber: Box::new(subscriber),
-            publisher: bus.publisher(),
-            name: "in-process",
-            kafka_coords: false,
-        },
+        TransportParts::in_process(subscriber, bus.publisher()),
     )
     .await
     .unwrap();
