@@ -7,7 +7,9 @@ use telemesh_core::config::{Invalid, Secret, SecretUrl, Section};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AggregatorSettings {
-    /// Most snapshots written in one journal transaction.
+    /// Most snapshots written in one journal transaction. Default 2,000: a backlog drains at
+    /// 0.97 of a raw `COPY` against 0.82 with 500 (journal bench, 1M-row table), while a steady
+    /// trickle still commits small batches after `batch_linger_ms`.
     pub batch_size: usize,
     /// How long a batch waits for more messages before it is written.
     pub batch_linger_ms: u64,
@@ -64,7 +66,7 @@ pub struct AggregatorSettings {
 impl Default for AggregatorSettings {
     fn default() -> Self {
         Self {
-            batch_size: 500,
+            batch_size: 2_000,
             batch_linger_ms: 50,
             stale_factor: 3.0,
             default_interval_seconds: 30.0,
