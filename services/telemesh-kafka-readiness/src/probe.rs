@@ -117,7 +117,7 @@ impl KafkaProbe {
     }
 
     /// Topics provisioned besides the expected ones (see the field).
-    pub fn provisioned_also(&self) -> &[String] {
+    pub fn provision_also(&self) -> &[String] {
         &self.provision_also
     }
 
@@ -368,7 +368,6 @@ impl KafkaProbe {
     }
 }
 
-/// Runs a blocking librdkafka call off the async runtime's thread.
 /// Every catalogue kind's topic and the dead-letter topic under `prefix`: what provisioning
 /// creates besides the expected topics.
 fn provisioned_topics(prefix: &str) -> Vec<String> {
@@ -380,6 +379,7 @@ fn provisioned_topics(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// Runs a blocking librdkafka call off the async runtime's thread.
 async fn blocking<T, F>(f: F) -> Result<T, String>
 where
     T: Send + 'static,
@@ -581,15 +581,15 @@ mod tests {
         assert_eq!(probe.groups(), ["agg"]);
         // every catalogue kind is provisioned too, without becoming expected
         assert!(probe
-            .provisioned_also()
+            .provision_also()
             .contains(&"t1.telemetry.ci.history".to_owned()));
         assert!(probe
-            .provisioned_also()
+            .provision_also()
             .iter()
             .all(|t| t.starts_with("t1.telemetry.") && !probe.topics().contains(t)));
         let catalogue = telemesh_core::catalogue::entries().len();
         assert_eq!(
-            probe.topics().len() + probe.provisioned_also().len(),
+            probe.topics().len() + probe.provision_also().len(),
             catalogue + 1,
             "the expected topics are catalogue kinds and the dead-letter topic"
         );
