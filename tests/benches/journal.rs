@@ -326,9 +326,9 @@ async fn history_ms(client: &reqwest::Client, url: &str) -> (f64, f64) {
     (percentile(&times, 0.5), percentile(&times, 0.95))
 }
 
-/// Publishes `rate`/s for `secs`, sampling one in five ids; answers publish → queryable
-/// (ms after the start each was sent, publish → queryable ms) of the samples, seen by a poller
-/// Publishes `rate`/s for `secs`, sampling one in five ids; answers, per sample,
+/// Publishes `rate`/s for `secs`, sampling one in five ids; answers, per sample, (ms after the
+/// start it was sent, publish → queryable ms), seen by a poller that looks them up by id every
+/// 5 ms.
 async fn latency_at_rate(
     publisher: &SnapshotPublisher,
     db: &str,
@@ -411,8 +411,8 @@ async fn run() {
     let base_rows: i64 = env_or("BENCH_BASE_ROWS", 1_000_000);
     let backlog: usize = env_or("BENCH_BACKLOG", 50_000);
     let rate: usize = env_or("BENCH_RATE", 1_000);
-    // a minute: short runs measured p99 as "was there one of the rare 150-500 ms stalls" (about
-    // one every 30 s, 0.2-0.4% of samples; see the slow-sample line), not as the tail
+    // a minute: short runs measured p99 as "was there one of the rare 100-500 ms stalls" (about
+    // one every 30 s, 0.1-0.4% of samples; see the slow-sample line), not as the tail
     let rate_secs: u64 = env_or("BENCH_RATE_SECONDS", 60);
     let batch_size: usize = env_or("BENCH_BATCH_SIZE", aggregator_settings().batch_size);
     let env = TestEnv::get();
