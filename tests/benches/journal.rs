@@ -28,7 +28,9 @@ use telemesh_core::config::{KafkaSettings, SecretUrl};
 use telemesh_core::transport::kafka::{KafkaPublisher, KafkaSubscriber};
 use telemesh_core::transport::{Publisher, SnapshotPublisher};
 use telemesh_core::{topics, Component, Encoding, Grade, Snapshot};
-use telemesh_integration_tests::fixtures::{aggregator_settings, create_topics, snapshot};
+use telemesh_integration_tests::fixtures::{
+    aggregator_settings, create_topics, kafka_publisher, snapshot,
+};
 use telemesh_integration_tests::{
     namespace, raw_connection, reset_timescale, timescale_settings, TestEnv,
 };
@@ -172,16 +174,28 @@ fn journaled(aggregator: &Aggregator) -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits (polling every `poll`) until `aggregator` journaled `backlog` records; answers the
-/// first commit (when, and how many records then: the drain proper starts there, after the
-/// consumer group joined) and when it was done. Progress is read from the ingress status: a
+/// Publishes `backlog` real snapshots to the namespace's topics (a thousand at a time) and
+/// answers the publisher.
+async fn publish_backlog(kafka: &KafkaSettings, backlog: usize) -> SnapshotPublisher {
+    let publisher = kafka_publisher(kafka, Encoding::Bincode);
+    let stream: Vec<Snapshot> = (0..backlog).map(real_snapshot).collect();
+    for chunk in stream.chunks(1000) {
+        let results = join_all(chunk.iter().map(|s| publisher.publish(s))).await;
+        assert!(results.iter().all(Result::is_ok), "publish failed");
+    }
+    publisher
+}
+
+/// Waits (polling every `poll`) until `aggregator` journaled `backlog` records; answers when
+/// it was done and the rate (records/s) from the first commit on: the drain proper starts
+/// there, after the consumer group joined. Progress is read from the ingress status: a
 /// `count(*)` every few ms over a million rows would compete with the drain it measures.
 async fn wait_drained(
     aggregator: &Aggregator,
     backlog: usize,
     started: Instant,
     poll: Duration,
-) -> ((Instant, u64), Instant) {
+) -> (Instant, f64) {
     let mut first: Option<(Instant, u64)> = None;
     loop {
         let journaled = journaled(aggregator);
@@ -189,7 +203,10 @@ async fn wait_drained(
             first = Some((Instant::now(), journaled));
         }
         if journaled >= backlog as u64 {
-            return (first.unwrap_or((started, 0)), Instant::now());
+            let done = Instant::now();
+            let (first_at, first_rows) = first.unwrap_or((started, 0));
+            let steady = (backlog as f64 - first_rows as f64) / (done - first_at).as_secs_f64();
+            return (done, steady);
         }
         assert!(
             started.elapsed() < Duration::from_secs(1800),
@@ -433,22 +450,12 @@ async fn run() {
     aggregator.stop().await;
 
     // a backlog of real snapshots on Kafka, then drain it
-    let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&kafka).expect("publisher"));
-    let publisher = SnapshotPublisher::new(
-        Arc::clone(&transport),
-        Encoding::Bincode,
-        kafka.topic_prefix.clone(),
-    );
-    let stream: Vec<Snapshot> = (0..backlog).map(real_snapshot).collect();
-    for chunk in stream.chunks(1000) {
-        let results = join_all(chunk.iter().map(|s| publisher.publish(s))).await;
-        assert!(results.iter().all(Result::is_ok), "publish failed");
-    }
+    let publisher = publish_backlog(&kafka, backlog).await;
     let mut conn = raw_connection(&db).await;
     let drain_started = Instant::now();
     let (aggregator, ready_with_backlog) =
         start_aggregator(&kafka, &journal_settings(&db), batch_size).await;
-    let ((first_at, first_rows), done) = wait_drained(
+    let (done, steady) = wait_drained(
         &aggregator,
         backlog,
         drain_started,
@@ -461,7 +468,6 @@ async fn run() {
         base_rows + backlog as i64,
         "every backlog record journaled once"
     );
-    let steady = (backlog as f64 - first_rows as f64) / (done - first_at).as_secs_f64();
 
     // raw COPY of the same rows back into the same table (same size, same indexes)
     let select = "SELECT id, kind, service, instance, status, generated_at, received_at, summary, \
@@ -651,25 +657,17 @@ async fn timescale_section(env: &TestEnv, backlog: usize) {
     journal.close().await;
     preload(&db, base_rows).await;
 
-    let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&kafka).expect("publisher"));
-    let publisher =
-        SnapshotPublisher::new(transport, Encoding::Bincode, kafka.topic_prefix.clone());
-    let stream: Vec<Snapshot> = (0..backlog).map(real_snapshot).collect();
-    for chunk in stream.chunks(1000) {
-        let results = join_all(chunk.iter().map(|s| publisher.publish(s))).await;
-        assert!(results.iter().all(Result::is_ok), "publish failed");
-    }
+    publish_backlog(&kafka, backlog).await;
     let drain_started = Instant::now();
     let (aggregator, ready) =
         start_aggregator(&kafka, &timescale_settings(&db), TIMESCALE_BATCH).await;
-    let ((first_at, first_rows), done) = wait_drained(
+    let (_, steady) = wait_drained(
         &aggregator,
         backlog,
         drain_started,
         Duration::from_millis(20),
     )
     .await;
-    let steady = (backlog as f64 - first_rows as f64) / (done - first_at).as_secs_f64();
     aggregator.stop().await;
 
     // the raw baseline: the same rows back with one INSERT … SELECT FROM UNNEST per batch

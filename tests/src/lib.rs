@@ -307,6 +307,14 @@ pub mod fixtures {
         }
     }
 
+    /// A snapshot publisher to the namespace's topics in `encoding`, over a Kafka producer of
+    /// its own.
+    pub fn kafka_publisher(kafka: &KafkaSettings, encoding: Encoding) -> SnapshotPublisher {
+        let transport: Arc<dyn Publisher> =
+            Arc::new(KafkaPublisher::new(kafka).expect("kafka publisher"));
+        SnapshotPublisher::new(transport, encoding, kafka.topic_prefix.clone())
+    }
+
     /// Starts an aggregator consuming the namespace's topics from Kafka into `journal_url`.
     pub async fn kafka_aggregator(
         kafka: &KafkaSettings,

@@ -28,10 +28,12 @@ use telemesh_ci::settings::CiSettings;
 use telemesh_ci::webhook::signature_header;
 use telemesh_core::config::Secret;
 use telemesh_core::transport::kafka::{KafkaPublisher, KafkaSubscriber};
-use telemesh_core::transport::{Publisher, SnapshotPublisher};
+use telemesh_core::transport::Publisher;
 use telemesh_core::{Encoding, Grade, Source};
 use telemesh_integration_tests::fake_http::{FakeReceiver, Received};
-use telemesh_integration_tests::fixtures::{aggregator_settings, create_topics, pg_journal};
+use telemesh_integration_tests::fixtures::{
+    aggregator_settings, create_topics, kafka_publisher, pg_journal,
+};
 use telemesh_integration_tests::{namespace, notifications_of, wait_until, TestEnv};
 use telemesh_service::ServiceOptions;
 
@@ -172,11 +174,7 @@ async fn webhook_to_kafka_to_aggregator_opens_appends_and_closes_one_ci_issue() 
         }),
         ServiceOptions {
             instance: "ci-e2e".into(),
-            publisher: SnapshotPublisher::new(
-                Arc::new(KafkaPublisher::new(&kafka).expect("ci publisher")),
-                Encoding::Json,
-                kafka.topic_prefix.clone(),
-            ),
+            publisher: kafka_publisher(&kafka, Encoding::Json),
             http_addr: Some("127.0.0.1:0".into()),
         },
     )

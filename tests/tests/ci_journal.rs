@@ -7,7 +7,6 @@
 //! the next upload goes through. Fixtures are the real report files of `tests/fixtures/ci`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
@@ -28,7 +27,6 @@ use telemesh_ci::junit::{parse_report, Outcome, ReportFormat, TestCase, TestRepo
 use telemesh_ci::settings::CiSettings;
 use telemesh_core::config::{Secret, SecretUrl};
 use telemesh_core::transport::inproc::InProcessBus;
-use telemesh_core::transport::kafka::KafkaPublisher;
 use telemesh_core::transport::SnapshotPublisher;
 use telemesh_core::{Component, Encoding, Grade, Snapshot, Source};
 use telemesh_integration_tests::{
@@ -414,11 +412,9 @@ async fn kafka_mesh() -> Mesh {
     let aggregator =
         fixtures::kafka_aggregator(&kafka, &db, &fixtures::aggregator_settings()).await;
     let base = format!("http://{}", aggregator.http_addr);
-    let producer: Arc<dyn telemesh_core::transport::Publisher> =
-        Arc::new(KafkaPublisher::new(&kafka).expect("kafka publisher"));
     Mesh {
         aggregator,
-        publisher: SnapshotPublisher::new(producer, Encoding::Bincode, kafka.topic_prefix.clone()),
+        publisher: fixtures::kafka_publisher(&kafka, Encoding::Bincode),
         base,
     }
 }

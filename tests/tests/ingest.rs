@@ -11,13 +11,14 @@ use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, Row};
 use telemesh_core::config::{Secret, SecretUrl, Section as _};
 use telemesh_core::transport::inproc::InProcessBus;
-use telemesh_core::transport::kafka::KafkaPublisher;
-use telemesh_core::transport::{Publisher, SnapshotPublisher};
+use telemesh_core::transport::SnapshotPublisher;
 use telemesh_core::{topics, Encoding, Grade, Snapshot, Source};
 use telemesh_ingest::settings::{ExpectedInterval, RetentionTable};
 use telemesh_ingest::source::{window_sql, Backend};
 use telemesh_ingest::{retention, trends, Ingest, IngestSettings, SourceDb, TableName};
-use telemesh_integration_tests::fixtures::{aggregator_settings, create_topics, kafka_aggregator};
+use telemesh_integration_tests::fixtures::{
+    aggregator_settings, create_topics, kafka_aggregator, kafka_publisher,
+};
 use telemesh_integration_tests::{namespace, wait_until, TestEnv};
 use telemesh_service::{RunningService, ServiceHandle, ServiceOptions};
 
@@ -979,11 +980,7 @@ async fn ingest_snapshots_travel_over_kafka_into_the_aggregator_summary() {
         interval_seconds: 2,
         ..settings(&platform)
     };
-    let transport: std::sync::Arc<dyn Publisher> =
-        std::sync::Arc::new(KafkaPublisher::new(&kafka).expect("kafka publisher"));
-    let publisher =
-        SnapshotPublisher::new(transport, Encoding::Bincode, kafka.topic_prefix.clone());
-    let handle = start_ingest(&s, "e2e", publisher);
+    let handle = start_ingest(&s, "e2e", kafka_publisher(&kafka, Encoding::Bincode));
 
     let url = format!("http://{}/api/v1/summary", aggregator.http_addr);
     let domains: Value = wait_until(

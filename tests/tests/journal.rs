@@ -432,13 +432,10 @@ async fn writer_connections(url: &str) -> i64 {
 /// stopping the aggregator closes it.
 #[actix_rt::test]
 async fn the_ingress_writer_has_one_connection_of_its_own_closed_on_stop() {
-    use std::sync::Arc;
     use std::time::Duration as StdDuration;
-    use telemesh_core::transport::kafka::KafkaPublisher;
-    use telemesh_core::transport::{Publisher, SnapshotPublisher};
     use telemesh_core::Encoding;
     use telemesh_integration_tests::fixtures::{
-        aggregator_settings, create_topics, kafka_aggregator, wait_for_rows,
+        aggregator_settings, create_topics, kafka_aggregator, kafka_publisher, wait_for_rows,
     };
     use telemesh_integration_tests::wait_until;
 
@@ -453,9 +450,7 @@ async fn the_ingress_writer_has_one_connection_of_its_own_closed_on_stop() {
         0,
         "opened on the first write"
     );
-    let transport: Arc<dyn Publisher> = Arc::new(KafkaPublisher::new(&kafka).expect("publisher"));
-    let publisher =
-        SnapshotPublisher::new(transport, Encoding::Bincode, kafka.topic_prefix.clone());
+    let publisher = kafka_publisher(&kafka, Encoding::Bincode);
     // (snapshots to publish, journal rows then)
     for (round, (publish, rows)) in [(1, 1), (2, 3)].into_iter().enumerate() {
         for i in 0..publish {
